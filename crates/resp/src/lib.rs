@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod command;
 mod error;
 mod frame;
 mod inline;

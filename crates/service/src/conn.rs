@@ -1,0 +1,99 @@
+//! A client connection: bounded reads, requests in batches, one flush per batch.
+
+use std::io;
+
+use bytes::BytesMut;
+use resp::{Limits, ProtocolError, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The most requests handed out in one batch: replies to a long pipeline are flushed in
+/// parts, so the reply buffer stays bounded too.
+const MAX_BATCH: usize = 1024;
+
+/// A batch of pipelined requests, in the order they arrived.
+pub type Batch = Vec<Request>;
+
+/// One client's connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    stream: TcpStream,
+    input: BytesMut,
+    output: BytesMut,
+    limits: Limits,
+    /// A protocol error found after requests that are still to be answered.
+    pending_error: Option<ProtocolError>,
+}
+
+impl ClientConn {
+    /// Wraps an accepted stream.
+    pub fn new(stream: TcpStream, limits: Limits) -> Self {
+        Self {
+            stream,
+            input: BytesMut::with_capacity(READ_CHUNK),
+            output: BytesMut::with_capacity(READ_CHUNK),
+            limits,
+            pending_error: None,
+        }
+    }
+
+    /// The reply buffer: write replies here with [`resp::write`], then [`ClientConn::flush`].
+    pub fn output(&mut self) -> &mut BytesMut {
+        &mut self.output
+    }
+
+    /// Waits for the next batch: every complete request already received (at least one).
+    ///
+    /// `Ok(false)` when the client closed the connection. A protocol error is answered with
+    /// `-ERR Protocol error: ...` after the replies already due, and ends the connection
+    /// (`Err` with kind `InvalidData`).
+    pub async fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
+        batch.clear();
+        if let Some(error) = self.pending_error.take() {
+            return self.fail(error).await;
+        }
+        loop {
+            while batch.len() < MAX_BATCH {
+                match resp::parse_request(&mut self.input, &self.limits) {
+                    Ok(Some(request)) => batch.push(request),
+                    Ok(None) => break,
+                    Err(error) if batch.is_empty() => return self.fail(error).await,
+                    Err(error) => {
+                        // Answer what came before the bad bytes first.
+                        self.pending_error = Some(error);
+                        return Ok(true);
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                return Ok(true);
+            }
+            self.input.reserve(READ_CHUNK);
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Answers a protocol error and ends the connection.
+    async fn fail(&mut self, error: ProtocolError) -> io::Result<bool> {
+        resp::write::error(&mut self.output, error.reply_text().as_bytes());
+        self.flush().await?;
+        Err(io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+
+    /// Writes every buffered reply.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.output.clear();
+            if self.output.capacity() > 4 * 1024 * 1024 {
+                self.output = BytesMut::with_capacity(READ_CHUNK);
+            }
+        }
+        Ok(())
+    }
+}

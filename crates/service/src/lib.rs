@@ -1,0 +1,11 @@
+//! What the server and the proxy share about serving clients: the accept loop (a client
+//! limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection with a
+//! bounded read buffer that hands out pipelined requests in batches and flushes their
+//! replies once per batch.
+#![warn(missing_docs)]
+
+mod accept;
+mod conn;
+
+pub use accept::{serve, shutdown_signal};
+pub use conn::{Batch, ClientConn};
