@@ -1,1 +1,109 @@
-//! proxy
+//! The sharding proxy: speaks Redis to clients and routes each key to the cache server the
+//! consistent-hash ring names, over pooled, pipelined connections.
+//!
+//! `main.rs` parses flags and calls [`run`]; tests start the real binary.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod cluster;
+mod combine;
+mod local;
+mod plan;
+mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use resp::Limits;
+use service::{ClientConn, Stats};
+use tokio::net::{TcpListener, TcpStream};
+
+use cluster::Cluster;
+
+/// Everything [`run`] needs besides the listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Virtual nodes per server (the seed's `replicas`).
+    pub vnodes: usize,
+    /// Servers in the ring at start.
+    pub servers: Vec<String>,
+    /// Send `+OK proxy ready (type HELP for commands)` on connect.
+    pub greeting: bool,
+    /// Bounds on client input.
+    pub limits: Limits,
+    /// Most clients served at once.
+    pub max_clients: usize,
+    /// How long dialling a server may take before the client gets `-ERR`.
+    pub connect_timeout: Duration,
+    /// Pooled connections per server, shared by all clients.
+    pub server_connections: usize,
+}
+
+/// The proxy's shared state.
+pub struct Proxy {
+    /// Membership and pooled connections.
+    pub cluster: Cluster,
+    /// Counters for INFO.
+    pub stats: Stats,
+    /// The port it listens on.
+    pub port: u16,
+    /// When it started.
+    pub started: Instant,
+}
+
+/// Serves clients on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let cluster = Cluster::new(
+        config.vnodes,
+        config.server_connections,
+        config.connect_timeout,
+    );
+    for server in &config.servers {
+        cluster
+            .add(server, 1)
+            .map_err(|e| anyhow::anyhow!(e.reply_text()))?;
+        tracing::info!("[proxy] Added server: {server}");
+    }
+    let proxy = Arc::new(Proxy {
+        cluster,
+        stats: Stats::default(),
+        port: local.port(),
+        started: Instant::now(),
+    });
+    tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
+    let config = Arc::new(config);
+    service::serve(listener, config.max_clients, shutdown, |stream, peer| {
+        let (proxy, config) = (proxy.clone(), config.clone());
+        async move {
+            if let Err(error) = handle_client(&proxy, &config, stream).await {
+                tracing::debug!(%peer, %error, "client connection ended");
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+async fn handle_client(proxy: &Proxy, config: &Config, stream: TcpStream) -> std::io::Result<()> {
+    let _client = proxy.stats.client_connected();
+    let mut conn = ClientConn::new(stream, config.limits);
+    if config.greeting {
+        resp::write::simple(conn.output(), b"OK proxy ready (type HELP for commands)");
+        conn.flush().await?;
+    }
+    let mut batch = Vec::new();
+    while conn.next_batch(&mut batch).await? {
+        let flow = session::run_batch(proxy, &batch, conn.output()).await;
+        conn.flush().await?;
+        if flow == local::Flow::Quit {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -6,7 +6,6 @@
 
 mod cmd;
 mod glob;
-mod stats;
 pub mod store;
 
 use std::future::Future;
@@ -17,11 +16,8 @@ use resp::Limits;
 use service::ClientConn;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use stats::Stats;
+pub use service::Stats;
 use store::Store;
-
-/// The Redis version reported to clients (INFO, HELLO): the command set follows Redis 7.
-pub const REDIS_VERSION: &str = "7.0.0";
 
 /// How often one shard of the store is swept for expired keys.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);

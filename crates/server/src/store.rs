@@ -18,6 +18,9 @@ use crate::glob::glob_match;
 /// walks the keyspace in hash order across shards.
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
+/// SCAN cursors are the top 48 bits of a key's hash: small enough that a proxy can add a
+/// server index to them and still fit in a u64.
+const CURSOR_BITS: u32 = 48;
 /// Header of an entry block: expiry (u64) then key length (u32), little endian.
 const HEADER: usize = 12;
 
@@ -330,20 +333,20 @@ impl Store {
     }
 
     /// One step of SCAN: about `count` keys from `cursor` on, in hash order, and the cursor
-    /// to continue from (0 when done). Every key present for the whole scan is returned at
+    /// to continue from (0 when done; always below 2^48). Every key present for the whole scan is returned at
     /// least once, however the tables grow meanwhile, because the cursor is a hash value.
     pub fn scan(&self, cursor: u64, count: usize, pattern: Option<&[u8]>) -> (u64, Vec<Bytes>) {
         let now = self.now();
         let count = count.max(1);
         let mut found: Vec<(u64, Bytes)> = Vec::new();
-        let mut shard_index = (cursor >> (64 - SHARD_BITS)) as usize;
+        let mut shard_index = (cursor >> (CURSOR_BITS - SHARD_BITS)) as usize;
         while shard_index < SHARDS {
             let shard = lock(&self.shards[shard_index]);
             let mut batch: Vec<(u64, &Entry)> = shard
                 .table
                 .iter()
                 .filter(|e| !e.is_expired(now))
-                .map(|e| (self.hash(e.key()), e))
+                .map(|e| (self.hash(e.key()) >> (64 - CURSOR_BITS), e))
                 .filter(|(hash, _)| *hash >= cursor)
                 .collect();
             batch.sort_unstable_by_key(|(hash, _)| *hash);
@@ -366,7 +369,7 @@ impl Store {
             shard_index += 1;
             if found.len() >= count {
                 let next = if shard_index < SHARDS {
-                    (shard_index as u64) << (64 - SHARD_BITS)
+                    (shard_index as u64) << (CURSOR_BITS - SHARD_BITS)
                 } else {
                     0
                 };

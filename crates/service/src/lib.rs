@@ -5,7 +5,10 @@
 #![warn(missing_docs)]
 
 mod accept;
+pub mod common;
 mod conn;
+mod stats;
 
 pub use accept::{serve, shutdown_signal};
 pub use conn::{Batch, ClientConn};
+pub use stats::{ClientGuard, Stats};

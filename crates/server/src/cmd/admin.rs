@@ -1,53 +1,22 @@
-//! Server commands: INFO, COMMAND, CONFIG.
+//! Server commands: WHOAMI and INFO; the connection commands shared with the proxy.
 
 use bytes::{Bytes, BytesMut};
 use resp::write;
+use service::common;
 
 use super::{Outcome, Reply};
 use crate::Ctx;
 
-/// The commands this module runs.
-pub const COMMANDS: &[&str] = &["INFO", "COMMAND", "CONFIG"];
+/// Whether this module runs `name`.
+pub fn runs(name: &str) -> bool {
+    name == "WHOAMI" || name == "INFO" || common::COMMANDS.contains(&name)
+}
 
 pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     match name {
+        "WHOAMI" => write::simple(out, ctx.name.as_bytes()),
         "INFO" => write::bulk(out, info(ctx).as_bytes()),
-        // redis-cli asks COMMAND DOCS at start for hints; an empty answer keeps it happy.
-        "COMMAND"
-            if args
-                .get(1)
-                .is_some_and(|a| a.eq_ignore_ascii_case(b"COUNT")) =>
-        {
-            write::integer(out, resp::command::COMMANDS.len() as i64)
-        }
-        "COMMAND" => write::array_header(out, 0),
-        _ => config(args, out)?,
-    }
-    Ok(())
-}
-
-/// CONFIG GET parameter: what redis-benchmark asks at start. CONFIG SET/RESETSTAT are
-/// accepted and ignored.
-fn config(args: &[Bytes], out: &mut BytesMut) -> Outcome {
-    match (args[1].to_ascii_uppercase().as_slice(), args.get(2)) {
-        (b"GET", Some(parameter)) => {
-            let value: Option<&[u8]> = match parameter.to_ascii_lowercase().as_slice() {
-                b"save" => Some(b""),
-                b"appendonly" => Some(b"no"),
-                b"databases" => Some(b"1"),
-                _ => None,
-            };
-            match value {
-                Some(value) => {
-                    write::array_header(out, 2);
-                    write::bulk(out, parameter);
-                    write::bulk(out, value);
-                }
-                None => write::array_header(out, 0),
-            }
-        }
-        (b"SET" | b"RESETSTAT", _) => write::simple(out, b"OK"),
-        _ => return Err(Reply::Other("ERR usage: CONFIG GET parameter".into())),
+        _ => common::run(name, args, &ctx.name, out).map_err(Reply::Other)?,
     }
     Ok(())
 }
@@ -59,7 +28,7 @@ fn info(ctx: &Ctx) -> String {
         "# Server\r\nredis_version:{}\r\nserver_name:{}\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Memory\r\nused_memory:{}\r\n\r\n\
          # Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\r\n# Keyspace\r\n{}",
-        crate::REDIS_VERSION,
+        common::REDIS_VERSION,
         ctx.name,
         env!("CARGO_PKG_VERSION"),
         std::process::id(),

@@ -2,7 +2,6 @@
 //! family applies them to the store and writes the reply.
 
 mod admin;
-mod connection;
 mod keyspace;
 mod strings;
 
@@ -39,8 +38,7 @@ pub fn execute(ctx: &Ctx, request: &Request, out: &mut BytesMut) -> Flow {
         }
         name if strings::COMMANDS.contains(&name) => strings::run(ctx, name, args, out),
         name if keyspace::COMMANDS.contains(&name) => keyspace::run(ctx, name, args, out),
-        name if connection::COMMANDS.contains(&name) => connection::run(ctx, name, args, out),
-        name if admin::COMMANDS.contains(&name) => admin::run(ctx, name, args, out),
+        name if admin::runs(name) => admin::run(ctx, name, args, out),
         _ => Err(Reply::UnknownCommand),
     };
     if let Err(error) = handled {

@@ -1,0 +1,460 @@
+//! Connections to one cache server: pooled, pipelined and shared by every client.
+//!
+//! A [`Backend`] keeps a few long-lived [`Link`]s. A link is one TCP connection driven by two
+//! tasks: a writer that takes jobs (a batch of encoded requests from one client) from a
+//! queue and writes everything queued with one syscall, and a reader that matches replies to
+//! jobs in order, as twemproxy multiplexes. Clients never wait on another client's round
+//! trip, and never receive another client's reply, because replies are counted out per job.
+//! A link that fails is dropped; the next request dials a new one.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use resp::{Frame, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest write the writer gathers from queued jobs before it writes.
+const MAX_WRITE_BATCH: usize = 256 * 1024;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a job got no replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// Dialling or greeting the server failed.
+    Connect {
+        /// The server's address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The connection broke with the job's replies outstanding.
+    Lost {
+        /// The server's address.
+        addr: String,
+    },
+    /// The server was removed from the ring.
+    Removed {
+        /// The server's address.
+        addr: String,
+    },
+}
+
+impl BackendError {
+    /// The `-ERR` text a client receives.
+    pub fn reply_text(&self) -> String {
+        match self {
+            BackendError::Connect { addr, reason } => format!("ERR connect to {addr}: {reason}"),
+            BackendError::Lost { addr } => format!("ERR connection to {addr} lost"),
+            BackendError::Removed { addr } => format!("ERR server {addr} was removed"),
+        }
+    }
+}
+
+/// The replies to one job, in the order of its requests.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    buf: Bytes,
+    ends: Vec<usize>,
+}
+
+impl Replies {
+    /// The `i`-th reply's exact bytes.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    /// The `i`-th reply parsed into a frame.
+    pub fn frame(&self, i: usize) -> Frame {
+        let mut bytes = BytesMut::from(self.get(i));
+        // The reader validated every reply with the same parser, so this cannot fail.
+        Frame::parse(&mut bytes, &reply_limits())
+            .ok()
+            .flatten()
+            .unwrap_or(Frame::Null)
+    }
+}
+
+/// A batch of encoded requests for one server, and where its replies go.
+struct Job {
+    bytes: Bytes,
+    count: usize,
+    reply: oneshot::Sender<Result<Replies, BackendError>>,
+}
+
+/// A job written to the socket whose replies are awaited.
+struct InFlight {
+    count: usize,
+    reply: oneshot::Sender<Result<Replies, BackendError>>,
+}
+
+/// Counters shown by SERVERS DETAIL and INFO.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Requests sent.
+    pub requests: AtomicU64,
+    /// Requests that got no reply (connect failure, lost connection).
+    pub errors: AtomicU64,
+    /// Error replies the server sent.
+    pub error_replies: AtomicU64,
+}
+
+/// One live connection.
+struct Link {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Link {
+    fn is_alive(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+}
+
+/// A slot in the pool: a link, and a lock so that only one task dials it at a time.
+#[derive(Default)]
+struct Slot {
+    link: Mutex<Option<Arc<Link>>>,
+    dialing: tokio::sync::Mutex<()>,
+}
+
+/// A cache server as the proxy sees it: its address, its pooled links and its counters.
+pub struct Backend {
+    addr: String,
+    slots: Box<[Slot]>,
+    next_slot: AtomicUsize,
+    connect_timeout: Duration,
+    removed: AtomicBool,
+    /// Request and error counters.
+    pub stats: BackendStats,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// A backend for `addr` with `connections` pooled links, dialled on first use.
+    pub fn new(addr: &str, connections: usize, connect_timeout: Duration) -> Self {
+        Self {
+            addr: addr.to_string(),
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            next_slot: AtomicUsize::new(0),
+            connect_timeout,
+            removed: AtomicBool::new(false),
+            stats: BackendStats::default(),
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Links open now.
+    pub fn open_connections(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive()))
+            .count()
+    }
+
+    /// Closes every link and refuses new work: the server left the ring.
+    pub fn close(&self) {
+        self.removed.store(true, Relaxed);
+        for slot in self.slots.iter() {
+            lock(&slot.link).take();
+        }
+    }
+
+    /// Sends `count` encoded requests; the receiver yields their replies in order.
+    pub async fn send(
+        &self,
+        bytes: Bytes,
+        count: usize,
+    ) -> oneshot::Receiver<Result<Replies, BackendError>> {
+        self.stats.requests.fetch_add(count as u64, Relaxed);
+        let (reply, receiver) = oneshot::channel();
+        let mut job = Job {
+            bytes,
+            count,
+            reply,
+        };
+        // A link that died since it was pooled hands the job back; dial once more then.
+        for _ in 0..2 {
+            let link = match self.link().await {
+                Ok(link) => link,
+                Err(error) => {
+                    self.stats.errors.fetch_add(count as u64, Relaxed);
+                    let _ = job.reply.send(Err(error));
+                    return receiver;
+                }
+            };
+            match link.jobs.send(job) {
+                Ok(()) => return receiver,
+                Err(mpsc::error::SendError(returned)) => job = returned,
+            }
+        }
+        self.stats.errors.fetch_add(count as u64, Relaxed);
+        let _ = job.reply.send(Err(BackendError::Lost {
+            addr: self.addr.clone(),
+        }));
+        receiver
+    }
+
+    /// A live link of the next slot, dialled if needed.
+    async fn link(&self) -> Result<Arc<Link>, BackendError> {
+        if self.removed.load(Relaxed) {
+            return Err(BackendError::Removed {
+                addr: self.addr.clone(),
+            });
+        }
+        let slot = &self.slots[self.next_slot.fetch_add(1, Relaxed) % self.slots.len()];
+        if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
+            return Ok(link.clone());
+        }
+        let _dialing = slot.dialing.lock().await;
+        if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
+            return Ok(link.clone());
+        }
+        let link = Arc::new(self.dial().await?);
+        if self.removed.load(Relaxed) {
+            return Err(BackendError::Removed {
+                addr: self.addr.clone(),
+            });
+        }
+        *lock(&slot.link) = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn dial(&self) -> Result<Link, BackendError> {
+        let connect = async {
+            let stream = TcpStream::connect(&self.addr).await?;
+            stream.set_nodelay(true)?;
+            handshake(stream).await
+        };
+        let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(error)) => return Err(self.connect_error(describe(&error))),
+            Err(_) => {
+                return Err(
+                    self.connect_error(format!("timed out after {:?}", self.connect_timeout))
+                )
+            }
+        };
+        tracing::debug!(backend = %self.addr, "connected");
+        let (reader, writer) = stream.into_split();
+        let (jobs, job_queue) = mpsc::unbounded_channel();
+        let (in_flight, in_flight_queue) = mpsc::unbounded_channel();
+        let addr: Arc<str> = Arc::from(self.addr.as_str());
+        tokio::spawn(write_jobs(writer, job_queue, in_flight, addr.clone()));
+        tokio::spawn(read_replies(reader, leftover, in_flight_queue, addr));
+        Ok(Link { jobs })
+    }
+
+    fn connect_error(&self, reason: String) -> BackendError {
+        BackendError::Connect {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+}
+
+/// Opens a connection with PING, so it works with and without a greeting: a status line
+/// before `+PONG` (our server's `+OK cache-A ready`) is skipped. Returns any bytes read past
+/// the PONG.
+async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
+    stream.write_all(b"PING\r\n").await?;
+    let mut buf = BytesMut::with_capacity(256);
+    loop {
+        match Frame::parse(&mut buf, &reply_limits()) {
+            Ok(Some(Frame::Simple(s))) if &s[..] == b"PONG" => return Ok((stream, buf)),
+            Ok(Some(Frame::Simple(_))) => continue,
+            Ok(Some(Frame::Error(e))) => {
+                return Err(io::Error::other(format!(
+                    "PING refused: {}",
+                    String::from_utf8_lossy(&e)
+                )));
+            }
+            Ok(Some(other)) => {
+                return Err(io::Error::other(format!(
+                    "unexpected reply to PING: {other:?}"
+                )))
+            }
+            Ok(None) => {}
+            Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during handshake",
+            ));
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "greeting too long",
+            ));
+        }
+    }
+}
+
+/// The writer task: gathers queued jobs into one buffer and writes them together.
+async fn write_jobs(
+    mut writer: OwnedWriteHalf,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    in_flight: mpsc::UnboundedSender<InFlight>,
+    addr: Arc<str>,
+) {
+    let mut out = BytesMut::with_capacity(MAX_WRITE_BATCH);
+    while let Some(job) = jobs.recv().await {
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            out.extend_from_slice(&job.bytes);
+            // The reader learns of a job before its bytes can reach the server.
+            if in_flight
+                .send(InFlight {
+                    count: job.count,
+                    reply: job.reply,
+                })
+                .is_err()
+            {
+                return;
+            }
+            if out.len() < MAX_WRITE_BATCH {
+                next = jobs.try_recv().ok();
+            }
+        }
+        if let Err(error) = writer.write_all(&out).await {
+            tracing::warn!(backend = %addr, %error, "write failed; dropping the connection");
+            return;
+        }
+        out.clear();
+    }
+}
+
+/// The reader task: parses replies and hands each job its own, in order.
+async fn read_replies(
+    mut reader: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut in_flight: mpsc::UnboundedReceiver<InFlight>,
+    addr: Arc<str>,
+) {
+    let limits = reply_limits();
+    let mut current: Option<(InFlight, Vec<usize>, usize)> = None;
+    loop {
+        // Count out complete replies to the jobs waiting for them.
+        loop {
+            if current.is_none() {
+                match in_flight.try_recv() {
+                    Ok(job) => current = Some((job, Vec::new(), 0)),
+                    Err(_) => break,
+                }
+            }
+            let Some((job, ends, offset)) = current.as_mut() else {
+                break;
+            };
+            let len = match resp::frame_len(&buf[*offset..], &limits) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(backend = %addr, %error, "bad reply; dropping the connection");
+                    return fail_all(current, &mut in_flight, &addr);
+                }
+            };
+            *offset += len;
+            ends.push(*offset);
+            if ends.len() == job.count {
+                if let Some((job, ends, offset)) = current.take() {
+                    let replies = Replies {
+                        buf: buf.split_to(offset).freeze(),
+                        ends,
+                    };
+                    let _ = job.reply.send(Ok(replies));
+                }
+            }
+        }
+        if current.is_none() && !buf.is_empty() {
+            // Bytes nobody asked for: the stream is out of step.
+            if let Ok(job) = in_flight.try_recv() {
+                current = Some((job, Vec::new(), 0));
+                continue;
+            }
+            tracing::warn!(backend = %addr, "unexpected bytes from server; dropping the connection");
+            return fail_all(current, &mut in_flight, &addr);
+        }
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            read = reader.read_buf(&mut buf) => read,
+            // Nothing in flight and the writer gone: the link was dropped.
+            _ = in_flight_closed(&mut in_flight, current.is_none()) => return,
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                tracing::debug!(backend = %addr, "connection closed");
+                return fail_all(current, &mut in_flight, &addr);
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Resolves when the writer is gone and no job waits, so an idle dropped link ends.
+async fn in_flight_closed(in_flight: &mut mpsc::UnboundedReceiver<InFlight>, idle: bool) {
+    if idle && in_flight.is_closed() && in_flight.is_empty() {
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
+fn fail_all(
+    current: Option<(InFlight, Vec<usize>, usize)>,
+    in_flight: &mut mpsc::UnboundedReceiver<InFlight>,
+    addr: &str,
+) {
+    let lost = || {
+        Err(BackendError::Lost {
+            addr: addr.to_string(),
+        })
+    };
+    if let Some((job, _, _)) = current {
+        let _ = job.reply.send(lost());
+    }
+    in_flight.close();
+    while let Ok(job) = in_flight.try_recv() {
+        let _ = job.reply.send(lost());
+    }
+}
+
+/// Replies are trusted more than requests but still bounded.
+fn reply_limits() -> Limits {
+    Limits {
+        max_inline_len: Limits::DEFAULT_MAX_BULK_LEN,
+        ..Limits::default()
+    }
+}
+
+fn describe(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            error.to_string()
+        }
+        kind => kind.to_string(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,108 @@
+//! Writing the replies of a planned batch, in request order.
+
+use bytes::BytesMut;
+use resp::{write, Frame};
+
+use crate::backend::{BackendError, Replies};
+use crate::plan::{Combine, Part, SCAN_SERVER_BITS};
+
+/// The replies of a batch's jobs, indexed like [`Part::job`].
+pub type Results = [Result<Replies, BackendError>];
+
+/// Writes a forwarded reply unchanged, or the error that stopped it.
+pub fn forward(results: &Results, part: Part, out: &mut BytesMut) {
+    match &results[part.job] {
+        Ok(replies) => out.extend_from_slice(replies.get(part.index)),
+        Err(error) => write::error(out, error.reply_text().as_bytes()),
+    }
+}
+
+/// Puts several replies back together as `combine` says.
+pub fn combine(combine: &Combine, parts: &[Part], results: &Results, out: &mut BytesMut) {
+    let frames: Result<Vec<Frame>, String> = parts
+        .iter()
+        .map(|part| match &results[part.job] {
+            Ok(replies) => match replies.frame(part.index) {
+                Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+                frame => Ok(frame),
+            },
+            Err(error) => Err(error.reply_text()),
+        })
+        .collect();
+    let written = frames.and_then(|frames| write_combined(combine, frames, out));
+    if let Err(text) = written {
+        write::error(out, text.as_bytes());
+    }
+}
+
+fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> Result<(), String> {
+    let unexpected = |frame: &Frame| format!("ERR unexpected reply from server: {frame:?}");
+    match combine {
+        Combine::Sum => {
+            let mut total = 0i64;
+            for frame in &frames {
+                match frame {
+                    Frame::Integer(n) => total = total.saturating_add(*n),
+                    other => return Err(unexpected(other)),
+                }
+            }
+            write::integer(out, total);
+        }
+        Combine::AllOk => {
+            if let Some(other) = frames
+                .iter()
+                .find(|f| !matches!(f, Frame::Simple(s) if &s[..] == b"OK"))
+            {
+                return Err(unexpected(other));
+            }
+            write::simple(out, b"OK");
+        }
+        Combine::Keys => {
+            let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
+            write::array_header(out, lists.iter().map(|l| l.len()).sum());
+            for key in lists.iter().flat_map(|l| l.iter()) {
+                write::text(out, key.as_bytes().ok_or_else(|| unexpected(key))?);
+            }
+        }
+        Combine::Mget(slots) => {
+            let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
+            write::array_header(out, slots.len());
+            for &(part, element) in slots {
+                lists
+                    .get(part)
+                    .and_then(|l| l.get(element))
+                    .ok_or("ERR short MGET reply from server")?
+                    .encode(out);
+            }
+        }
+        Combine::Scan { server, servers } => {
+            let reply = frames.first().ok_or("ERR no SCAN reply")?;
+            let [cursor, keys] = array(reply)?.as_slice() else {
+                return Err(unexpected(reply));
+            };
+            let next = cursor
+                .as_bytes()
+                .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok());
+            let next = next.ok_or_else(|| unexpected(cursor))?;
+            if next >> (64 - SCAN_SERVER_BITS) != 0 {
+                return Err("ERR server cursor too large for the proxy".into());
+            }
+            let cursor = match next {
+                0 if server + 1 < *servers => *server as u64 + 1,
+                0 => 0,
+                n => (n << SCAN_SERVER_BITS) | *server as u64,
+            };
+            write::array_header(out, 2);
+            write::bulk(out, cursor.to_string().as_bytes());
+            keys.encode(out);
+        }
+    }
+    Ok(())
+}
+
+fn array(frame: &Frame) -> Result<&Vec<Frame>, String> {
+    match frame {
+        Frame::Array(items) => Ok(items),
+        other => Err(format!("ERR unexpected reply from server: {other:?}")),
+    }
+}
