@@ -1,1 +1,418 @@
-//! harness
+//! The end-to-end harness: starts the real `server`, `proxy` and `redis-server` processes on
+//! free loopback ports, talks to them over TCP, and stops every process it started when the
+//! handle drops (also when a test fails).
+//!
+//! Our binaries are started with `--port 0`: the OS picks a free port and the harness reads
+//! it from the process's `listening on` log line, so tests never race for ports and can run
+//! in parallel.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use resp::{Frame, Limits};
+
+/// How long a process may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Read timeout of test connections: a reply that takes longer is a failure.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Binaries already built by this test process.
+static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Path of one of the workspace's binaries, built (if stale) once per test process.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir")
+        .to_path_buf();
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
+        // Cargo builds only the test targets' own package's binaries: build ours (a no-op
+        // when they are fresh), so a test never runs a stale binary.
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "-p", name, "--bin", name]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("running cargo build");
+        assert!(status.success(), "cargo build of {name} failed");
+        built.push(name.to_string());
+    }
+    profile_dir.join(name)
+}
+
+/// A process the test started; killed and reaped on drop.
+pub struct Process {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its log lines (stderr) so far.
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A copy of the log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.logs().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// kill -9, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts one of our binaries with `--port 0` and waits for its `listening on` line.
+pub fn start(binary_name: &str, args: &[&str]) -> Process {
+    start_with_env(binary_name, args, &[])
+}
+
+/// Like [`start`], with extra environment variables (`RUST_LOG`).
+pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(binary(binary_name));
+    command
+        .args(["--port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        let mut port_tx = Some(port_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(port) = line
+                .split("listening on 127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok())
+                })
+            {
+                if let Some(tx) = port_tx.take() {
+                    let _ = tx.send(port);
+                }
+            }
+            sink.lock().unwrap().push(strip_ansi(&line));
+        }
+    });
+    let mut process = Process {
+        child,
+        port: 0,
+        logs,
+    };
+    match port_rx.recv_timeout(START_TIMEOUT) {
+        Ok(port) => process.port = port,
+        Err(_) => panic!(
+            "{binary_name} did not start listening; logs: {:?}",
+            process.logs()
+        ),
+    }
+    process
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Starts a cache server named `name`; `extra` flags follow.
+pub fn server(name: &str, extra: &[&str]) -> Process {
+    let mut args = vec!["--name", name];
+    args.extend_from_slice(extra);
+    start("server", &args)
+}
+
+/// Starts a proxy in front of `servers` (added at start); `extra` flags follow.
+pub fn proxy(servers: &[String], extra: &[&str]) -> Process {
+    let list = servers.join(",");
+    let mut args: Vec<&str> = Vec::new();
+    if !servers.is_empty() {
+        args.extend(["--servers", list.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    start("proxy", &args)
+}
+
+/// Three cache servers (cache-A, B, C) and a proxy in front of them.
+pub struct Cluster {
+    /// The cache servers.
+    pub servers: Vec<Process>,
+    /// The proxy.
+    pub proxy: Process,
+}
+
+impl Cluster {
+    /// `n` of our servers and a proxy over all of them; `server_flags` go to each server,
+    /// `proxy_flags` to the proxy.
+    pub fn ours(n: usize, server_flags: &[&str], proxy_flags: &[&str]) -> Self {
+        let servers: Vec<Process> = (0..n)
+            .map(|i| server(&format!("cache-{}", (b'A' + i as u8) as char), server_flags))
+            .collect();
+        let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+        Cluster {
+            proxy: proxy(&addrs, proxy_flags),
+            servers,
+        }
+    }
+
+    /// `n` real `redis-server`s and a proxy over all of them.
+    pub fn redis(n: usize, proxy_flags: &[&str]) -> Self {
+        let servers: Vec<Process> = (0..n).map(|_| redis_server()).collect();
+        let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+        Cluster {
+            proxy: proxy(&addrs, proxy_flags),
+            servers,
+        }
+    }
+
+    /// The servers' addresses.
+    pub fn addrs(&self) -> Vec<String> {
+        self.servers.iter().map(Process::addr).collect()
+    }
+}
+
+/// Whether a command is on the PATH.
+pub fn have(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts a real `redis-server` on a free port with persistence off.
+pub fn redis_server() -> Process {
+    assert!(
+        have("redis-server"),
+        "redis-server is not installed (apt-get install -y redis-server)"
+    );
+    for _ in 0..10 {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        let mut process = Process {
+            child,
+            port,
+            logs: Arc::default(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(mut conn) = Conn::try_connect(&process.addr()) {
+                if conn.call(&["PING"]) == Frame::simple("PONG") {
+                    return process;
+                }
+            }
+            if process.child.try_wait().ok().flatten().is_some() {
+                break; // port taken meanwhile: try another
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process.kill();
+    }
+    panic!("redis-server did not start");
+}
+
+/// A port that was free a moment ago (for programs that cannot listen on port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A test connection speaking RESP, with exact-bytes helpers for the seed's contract.
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    /// Connects (no greeting is consumed).
+    pub fn try_connect(addr: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: BytesMut::new(),
+        })
+    }
+
+    /// Connects; panics if it cannot.
+    pub fn connect(addr: &str) -> Self {
+        Self::try_connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+    }
+
+    /// Connects and reads the greeting line, which must be `expected` (e.g. `+OK proxy ready ...`).
+    pub fn connect_greeted(addr: &str, expected: &str) -> Self {
+        let mut conn = Self::connect(addr);
+        conn.expect_lines(&[expected]);
+        conn
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends one inline line (LF added).
+    pub fn send_line(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 4096];
+            let read = self.stream.read(&mut chunk).expect("read");
+            assert!(
+                read > 0,
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+        self.buf.split_to(n).to_vec()
+    }
+
+    /// Reads the exact lines given (each followed by CRLF).
+    pub fn expect_lines(&mut self, lines: &[&str]) {
+        let expected: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+        let got = self.read_bytes(expected.len());
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+    }
+
+    /// Sends an inline line and checks the exact reply lines.
+    pub fn exchange(&mut self, line: &str, reply: &[&str]) {
+        self.send_line(line);
+        self.expect_lines(reply);
+    }
+
+    /// Reads one reply frame.
+    pub fn read_frame(&mut self) -> Frame {
+        loop {
+            if let Some(frame) =
+                Frame::parse(&mut self.buf, &Limits::default()).expect("valid reply")
+            {
+                return frame;
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let read = self.stream.read(&mut chunk).expect("read");
+            assert!(read > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// Sends a multibulk command and reads its reply.
+    pub fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Frame {
+        let mut out = BytesMut::new();
+        resp::write::command(&mut out, args);
+        self.send_raw(&out);
+        self.read_frame()
+    }
+
+    /// Whether the peer closed the connection (reads until EOF, bounded by the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A bulk reply with `text`.
+pub fn bulk(text: &str) -> Frame {
+    Frame::bulk(text.to_string())
+}
+
+/// The eight keys of the seed's walkthrough.
+pub const DEMO_KEYS: [&str; 8] = [
+    "user:1001",
+    "user:2002",
+    "session:abc",
+    "session:xyz",
+    "product:laptop",
+    "product:phone",
+    "order:99",
+    "cart:alice",
+];
