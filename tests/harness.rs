@@ -416,3 +416,29 @@ pub const DEMO_KEYS: [&str; 8] = [
     "order:99",
     "cart:alice",
 ];
+
+/// `n` keys named `<prefix>:<i>`, taken in turn from each server of `ring`, so that
+/// multi-key commands over them span every server (few virtual nodes spread similar keys
+/// unevenly, so consecutive names alone may all land on one server).
+pub fn keys_on_each_server(ring: &ring::HashRing, prefix: &str, n: usize) -> Vec<String> {
+    let mut per_server: Vec<Vec<String>> = vec![Vec::new(); ring.len()];
+    let want = n.div_ceil(ring.len().max(1));
+    for i in 0..1_000_000 {
+        let key = format!("{prefix}:{i}");
+        if let Some(id) = ring.locate(key.as_bytes()) {
+            let bucket = &mut per_server[id.0 as usize];
+            if bucket.len() < want {
+                bucket.push(key);
+            }
+        }
+        if per_server.iter().all(|b| b.len() >= want) {
+            break;
+        }
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for round in 0..want {
+        keys.extend(per_server.iter().filter_map(|b| b.get(round).cloned()));
+    }
+    keys.truncate(n);
+    keys
+}

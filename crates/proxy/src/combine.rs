@@ -57,11 +57,16 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
             }
             write::simple(out, b"OK");
         }
-        Combine::Keys => {
+        Combine::Keys { seed_style } => {
             let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
+            let write_key = if *seed_style {
+                write::text
+            } else {
+                write::bulk
+            };
             write::array_header(out, lists.iter().map(|l| l.len()).sum());
             for key in lists.iter().flat_map(|l| l.iter()) {
-                write::text(out, key.as_bytes().ok_or_else(|| unexpected(key))?);
+                write_key(out, key.as_bytes().ok_or_else(|| unexpected(key))?);
             }
         }
         Combine::Mget(slots) => {

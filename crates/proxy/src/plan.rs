@@ -27,8 +27,12 @@ pub enum Combine {
     Sum,
     /// MSET, FLUSHALL: `+OK` when every server said OK.
     AllOk,
-    /// KEYS: every server's keys, listed as the seed lists them (`+key`).
-    Keys,
+    /// KEYS: every server's keys; as the seed lists them (`+key`) for the seed's `KEYS`,
+    /// as bulk strings for Redis's `KEYS pattern`.
+    Keys {
+        /// The seed's form: no pattern.
+        seed_style: bool,
+    },
     /// SCAN on the `server`-th of `servers` servers: the cursor gets the server index added.
     Scan {
         /// Index of the scanned server in the ring's sorted list.
@@ -173,7 +177,9 @@ pub fn plan_broadcast(
         .map(|id| jobs.push(id, |out| request.encode(out)))
         .collect();
     let combine = match spec.name {
-        "KEYS" => Combine::Keys,
+        "KEYS" => Combine::Keys {
+            seed_style: request.args.len() == 1,
+        },
         "DBSIZE" => Combine::Sum,
         _ => Combine::AllOk,
     };

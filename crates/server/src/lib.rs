@@ -19,8 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 pub use service::Stats;
 use store::Store;
 
-/// How often one shard of the store is swept for expired keys.
+/// How often the expiry sweep runs, and how many shards it visits each time: every shard
+/// holding keys with a TTL is swept about every 0.8 s.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+const SHARDS_PER_SWEEP: usize = 8;
 
 /// Everything [`run`] needs besides the listener.
 #[derive(Debug, Clone)]
@@ -103,9 +105,11 @@ async fn handle_client(ctx: &Ctx, config: &Config, stream: TcpStream) -> std::io
 /// Sweeps one shard per tick so expired keys do not hold memory until they are read.
 async fn sweep_expired(ctx: std::sync::Weak<Ctx>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-    for shard in 0.. {
+    for round in 0usize.. {
         tick.tick().await;
         let Some(ctx) = ctx.upgrade() else { return };
-        ctx.store.sweep(shard % ctx.store.shard_count());
+        for shard in round * SHARDS_PER_SWEEP..(round + 1) * SHARDS_PER_SWEEP {
+            ctx.store.sweep(shard);
+        }
     }
 }

@@ -295,9 +295,22 @@ impl Store {
         Ok(new)
     }
 
-    /// Live keys (expired ones not yet swept may be counted until the sweep reaches them).
+    /// Live keys. Exact: expired keys not yet swept are not counted (only shards holding
+    /// keys with a TTL are walked to find them).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).table.len()).sum()
+        let now = self.now();
+        self.shards
+            .iter()
+            .map(|s| {
+                let shard = lock(s);
+                let expired = if shard.volatile == 0 {
+                    0
+                } else {
+                    shard.table.iter().filter(|e| e.is_expired(now)).count()
+                };
+                shard.table.len() - expired
+            })
+            .sum()
     }
 
     /// Whether the store holds no keys.
@@ -384,6 +397,9 @@ impl Store {
         let now = self.now();
         let mut guard = lock(&self.shards[index % SHARDS]);
         let shard = &mut *guard;
+        if shard.volatile == 0 {
+            return 0;
+        }
         let before = shard.table.len();
         let mut volatile_removed = 0;
         shard.table.retain(|e| {

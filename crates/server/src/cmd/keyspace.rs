@@ -36,9 +36,15 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
             args[1..].iter().filter(|key| store.contains(key)).count() as i64,
         ),
         "KEYS" => {
+            // The seed's `KEYS` lists `+key` lines; Redis's `KEYS pattern` answers bulk strings.
             let keys = store.keys(args.get(1).map_or(&b"*"[..], |p| &p[..]));
+            let write_key = if args.len() == 1 {
+                write::text
+            } else {
+                write::bulk
+            };
             write::array_header(out, keys.len());
-            keys.iter().for_each(|key| write::text(out, key));
+            keys.iter().for_each(|key| write_key(out, key));
         }
         "SCAN" => scan(ctx, args, out)?,
         "DBSIZE" => write::integer(out, store.len() as i64),
