@@ -1,1 +1,46 @@
-fn main() {}
+//! `demo`: the automated walkthrough of consistent hashing against a running cluster.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Walks through consistent hashing on a live cluster: adds cache servers to the proxy's
+/// ring, shows where eight keys route, stores them, adds a third server (some keys move and
+/// miss), removes one (only its keys move), stores again and checks every key hits.
+///
+/// It needs the proxy and the three cache servers running; `./demo.sh` builds and starts
+/// them, runs this, and stops them again. Each run first empties the proxy's ring and deletes
+/// the eight demo keys on the cache servers, so it can be run again and again with the same
+/// result. Colour is used on a terminal unless NO_COLOR is set. The seed's Go-style flags
+/// work too (`-proxy 127.0.0.1:6380`).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The proxy to drive, as host:port.
+    #[arg(long, value_name = "HOST:PORT", default_value = demo::DEFAULT_PROXY)]
+    proxy: String,
+    /// The three cache servers, comma-separated, labelled cache-A, cache-B and cache-C in
+    /// that order: A and B join first, C joins later, B leaves.
+    #[arg(
+        long,
+        value_name = "A,B,C",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:6381,127.0.0.1:6382,127.0.0.1:6383"
+    )]
+    servers: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse_from(cli::go_style_args());
+    let config = demo::Config {
+        proxy: args.proxy,
+        servers: args.servers,
+    };
+    match demo::run(&config, cli::Palette::detect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\ndemo: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
