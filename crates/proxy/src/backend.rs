@@ -318,6 +318,10 @@ async fn write_jobs(
 ) {
     let mut out = BytesMut::with_capacity(MAX_WRITE_BATCH);
     while let Some(job) = jobs.recv().await {
+        // Let the other ready tasks run first: clients woken by the same poll of the event
+        // loop add their requests, and one write carries them all, as twemproxy's event loop
+        // batches. At pipeline 1 this halves the proxy's syscalls per request.
+        tokio::task::yield_now().await;
         let mut next = Some(job);
         while let Some(job) = next.take() {
             out.extend_from_slice(&job.bytes);

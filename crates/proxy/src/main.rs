@@ -50,7 +50,7 @@ struct Args {
     /// Most arguments in one command.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_ARGS)]
     max_args: usize,
-    /// Runtime worker threads [default: one per core].
+    /// Runtime worker threads [default: half the cores, at least 1; 1 runs everything on one thread].
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -58,14 +58,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse_from(cli::go_style_args());
     cli::init_tracing();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = service::runtime(args.threads).context("starting the runtime")?;
     runtime.block_on(async {
         let address = format!("{}:{}", args.bind, args.port);
         let listener = tokio::net::TcpListener::bind(&address)
