@@ -28,11 +28,7 @@ static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile dir")
-        .to_path_buf();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile dir").to_path_buf();
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if !built.iter().any(|b| b == name) {
         // Cargo builds only the test targets' own package's binaries: build ours (a no-op
@@ -107,19 +103,12 @@ pub fn start(binary_name: &str, args: &[&str]) -> Process {
 /// Like [`start`], with extra environment variables (`RUST_LOG`).
 pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
     let mut command = Command::new(binary(binary_name));
-    command
-        .args(["--port", "0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    command.args(["--port", "0"]).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     command.env("RUST_LOG", "info").env("NO_COLOR", "1");
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
     let stderr = child.stderr.take().expect("piped stderr");
     let logs = Arc::new(Mutex::new(Vec::new()));
     let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -130,11 +119,7 @@ pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) ->
             if let Some(port) = line
                 .split("listening on 127.0.0.1:")
                 .nth(1)
-                .and_then(|rest| {
-                    rest.split(|c: char| !c.is_ascii_digit())
-                        .next()
-                        .and_then(|p| p.parse::<u16>().ok())
-                })
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse::<u16>().ok()))
             {
                 if let Some(tx) = port_tx.take() {
                     let _ = tx.send(port);
@@ -143,17 +128,10 @@ pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) ->
             sink.lock().unwrap().push(strip_ansi(&line));
         }
     });
-    let mut process = Process {
-        child,
-        port: 0,
-        logs,
-    };
+    let mut process = Process { child, port: 0, logs };
     match port_rx.recv_timeout(START_TIMEOUT) {
         Ok(port) => process.port = port,
-        Err(_) => panic!(
-            "{binary_name} did not start listening; logs: {:?}",
-            process.logs()
-        ),
+        Err(_) => panic!("{binary_name} did not start listening; logs: {:?}", process.logs()),
     }
     process
 }
@@ -205,24 +183,17 @@ impl Cluster {
     /// `n` of our servers and a proxy over all of them; `server_flags` go to each server,
     /// `proxy_flags` to the proxy.
     pub fn ours(n: usize, server_flags: &[&str], proxy_flags: &[&str]) -> Self {
-        let servers: Vec<Process> = (0..n)
-            .map(|i| server(&format!("cache-{}", (b'A' + i as u8) as char), server_flags))
-            .collect();
+        let servers: Vec<Process> =
+            (0..n).map(|i| server(&format!("cache-{}", (b'A' + i as u8) as char), server_flags)).collect();
         let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-        Cluster {
-            proxy: proxy(&addrs, proxy_flags),
-            servers,
-        }
+        Cluster { proxy: proxy(&addrs, proxy_flags), servers }
     }
 
     /// `n` real `redis-server`s and a proxy over all of them.
     pub fn redis(n: usize, proxy_flags: &[&str]) -> Self {
         let servers: Vec<Process> = (0..n).map(|_| redis_server()).collect();
         let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-        Cluster {
-            proxy: proxy(&addrs, proxy_flags),
-            servers,
-        }
+        Cluster { proxy: proxy(&addrs, proxy_flags), servers }
     }
 
     /// The servers' addresses.
@@ -242,10 +213,7 @@ pub fn have(command: &str) -> bool {
 
 /// Starts a real `redis-server` on a free port with persistence off.
 pub fn redis_server() -> Process {
-    assert!(
-        have("redis-server"),
-        "redis-server is not installed (apt-get install -y redis-server)"
-    );
+    assert!(have("redis-server"), "redis-server is not installed (apt-get install -y redis-server)");
     for _ in 0..10 {
         let port = free_port();
         let child = Command::new("redis-server")
@@ -265,11 +233,7 @@ pub fn redis_server() -> Process {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
-        let mut process = Process {
-            child,
-            port,
-            logs: Arc::default(),
-        };
+        let mut process = Process { child, port, logs: Arc::default() };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(mut conn) = Conn::try_connect(&process.addr()) {
@@ -289,10 +253,7 @@ pub fn redis_server() -> Process {
 
 /// A port that was free a moment ago (for programs that cannot listen on port 0).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// A test connection speaking RESP, with exact-bytes helpers for the seed's contract.
@@ -307,10 +268,7 @@ impl Conn {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: BytesMut::new(),
-        })
+        Ok(Conn { stream, buf: BytesMut::new() })
     }
 
     /// Connects; panics if it cannot.
@@ -340,11 +298,7 @@ impl Conn {
         while self.buf.len() < n {
             let mut chunk = [0u8; 4096];
             let read = self.stream.read(&mut chunk).expect("read");
-            assert!(
-                read > 0,
-                "connection closed; had {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
+            assert!(read > 0, "connection closed; had {:?}", String::from_utf8_lossy(&self.buf));
             self.buf.extend_from_slice(&chunk[..read]);
         }
         self.buf.split_to(n).to_vec()
@@ -366,9 +320,7 @@ impl Conn {
     /// Reads one reply frame.
     pub fn read_frame(&mut self) -> Frame {
         loop {
-            if let Some(frame) =
-                Frame::parse(&mut self.buf, &Limits::default()).expect("valid reply")
-            {
+            if let Some(frame) = Frame::parse(&mut self.buf, &Limits::default()).expect("valid reply") {
                 return frame;
             }
             let mut chunk = [0u8; 64 * 1024];

@@ -10,11 +10,8 @@ use ring::HashRing;
 
 fn client(addr: &str) -> redis::Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
-    let conn = client
-        .get_connection_with_timeout(Duration::from_secs(10))
-        .expect("connect");
-    conn.set_read_timeout(Some(e2e::REPLY_TIMEOUT))
-        .expect("timeout");
+    let conn = client.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
+    conn.set_read_timeout(Some(e2e::REPLY_TIMEOUT)).expect("timeout");
     conn
 }
 
@@ -40,45 +37,18 @@ fn data_command_suite(proxy: &str, addrs: &[String]) {
     assert_eq!(back, value);
 
     // SET options.
-    let set_nx: Option<String> = redis::cmd("SET")
-        .arg("nx")
-        .arg("1")
-        .arg("NX")
-        .query(&mut c)
-        .unwrap();
+    let set_nx: Option<String> = redis::cmd("SET").arg("nx").arg("1").arg("NX").query(&mut c).unwrap();
     assert_eq!(set_nx.as_deref(), Some("OK"));
-    let again: Option<String> = redis::cmd("SET")
-        .arg("nx")
-        .arg("2")
-        .arg("NX")
-        .query(&mut c)
-        .unwrap();
+    let again: Option<String> = redis::cmd("SET").arg("nx").arg("2").arg("NX").query(&mut c).unwrap();
     assert_eq!(again, None);
-    let xx: Option<String> = redis::cmd("SET")
-        .arg("absent")
-        .arg("1")
-        .arg("XX")
-        .query(&mut c)
-        .unwrap();
+    let xx: Option<String> = redis::cmd("SET").arg("absent").arg("1").arg("XX").query(&mut c).unwrap();
     assert_eq!(xx, None);
 
     // TTLs, and expired keys are never returned.
-    let _: () = redis::cmd("SET")
-        .arg("ttl:ex")
-        .arg("v")
-        .arg("EX")
-        .arg(100)
-        .query(&mut c)
-        .unwrap();
+    let _: () = redis::cmd("SET").arg("ttl:ex").arg("v").arg("EX").arg(100).query(&mut c).unwrap();
     let ttl: i64 = c.ttl("ttl:ex").unwrap();
     assert!((99..=100).contains(&ttl), "{ttl}");
-    let _: () = redis::cmd("SET")
-        .arg("ttl:px")
-        .arg("v")
-        .arg("PX")
-        .arg(200)
-        .query(&mut c)
-        .unwrap();
+    let _: () = redis::cmd("SET").arg("ttl:px").arg("v").arg("PX").arg(200).query(&mut c).unwrap();
     let pttl: i64 = c.pttl("ttl:px").unwrap();
     assert!((1..=200).contains(&pttl), "{pttl}");
     let _: () = c.set("ttl:later", "v").unwrap();
@@ -99,18 +69,13 @@ fn data_command_suite(proxy: &str, addrs: &[String]) {
 
     // Multi-key commands across servers, answered in the caller's order.
     let keys = e2e::keys_on_each_server(&ring, "multi", 40);
-    let pairs: Vec<(String, String)> = keys
-        .iter()
-        .map(|k| (k.clone(), format!("value of {k}")))
-        .collect();
+    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("value of {k}"))).collect();
     let _: () = c.mset(&pairs).unwrap();
     let mut asked = keys.clone();
     asked.insert(7, "multi:missing".into());
     let values: Vec<Option<String>> = c.mget(&asked).unwrap();
-    let expected: Vec<Option<String>> = asked
-        .iter()
-        .map(|k| (k != "multi:missing").then(|| format!("value of {k}")))
-        .collect();
+    let expected: Vec<Option<String>> =
+        asked.iter().map(|k| (k != "multi:missing").then(|| format!("value of {k}"))).collect();
     assert_eq!(values, expected);
     assert_eq!(c.exists::<_, usize>(&asked).unwrap(), 40);
     assert_eq!(c.del::<_, usize>(&keys[..10]).unwrap(), 10);
@@ -120,11 +85,7 @@ fn data_command_suite(proxy: &str, addrs: &[String]) {
     let dbsize: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
     let mut all: Vec<Vec<u8>> = c.keys("*").unwrap();
     assert_eq!(all.len(), dbsize);
-    let mut scanned: Vec<Vec<u8>> = c
-        .scan_match::<_, Vec<u8>>("*")
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let mut scanned: Vec<Vec<u8>> = c.scan_match::<_, Vec<u8>>("*").unwrap().collect::<Result<_, _>>().unwrap();
     all.sort();
     scanned.sort();
     scanned.dedup();
@@ -182,11 +143,7 @@ fn redis_cli(process: &Process, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("redis-cli is installed");
-    assert!(
-        output.status.success(),
-        "redis-cli {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -203,10 +160,7 @@ fn redis_cli_session(target: &Process, addrs: &[String]) {
     args.extend(keys.iter().map(String::as_str));
     let expected: String = keys.iter().map(|k| format!("v-{k}\n")).collect();
     assert_eq!(redis_cli(target, &args), expected);
-    assert_eq!(
-        redis_cli(target, &["SET", "cli:ttl", "v", "PX", "150"]),
-        "OK\n"
-    );
+    assert_eq!(redis_cli(target, &["SET", "cli:ttl", "v", "PX", "150"]), "OK\n");
     assert_eq!(redis_cli(target, &["GET", "cli:ttl"]), "v\n");
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(redis_cli(target, &["GET", "cli:ttl"]), "\n");
@@ -223,28 +177,13 @@ fn redis_cli_against_the_server_and_the_proxy() {
 fn redis_benchmark(target: &Process) {
     let output = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &target.port.to_string()])
-        .args([
-            "-t",
-            "set,get,mset",
-            "-P",
-            "16",
-            "-c",
-            "50",
-            "-n",
-            "100000",
-            "-r",
-            "100000",
-            "-e",
-            "--csv",
-        ])
+        .args(["-t", "set,get,mset", "-P", "16", "-c", "50", "-n", "100000", "-r", "100000", "-e", "--csv"])
         .output()
         .expect("redis-benchmark is installed");
     // redis-benchmark has no built-in MGET test: run one as a custom command.
     let mget = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &target.port.to_string()])
-        .args([
-            "-P", "16", "-c", "50", "-n", "100000", "-r", "100000", "-e", "--csv",
-        ])
+        .args(["-P", "16", "-c", "50", "-n", "100000", "-r", "100000", "-e", "--csv"])
         .args([
             "MGET",
             "key:__rand_int__",
@@ -256,42 +195,26 @@ fn redis_benchmark(target: &Process) {
         .output()
         .expect("redis-benchmark is installed");
     let mget_out = String::from_utf8_lossy(&mget.stdout);
-    assert!(
-        mget.status.success() && mget_out.contains("\"MGET"),
-        "MGET benchmark: {mget_out}"
-    );
-    assert!(
-        !mget_out.contains("ERR"),
-        "errors during the MGET benchmark:\n{mget_out}"
-    );
+    assert!(mget.status.success() && mget_out.contains("\"MGET"), "MGET benchmark: {mget_out}");
+    assert!(!mget_out.contains("ERR"), "errors during the MGET benchmark:\n{mget_out}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "redis-benchmark failed: {stderr}");
-    assert!(
-        !stdout.contains("ERR") && !stderr.contains("ERR"),
-        "errors during the benchmark:\n{stdout}\n{stderr}"
-    );
+    assert!(!stdout.contains("ERR") && !stderr.contains("ERR"), "errors during the benchmark:\n{stdout}\n{stderr}");
     for test in ["\"SET\"", "\"GET\"", "\"MSET (10 keys)\""] {
         assert!(stdout.contains(test), "no {test} line in:\n{stdout}");
     }
     // The values the benchmark wrote read back.
     let mut conn = Conn::connect(&target.addr());
-    let resp::Frame::Array(scan) = conn.call(&["SCAN", "0", "COUNT", "100"]) else {
-        panic!("SCAN reply")
-    };
-    let resp::Frame::Array(keys) = &scan[1] else {
-        panic!("SCAN keys")
-    };
+    let resp::Frame::Array(scan) = conn.call(&["SCAN", "0", "COUNT", "100"]) else { panic!("SCAN reply") };
+    let resp::Frame::Array(keys) = &scan[1] else { panic!("SCAN keys") };
     assert!(!keys.is_empty(), "the benchmark stored keys");
     for key in keys {
         let key = key.as_bytes().expect("key");
         assert!(key.starts_with(b"key:"), "{key:?}");
         // redis-benchmark writes 3-byte values (-d 3, its default).
         let value = conn.call(&[&b"GET"[..], key]);
-        assert!(
-            matches!(&value, resp::Frame::Bulk(v) if v.len() == 3),
-            "{value:?}"
-        );
+        assert!(matches!(&value, resp::Frame::Bulk(v) if v.len() == 3), "{value:?}");
     }
 }
 

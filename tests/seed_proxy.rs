@@ -28,27 +28,14 @@ fn key_that_moves(a: &str, b: &str, c: &str) -> (String, String) {
 
 #[test]
 fn the_seed_example_session() {
-    let (a, b, c) = (
-        server("cache-A", &[]),
-        server("cache-B", &[]),
-        server("cache-C", &[]),
-    );
+    let (a, b, c) = (server("cache-A", &[]), server("cache-B", &[]), server("cache-C", &[]));
     let proxy = proxy(&[], &[]);
     let mut s = Conn::connect_greeted(&proxy.addr(), GREETING);
-    s.exchange(
-        &format!("ADD_SERVER {}", a.addr()),
-        &[&format!("+OK added {}", a.addr())],
-    );
-    s.exchange(
-        &format!("ADD_SERVER {}", b.addr()),
-        &[&format!("+OK added {}", b.addr())],
-    );
+    s.exchange(&format!("ADD_SERVER {}", a.addr()), &[&format!("+OK added {}", a.addr())]);
+    s.exchange(&format!("ADD_SERVER {}", b.addr()), &[&format!("+OK added {}", b.addr())]);
     let mut sorted = [a.addr(), b.addr()];
     sorted.sort();
-    s.exchange(
-        "SERVERS",
-        &["*2", &format!("+{}", sorted[0]), &format!("+{}", sorted[1])],
-    );
+    s.exchange("SERVERS", &["*2", &format!("+{}", sorted[0]), &format!("+{}", sorted[1])]);
 
     let (key, owner) = key_that_moves(&a.addr(), &b.addr(), &c.addr());
     s.exchange(&format!("ROUTE {key}"), &[&format!("+{owner}")]);
@@ -56,10 +43,7 @@ fn the_seed_example_session() {
     s.exchange(&format!("GET {key}"), &["$5", "Alice"]);
 
     // Now add a third server and see routing change: the key moved, its value did not.
-    s.exchange(
-        &format!("ADD_SERVER {}", c.addr()),
-        &[&format!("+OK added {}", c.addr())],
-    );
+    s.exchange(&format!("ADD_SERVER {}", c.addr()), &[&format!("+OK added {}", c.addr())]);
     s.exchange(&format!("ROUTE {key}"), &[&format!("+{}", c.addr())]);
     s.exchange(&format!("GET {key}"), &["$-1"]);
 
@@ -75,30 +59,19 @@ fn the_seed_example_session() {
     );
     s.exchange("PING", &["+PONG"]);
     s.exchange("FROBNICATE", &["-ERR unknown command (type HELP)"]);
-    s.exchange(
-        &format!("REMOVE_SERVER {}", c.addr()),
-        &[&format!("+OK removed {}", c.addr())],
-    );
+    s.exchange(&format!("REMOVE_SERVER {}", c.addr()), &[&format!("+OK removed {}", c.addr())]);
     s.exchange(&format!("GET {key}"), &["$5", "Alice"]);
     s.exchange("QUIT", &["+BYE"]);
     assert!(s.is_closed());
 
-    let owner_name = if owner == a.addr() {
-        "cache-A"
-    } else {
-        "cache-B"
-    };
+    let owner_name = if owner == a.addr() { "cache-A" } else { "cache-B" };
     let owner_process = if owner == a.addr() { &a } else { &b };
     for line in [
         format!("[proxy] listening on {}", proxy.addr()),
         format!("[proxy] Added server: {}", a.addr()),
         format!("[proxy] SET {key} -> routing to {owner}"),
     ] {
-        assert!(
-            proxy.wait_for_log(&line),
-            "missing {line:?} in {:?}",
-            proxy.logs()
-        );
+        assert!(proxy.wait_for_log(&line), "missing {line:?} in {:?}", proxy.logs());
     }
     assert!(owner_process.wait_for_log(&format!("[{owner_name}] SET {key} = Alice")));
 }
@@ -119,22 +92,13 @@ fn wrong_arguments_and_empty_ring() {
         ("ROUTE k", "-ERR no servers available"),
         ("KEYS", "*0"),
         ("SERVERS", "*0"),
-        (
-            "ADD_SERVER nonsense",
-            "-ERR invalid server address 'nonsense': expected host:port",
-        ),
-        (
-            "REMOVE_SERVER 127.0.0.1:1",
-            "-ERR 127.0.0.1:1 is not in the ring",
-        ),
+        ("ADD_SERVER nonsense", "-ERR invalid server address 'nonsense': expected host:port"),
+        ("REMOVE_SERVER 127.0.0.1:1", "-ERR 127.0.0.1:1 is not in the ring"),
     ] {
         s.exchange(line, &[reply]);
     }
     s.exchange("add_server 127.0.0.1:1", &["+OK added 127.0.0.1:1"]);
-    s.exchange(
-        "ADD_SERVER 127.0.0.1:1",
-        &["-ERR 127.0.0.1:1 is already in the ring"],
-    );
+    s.exchange("ADD_SERVER 127.0.0.1:1", &["-ERR 127.0.0.1:1 is already in the ring"]);
     s.exchange("route k", &["+127.0.0.1:1"]);
 }
 
@@ -146,10 +110,7 @@ fn routes_match_the_seed_ring() {
     let seed = ["127.0.0.1:6381", "127.0.0.1:6382", "127.0.0.1:6383"];
     let mut ring = HashRing::new(3);
     for (n, addr) in seed.iter().enumerate() {
-        s.exchange(
-            &format!("ADD_SERVER {addr}"),
-            &[&format!("+OK added {addr}")],
-        );
+        s.exchange(&format!("ADD_SERVER {addr}"), &[&format!("+OK added {addr}")]);
         ring.add(addr);
         if n == 0 {
             continue;
@@ -178,10 +139,7 @@ fn fifty_concurrent_clients_never_see_each_others_replies() {
             thread::spawn(move || {
                 let mut conn = Conn::connect(&addr);
                 for i in 0..100 {
-                    let (key, value) = (
-                        format!("client{client}:key{i}"),
-                        format!("value-{client}-{i}"),
-                    );
+                    let (key, value) = (format!("client{client}:key{i}"), format!("value-{client}-{i}"));
                     assert_eq!(conn.call(&["SET", &key, &value]), Frame::simple("OK"));
                     assert_eq!(conn.call(&["GET", &key]), bulk(&value));
                 }
@@ -205,16 +163,15 @@ fn connections_are_pooled_across_clients() {
     // One pooled connection served all twenty clients: the server saw one proxy connection
     // (plus this one).
     let mut direct = Conn::connect_greeted(&cluster.servers[0].addr(), "+OK cache-A ready");
-    let Frame::Bulk(info) = direct.call(&["INFO"]) else {
-        panic!("INFO is a bulk string")
-    };
+    let Frame::Bulk(info) = direct.call(&["INFO"]) else { panic!("INFO is a bulk string") };
     let info = String::from_utf8_lossy(&info);
     assert!(info.contains("total_connections_received:2\r\n"), "{info}");
 }
 
 #[test]
 fn a_dead_server_gives_err_and_the_proxy_keeps_serving() {
-    let mut cluster = Cluster::ours(3, &[], &["--no-greeting"]);
+    // The seed's behaviour: without health checks the dead server's keys answer -ERR.
+    let mut cluster = Cluster::ours(3, &[], &["--no-greeting", "--no-auto-eject"]);
     let addrs = cluster.addrs();
     let mut ring = HashRing::new(3);
     addrs.iter().for_each(|a| {
@@ -226,37 +183,23 @@ fn a_dead_server_gives_err_and_the_proxy_keeps_serving() {
         assert_eq!(c.call(&["SET", key, "v"]), Frame::simple("OK"));
     }
     // Kill the owner of the first key, so that some keys are on the dead server.
-    let victim = addrs
-        .iter()
-        .position(|a| Some(a.as_str()) == ring.get(keys[0].as_bytes()))
-        .unwrap();
+    let victim = addrs.iter().position(|a| Some(a.as_str()) == ring.get(keys[0].as_bytes())).unwrap();
     cluster.servers[victim].kill();
     let dead = &addrs[victim];
     for key in &keys {
         let reply = c.call(&["GET", key]);
         if ring.get(key.as_bytes()) == Some(dead.as_str()) {
-            let Frame::Error(text) = reply else {
-                panic!("{key} on the dead server: {reply:?}")
-            };
+            let Frame::Error(text) = reply else { panic!("{key} on the dead server: {reply:?}") };
             let text = String::from_utf8_lossy(&text);
-            assert!(
-                text.starts_with("ERR") && text.contains(dead.as_str()),
-                "{text}"
-            );
+            assert!(text.starts_with("ERR") && text.contains(dead.as_str()), "{text}");
         } else {
             assert_eq!(reply, bulk("v"), "{key} lives on a server that is up");
         }
     }
     // A refused connection is reported promptly and names the server.
-    let dead_key = keys
-        .iter()
-        .find(|k| ring.get(k.as_bytes()) == Some(dead.as_str()))
-        .unwrap();
+    let dead_key = keys.iter().find(|k| ring.get(k.as_bytes()) == Some(dead.as_str())).unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(
-        c.call(&["GET", dead_key]),
-        Frame::error(format!("ERR connect to {dead}: connection refused"))
-    );
+    assert_eq!(c.call(&["GET", dead_key]), Frame::error(format!("ERR connect to {dead}: connection refused")));
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     let mut fresh = Conn::connect(&cluster.proxy.addr());
     assert_eq!(fresh.call(&["PING"]), Frame::simple("PONG"));
@@ -270,23 +213,15 @@ fn remove_server_closes_its_pooled_connections() {
         c.call(&["SET", &format!("k{i}"), "v"]);
     }
     let gone = &cluster.servers[0];
-    assert_eq!(
-        c.call(&["REMOVE_SERVER", &gone.addr()]),
-        Frame::simple(format!("OK removed {}", gone.addr()))
-    );
+    assert_eq!(c.call(&["REMOVE_SERVER", &gone.addr()]), Frame::simple(format!("OK removed {}", gone.addr())));
     let mut direct = Conn::connect_greeted(&gone.addr(), "+OK cache-A ready");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let Frame::Bulk(info) = direct.call(&["INFO"]) else {
-            panic!()
-        };
+        let Frame::Bulk(info) = direct.call(&["INFO"]) else { panic!() };
         if String::from_utf8_lossy(&info).contains("connected_clients:1\r\n") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy's connection to a removed server stayed open"
-        );
+        assert!(std::time::Instant::now() < deadline, "the proxy's connection to a removed server stayed open");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -20,14 +20,9 @@ fn every_seed_command_replies_as_the_seed_did() {
     c.exchange("GET nobody", &["$-1"]);
     c.send_line("KEYS");
     // `*2` then one `+key` line per key, in the store's order.
-    let Frame::Array(mut keys) = c.read_frame() else {
-        panic!("KEYS is an array")
-    };
+    let Frame::Array(mut keys) = c.read_frame() else { panic!("KEYS is an array") };
     keys.sort_by_key(|k| k.as_bytes().cloned());
-    assert_eq!(
-        keys,
-        [Frame::simple("greeting"), Frame::simple("user:1001")]
-    );
+    assert_eq!(keys, [Frame::simple("greeting"), Frame::simple("user:1001")]);
     c.exchange("DEL user:1001", &[":1"]);
     c.exchange("DEL user:1001", &[":0"]);
     c.exchange("QUIT", &["+BYE"]);
@@ -72,11 +67,7 @@ fn operations_are_logged_as_the_seed_logged_them() {
         "[cache-A] GET nobody -> (nil)",
         "[cache-A] DEL user:1001 -> 1",
     ] {
-        assert!(
-            server.wait_for_log(line),
-            "missing log line {line:?} in {:?}",
-            server.logs()
-        );
+        assert!(server.wait_for_log(line), "missing log line {line:?} in {:?}", server.logs());
     }
 }
 
@@ -100,29 +91,12 @@ fn no_greeting_serves_redis_clients() {
 #[test]
 fn help_explains_every_flag() {
     for binary in ["server", "proxy", "demo"] {
-        let output = std::process::Command::new(e2e::binary(binary))
-            .arg("--help")
-            .output()
-            .expect("run --help");
+        let output = std::process::Command::new(e2e::binary(binary)).arg("--help").output().expect("run --help");
         assert!(output.status.success());
         let text = String::from_utf8_lossy(&output.stdout);
         let flags: &[&str] = match binary {
-            "server" => &[
-                "--port",
-                "--name",
-                "--bind",
-                "--no-greeting",
-                "--max-clients",
-                "--max-bulk-len",
-            ],
-            "proxy" => &[
-                "--port",
-                "--replicas",
-                "--servers",
-                "--bind",
-                "--no-greeting",
-                "--connect-timeout-ms",
-            ],
+            "server" => &["--port", "--name", "--bind", "--no-greeting", "--max-clients", "--max-bulk-len"],
+            "proxy" => &["--port", "--replicas", "--servers", "--bind", "--no-greeting", "--connect-timeout-ms"],
             _ => &["--proxy", "--servers"],
         };
         for flag in flags {

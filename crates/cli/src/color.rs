@@ -12,9 +12,7 @@ impl Palette {
     /// Decides from the environment: a terminal on stdout and no `NO_COLOR`.
     pub fn detect() -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self {
-            enabled: !no_color && std::io::stdout().is_terminal(),
-        }
+        Self { enabled: !no_color && std::io::stdout().is_terminal() }
     }
 
     /// Plain text always.

@@ -32,10 +32,7 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Vec<String> {
-        rewrite(args.iter().map(OsString::from))
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+        rewrite(args.iter().map(OsString::from)).into_iter().map(|a| a.into_string().unwrap()).collect()
     }
 
     #[test]
@@ -49,9 +46,6 @@ mod tests {
 
     #[test]
     fn others_are_kept() {
-        assert_eq!(
-            run(&["proxy", "--port", "1", "-h", "-5", "x"]),
-            ["proxy", "--port", "1", "-h", "-5", "x"]
-        );
+        assert_eq!(run(&["proxy", "--port", "1", "-h", "-5", "x"]), ["proxy", "--port", "1", "-h", "-5", "x"]);
     }
 }

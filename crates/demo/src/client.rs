@@ -24,11 +24,7 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Bounds on what a peer may send back: the demo's replies are short, so a reply larger
 /// than this is a broken peer, not data.
-const REPLY_LIMITS: Limits = Limits {
-    max_inline_len: 64 * 1024,
-    max_bulk_len: 1024 * 1024,
-    max_args: 64 * 1024,
-};
+const REPLY_LIMITS: Limits = Limits { max_inline_len: 64 * 1024, max_bulk_len: 1024 * 1024, max_args: 64 * 1024 };
 
 /// What went wrong talking to a peer. Every variant names the peer's address.
 #[derive(Debug)]
@@ -115,44 +111,22 @@ impl Client {
     /// and skips any status line (such as the `+OK cache-A ready` greeting) before `+PONG`,
     /// so it works whether the peer greets or not.
     pub fn connect(addr: &str) -> Result<Client, Error> {
-        let stream = open(addr).map_err(|source| Error::Unreachable {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let io_error = |source| Error::Io {
-            addr: addr.to_string(),
-            source,
-        };
-        stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .map_err(io_error)?;
-        stream
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .map_err(io_error)?;
+        let stream = open(addr).map_err(|source| Error::Unreachable { addr: addr.to_string(), source })?;
+        let io_error = |source| Error::Io { addr: addr.to_string(), source };
+        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_error)?;
+        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io_error)?;
         // One command, one reply: no reason to let Nagle delay the next request.
         stream.set_nodelay(true).map_err(io_error)?;
-        let mut client = Client {
-            addr: addr.to_string(),
-            stream,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-        };
+        let mut client = Client { addr: addr.to_string(), stream, buf: BytesMut::with_capacity(READ_CHUNK) };
         client.send(&[b"PING"])?;
         for _ in 0..MAX_LINES_BEFORE_PONG {
             match client.read_frame()? {
                 Frame::Simple(text) if text.eq_ignore_ascii_case(b"PONG") => return Ok(client),
                 Frame::Simple(_) => continue,
-                other => {
-                    return Err(Error::Handshake {
-                        addr: client.addr,
-                        reply: describe(&other),
-                    })
-                }
+                other => return Err(Error::Handshake { addr: client.addr, reply: describe(&other) }),
             }
         }
-        Err(Error::Handshake {
-            addr: client.addr,
-            reply: format!("{MAX_LINES_BEFORE_PONG} status lines and no +PONG"),
-        })
+        Err(Error::Handshake { addr: client.addr, reply: format!("{MAX_LINES_BEFORE_PONG} status lines and no +PONG") })
     }
 
     /// The address this client connected to, as given.
@@ -172,10 +146,7 @@ impl Client {
     fn send(&mut self, args: &[&[u8]]) -> Result<(), Error> {
         let mut out = BytesMut::new();
         resp::write::command(&mut out, args);
-        self.stream.write_all(&out).map_err(|source| Error::Io {
-            addr: self.addr.clone(),
-            source,
-        })
+        self.stream.write_all(&out).map_err(|source| Error::Io { addr: self.addr.clone(), source })
     }
 
     /// Reads until exactly one complete frame is buffered, then takes it off the buffer.
@@ -185,29 +156,17 @@ impl Client {
             match Frame::parse(&mut self.buf, &REPLY_LIMITS) {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
-                Err(source) => {
-                    return Err(Error::Protocol {
-                        addr: self.addr.clone(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(Error::Protocol { addr: self.addr.clone(), source }),
             }
             let n = loop {
                 match self.stream.read(&mut chunk) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        return Err(Error::Io {
-                            addr: self.addr.clone(),
-                            source,
-                        })
-                    }
+                    Err(source) => return Err(Error::Io { addr: self.addr.clone(), source }),
                 }
             };
             if n == 0 {
-                return Err(Error::Closed {
-                    addr: self.addr.clone(),
-                });
+                return Err(Error::Closed { addr: self.addr.clone() });
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -238,11 +197,7 @@ pub fn describe(frame: &Frame) -> String {
         Frame::NullArray => "*-1".to_string(),
         Frame::Array(items) => {
             let shown: Vec<String> = items.iter().take(8).map(describe).collect();
-            let more = if items.len() > shown.len() {
-                ", ..."
-            } else {
-                ""
-            };
+            let more = if items.len() > shown.len() { ", ..." } else { "" };
             format!("*{} [{}{more}]", items.len(), shown.join(", "))
         }
     }
@@ -252,11 +207,7 @@ pub fn describe(frame: &Frame) -> String {
 fn printable(bytes: &[u8]) -> String {
     const MAX_CHARS: usize = 120;
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(MAX_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut out: String = text.chars().take(MAX_CHARS).flat_map(char::escape_debug).collect();
     if text.chars().count() > MAX_CHARS {
         out.push_str("...");
     }
@@ -271,10 +222,7 @@ mod tests {
 
     /// A one-connection fake peer: sends `greeting`, then answers each request in turn with
     /// the next canned reply, returning the requests it saw.
-    fn fake_peer(
-        greeting: &'static [u8],
-        replies: Vec<&'static [u8]>,
-    ) -> (String, thread::JoinHandle<Vec<u8>>) {
+    fn fake_peer(greeting: &'static [u8], replies: Vec<&'static [u8]>) -> (String, thread::JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let handle = thread::spawn(move || {
@@ -286,8 +234,7 @@ mod tests {
             for reply in replies {
                 // Wait for one complete request frame, then answer it.
                 loop {
-                    if let Some(frame) = Frame::parse(&mut buf, &Limits::default()).expect("parse")
-                    {
+                    if let Some(frame) = Frame::parse(&mut buf, &Limits::default()).expect("parse") {
                         seen.extend_from_slice(&frame.to_bytes());
                         break;
                     }
@@ -306,19 +253,13 @@ mod tests {
 
     #[test]
     fn connects_with_a_greeting_and_calls() {
-        let (addr, peer) = fake_peer(
-            b"+OK cache-A ready\r\n",
-            vec![b"+PONG\r\n", b"$5\r\nAlice\r\n"],
-        );
+        let (addr, peer) = fake_peer(b"+OK cache-A ready\r\n", vec![b"+PONG\r\n", b"$5\r\nAlice\r\n"]);
         let mut client = Client::connect(&addr).expect("connect");
         let reply = client.call(&[b"GET", b"user:1001"]).expect("call");
         assert_eq!(reply, Frame::bulk("Alice"));
         drop(client);
         let seen = peer.join().expect("peer");
-        assert_eq!(
-            seen,
-            b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$9\r\nuser:1001\r\n"
-        );
+        assert_eq!(seen, b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$9\r\nuser:1001\r\n");
     }
 
     #[test]

@@ -60,10 +60,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            proxy: DEFAULT_PROXY.to_string(),
-            servers: DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect(),
-        }
+        Config { proxy: DEFAULT_PROXY.to_string(), servers: DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect() }
     }
 }
 
@@ -102,26 +99,16 @@ impl Config {
              or start the cache servers and the proxy yourself, one terminal each:\n",
         );
         for (i, addr) in self.servers.iter().enumerate() {
-            text.push_str(&format!(
-                "    {}\n",
-                start_command("server", addr, Some(&label(i)))
-            ));
+            text.push_str(&format!("    {}\n", start_command("server", addr, Some(&label(i)))));
         }
-        text.push_str(&format!(
-            "    {}\n",
-            start_command("proxy", &self.proxy, None)
-        ));
+        text.push_str(&format!("    {}\n", start_command("proxy", &self.proxy, None)));
         text.push_str("and run the demo again:\n    cargo run -p demo");
         let default = Config::default();
         if self.proxy != default.proxy {
             text.push_str(&format!(" -- --proxy {}", self.proxy));
         }
         if self.servers != default.servers {
-            let sep = if self.proxy == default.proxy {
-                " --"
-            } else {
-                ""
-            };
+            let sep = if self.proxy == default.proxy { " --" } else { "" };
             text.push_str(&format!("{sep} --servers {}", self.servers.join(",")));
         }
         text
@@ -154,10 +141,7 @@ mod tests {
     use super::*;
 
     fn config(proxy: &str, servers: &[&str]) -> Config {
-        Config {
-            proxy: proxy.to_string(),
-            servers: servers.iter().map(|s| s.to_string()).collect(),
-        }
+        Config { proxy: proxy.to_string(), servers: servers.iter().map(|s| s.to_string()).collect() }
     }
 
     #[test]
@@ -176,19 +160,11 @@ mod tests {
     #[test]
     fn bad_configs_are_explained() {
         let two = config("127.0.0.1:6380", &["127.0.0.1:6381", "127.0.0.1:6382"]);
-        assert!(two
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("exactly three"));
+        assert!(two.validate().unwrap_err().to_string().contains("exactly three"));
         let twice = config("127.0.0.1:6380", &["a:1", "a:1", "b:2"]);
         assert!(twice.validate().unwrap_err().to_string().contains("twice"));
         let no_port = config("127.0.0.1", &["a:1", "b:1", "c:1"]);
-        assert!(no_port
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("host:port"));
+        assert!(no_port.validate().unwrap_err().to_string().contains("host:port"));
         let proxy_too = config("a:1", &["a:1", "b:1", "c:1"]);
         assert!(proxy_too.validate().is_err());
     }
@@ -206,11 +182,7 @@ mod tests {
 
     #[test]
     fn how_to_start_follows_other_addresses() {
-        let text = config(
-            "127.0.0.1:7000",
-            &["10.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"],
-        )
-        .how_to_start();
+        let text = config("127.0.0.1:7000", &["10.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]).how_to_start();
         assert!(text.contains("cargo run -p server -- --port 7001 --name cache-A --bind 10.0.0.1"));
         assert!(text.contains("cargo run -p proxy -- --port 7000\n"));
         assert!(text.ends_with(

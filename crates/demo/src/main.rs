@@ -32,10 +32,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse_from(cli::go_style_args());
-    let config = demo::Config {
-        proxy: args.proxy,
-        servers: args.servers,
-    };
+    let config = demo::Config { proxy: args.proxy, servers: args.servers };
     match demo::run(&config, cli::Palette::detect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -44,10 +44,7 @@ impl Cell {
 
     /// A cell painted with `style`.
     pub fn styled(text: impl Into<String>, style: Style) -> Cell {
-        Cell {
-            text: text.into(),
-            style,
-        }
+        Cell { text: text.into(), style }
     }
 
     /// An empty cell (keeps later columns aligned).
@@ -73,21 +70,12 @@ pub fn paint(palette: &Palette, style: Style, text: &str) -> String {
 pub fn table(rows: &[Vec<Cell>], palette: &Palette) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|row| row.get(c))
-                .map(|cell| cell.text.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| rows.iter().filter_map(|row| row.get(c)).map(|cell| cell.text.chars().count()).max().unwrap_or(0))
         .collect();
     rows.iter()
         .map(|row| {
             // The last non-empty cell is not padded, so lines carry no trailing spaces.
-            let used = row
-                .iter()
-                .rposition(|cell| !cell.text.is_empty())
-                .map_or(0, |i| i + 1);
+            let used = row.iter().rposition(|cell| !cell.text.is_empty()).map_or(0, |i| i + 1);
             let mut line = String::from(INDENT);
             for (c, cell) in row.iter().take(used).enumerate() {
                 if c > 0 {
@@ -151,10 +139,7 @@ mod tests {
     #[test]
     fn columns_align_on_the_widest_cell() {
         let rows = vec![
-            vec![
-                Cell::plain("user:1001"),
-                Cell::plain("cache-B (127.0.0.1:6382)"),
-            ],
+            vec![Cell::plain("user:1001"), Cell::plain("cache-B (127.0.0.1:6382)")],
             vec![
                 Cell::plain("product:laptop"),
                 Cell::plain("cache-A (127.0.0.1:6381)"),

@@ -178,27 +178,13 @@ impl Walkthrough {
     pub fn connect(config: &Config, palette: Palette) -> Result<Walkthrough> {
         let proxy = Client::connect(&config.proxy).map_err(|e| {
             if e.is_unreachable() {
-                anyhow!(
-                    "the proxy at {} is not reachable ({e}).\n\n{}",
-                    config.proxy,
-                    config.how_to_start()
-                )
+                anyhow!("the proxy at {} is not reachable ({e}).\n\n{}", config.proxy, config.how_to_start())
             } else {
-                anyhow!(e).context(format!(
-                    "the proxy at {} does not answer PING",
-                    config.proxy
-                ))
+                anyhow!(e).context(format!("the proxy at {} does not answer PING", config.proxy))
             }
         })?;
-        let servers: Vec<Server> = config
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| Server {
-                label: label(i),
-                addr: addr.clone(),
-            })
-            .collect();
+        let servers: Vec<Server> =
+            config.servers.iter().enumerate().map(|(i, addr)| Server { label: label(i), addr: addr.clone() }).collect();
         Ok(Walkthrough {
             proxy,
             servers,
@@ -220,11 +206,7 @@ impl Walkthrough {
         let p = &self.palette;
         println!("{}", p.bold("Consistent Hashing in Action"));
         let servers: Vec<String> = self.servers.iter().map(|s| p.cyan(&s.display())).collect();
-        println!(
-            "{INDENT}proxy {}, cache servers {}",
-            self.proxy.addr(),
-            servers.join(", ")
-        );
+        println!("{INDENT}proxy {}, cache servers {}", self.proxy.addr(), servers.join(", "));
         println!("{INDENT}keys: {}", DEMO_KEYS.join(" "));
     }
 
@@ -254,19 +236,15 @@ impl Walkthrough {
 
         let listed = self.servers_in_ring()?;
         for addr in &listed {
-            self.expect_status(
-                &[b"REMOVE_SERVER", addr.as_bytes()],
-                &format!("OK removed {addr}"),
-            )?;
+            self.expect_status(&[b"REMOVE_SERVER", addr.as_bytes()], &format!("OK removed {addr}"))?;
         }
 
         let mut deleted = 0;
         for (i, client) in &mut direct {
             for key in DEMO_KEYS {
                 let args: [&[u8]; 2] = [b"DEL", key.as_bytes()];
-                let reply = client
-                    .call(&args)
-                    .with_context(|| format!("DEL {key} on {}", self.servers[*i].display()))?;
+                let reply =
+                    client.call(&args).with_context(|| format!("DEL {key} on {}", self.servers[*i].display()))?;
                 match reply {
                     Frame::Integer(n) => deleted += usize::try_from(n).unwrap_or(0),
                     other => {
@@ -292,11 +270,7 @@ impl Walkthrough {
             format!("deleted {} left on the cache servers", keys(deleted))
         };
         println!();
-        println!(
-            "{}",
-            self.palette
-                .dim(&format!("Starting clean: {ring}; {leftovers}."))
-        );
+        println!("{}", self.palette.dim(&format!("Starting clean: {ring}; {leftovers}.")));
         Ok(())
     }
 
@@ -305,11 +279,7 @@ impl Walkthrough {
         for step in steps {
             self.steps_done += 1;
             println!();
-            println!(
-                "{}",
-                self.palette
-                    .bold(&report::heading(self.steps_done, step.title))
-            );
+            println!("{}", self.palette.bold(&report::heading(self.steps_done, step.title)));
             println!("{}", self.palette.dim(&format!("{INDENT}{}", step.intro)));
             (step.run)(self).with_context(|| format!("step {} failed", self.steps_done))?;
         }
@@ -329,9 +299,7 @@ impl Walkthrough {
 
     /// Sends a command to the proxy; I/O failures carry the command in their context.
     fn call(&mut self, args: &[&[u8]]) -> Result<Frame> {
-        self.proxy
-            .call(args)
-            .with_context(|| format!("sending `{}` to the proxy", command_text(args)))
+        self.proxy.call(args).with_context(|| format!("sending `{}` to the proxy", command_text(args)))
     }
 
     /// The error for a reply the walkthrough did not expect.
@@ -362,9 +330,7 @@ impl Walkthrough {
         let mut addrs = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                Frame::Simple(text) | Frame::Bulk(text) => {
-                    addrs.push(String::from_utf8_lossy(text).into_owned())
-                }
+                Frame::Simple(text) | Frame::Bulk(text) => addrs.push(String::from_utf8_lossy(text).into_owned()),
                 _ => return Err(self.unexpected(&args, &reply, "an array of host:port")),
             }
         }
@@ -381,8 +347,7 @@ impl Walkthrough {
                 Frame::Simple(addr) | Frame::Bulk(addr) => self.index_of(addr),
                 _ => None,
             };
-            let owner = owner
-                .ok_or_else(|| self.unexpected(&args, &reply, "+host:port of a demo server"))?;
+            let owner = owner.ok_or_else(|| self.unexpected(&args, &reply, "+host:port of a demo server"))?;
             owners.push(owner);
         }
         Ok(owners)
@@ -409,10 +374,7 @@ impl Walkthrough {
     /// `ADD_SERVER` for the server at `index`, answered `+OK added host:port`.
     fn add_server(&mut self, index: usize) -> Result<()> {
         let addr = self.servers[index].addr.clone();
-        self.expect_status(
-            &[b"ADD_SERVER", addr.as_bytes()],
-            &format!("OK added {addr}"),
-        )?;
+        self.expect_status(&[b"ADD_SERVER", addr.as_bytes()], &format!("OK added {addr}"))?;
         self.print_membership_change("ADD_SERVER", &addr, &format!("+OK added {addr}"));
         Ok(())
     }
@@ -420,10 +382,7 @@ impl Walkthrough {
     /// `REMOVE_SERVER` for the server at `index`, answered `+OK removed host:port`.
     fn remove_server(&mut self, index: usize) -> Result<()> {
         let addr = self.servers[index].addr.clone();
-        self.expect_status(
-            &[b"REMOVE_SERVER", addr.as_bytes()],
-            &format!("OK removed {addr}"),
-        )?;
+        self.expect_status(&[b"REMOVE_SERVER", addr.as_bytes()], &format!("OK removed {addr}"))?;
         self.print_membership_change("REMOVE_SERVER", &addr, &format!("+OK removed {addr}"));
         Ok(())
     }
@@ -433,10 +392,7 @@ impl Walkthrough {
         let listed = self.servers_in_ring()?;
         let mut got = listed.clone();
         got.sort();
-        let mut want: Vec<String> = expected
-            .iter()
-            .map(|&i| self.servers[i].addr.clone())
-            .collect();
+        let mut want: Vec<String> = expected.iter().map(|&i| self.servers[i].addr.clone()).collect();
         want.sort();
         if got != want {
             bail!(
@@ -445,10 +401,7 @@ impl Walkthrough {
                 display_list(&want)
             );
         }
-        let names: Vec<String> = listed
-            .iter()
-            .map(|addr| self.palette.cyan(&self.name_of(addr)))
-            .collect();
+        let names: Vec<String> = listed.iter().map(|addr| self.palette.cyan(&self.name_of(addr))).collect();
         println!("{INDENT}SERVERS: {}", names.join(", "));
         Ok(())
     }
@@ -466,11 +419,7 @@ impl Walkthrough {
             .enumerate()
             .map(|(k, key)| {
                 let owner = &self.servers[owners[k]];
-                let mut row = vec![
-                    Cell::plain(*key),
-                    Cell::plain("->"),
-                    Cell::styled(owner.display(), Style::Name),
-                ];
+                let mut row = vec![Cell::plain(*key), Cell::plain("->"), Cell::styled(owner.display(), Style::Name)];
                 if let Some(before) = previous.and_then(|p| p.get(k)) {
                     if *before != owners[k] {
                         row.push(Cell::styled(
@@ -502,20 +451,13 @@ impl Walkthrough {
 
     fn print_summary(&self, read: &ReadBack) {
         let line = report::summary_line(read.hits, read.misses);
-        let painted = if read.misses == 0 {
-            self.palette.green(&line)
-        } else {
-            self.palette.yellow(&line)
-        };
+        let painted = if read.misses == 0 { self.palette.green(&line) } else { self.palette.yellow(&line) };
         println!("{INDENT}{painted}");
     }
 
     /// `cache-A` for a demo server's address, the address itself otherwise.
     fn name_of(&self, addr: &str) -> String {
-        self.servers
-            .iter()
-            .find(|s| s.addr == addr)
-            .map_or_else(|| addr.to_string(), Server::display)
+        self.servers.iter().find(|s| s.addr == addr).map_or_else(|| addr.to_string(), Server::display)
     }
 
     fn index_of(&self, addr: &[u8]) -> Option<usize> {
@@ -529,32 +471,14 @@ impl Walkthrough {
         let previous = std::mem::take(&mut self.routes);
         let previous = (!previous.is_empty()).then_some(previous);
         self.print_routes(&owners, previous.as_deref());
-        let moved = previous
-            .as_deref()
-            .map(|before| moves(before, &owners))
-            .unwrap_or_default();
+        let moved = previous.as_deref().map(|before| moves(before, &owners)).unwrap_or_default();
         self.routes = owners;
         Ok(moved)
     }
 
     /// Summarises a membership change in one line and records it in the findings.
-    fn record_change(
-        &self,
-        server: usize,
-        joined: bool,
-        servers_after: usize,
-        moved: &[Move],
-    ) -> RingChange {
-        let as_expected = moved
-            .iter()
-            .filter(|m| {
-                if joined {
-                    m.to == server
-                } else {
-                    m.from == server
-                }
-            })
-            .count();
+    fn record_change(&self, server: usize, joined: bool, servers_after: usize, moved: &[Move]) -> RingChange {
+        let as_expected = moved.iter().filter(|m| if joined { m.to == server } else { m.from == server }).count();
         let mut destinations: Vec<String> = Vec::new();
         for m in moved {
             let name = self.servers[m.to].label.clone();
@@ -597,10 +521,7 @@ fn step_store(w: &mut Walkthrough) -> Result<()> {
             Cell::plain(format!("SET {key}")),
             Cell::plain(value_for(key)),
             Cell::styled("+OK", Style::Good),
-            Cell::styled(
-                owner.map_or_else(String::new, |o| format!("on {}", w.servers[o].display())),
-                Style::Name,
-            ),
+            Cell::styled(owner.map_or_else(String::new, |o| format!("on {}", w.servers[o].display())), Style::Name),
         ]);
     }
     w.print_table(&rows);
@@ -640,11 +561,7 @@ fn step_restore_and_verify(w: &mut Walkthrough) -> Result<()> {
         w.store(key)?;
         w.stored_on[k] = w.routes.get(k).copied();
     }
-    println!(
-        "{INDENT}SET {} keys again: every one answered {}",
-        DEMO_KEYS.len(),
-        w.palette.green("+OK")
-    );
+    println!("{INDENT}SET {} keys again: every one answered {}", DEMO_KEYS.len(), w.palette.green("+OK"));
     let read = read_back(w)?;
     w.findings.final_read = Some(read);
     if read.misses > 0 {
@@ -658,11 +575,7 @@ fn step_restore_and_verify(w: &mut Walkthrough) -> Result<()> {
 
 /// GETs every key through the proxy, prints HIT or MISS per key and the summary line.
 fn read_back(w: &mut Walkthrough) -> Result<ReadBack> {
-    let mut read = ReadBack {
-        hits: 0,
-        misses: 0,
-        misses_on_moved: 0,
-    };
+    let mut read = ReadBack { hits: 0, misses: 0, misses_on_moved: 0 };
     let mut rows = Vec::new();
     for (k, key) in DEMO_KEYS.iter().enumerate() {
         let value = w.fetch(key)?;
@@ -670,19 +583,13 @@ fn read_back(w: &mut Walkthrough) -> Result<ReadBack> {
         let mut row = vec![
             Cell::plain(format!("GET {key}")),
             Cell::empty(),
-            Cell::styled(
-                owner.map(|o| format!("from {o}")).unwrap_or_default(),
-                Style::Name,
-            ),
+            Cell::styled(owner.map(|o| format!("from {o}")).unwrap_or_default(), Style::Name),
         ];
         match value {
             Some(value) => {
                 read.hits += 1;
                 row[1] = Cell::styled("HIT", Style::Good);
-                row.push(Cell::styled(
-                    String::from_utf8_lossy(&value).into_owned(),
-                    Style::Quiet,
-                ));
+                row.push(Cell::styled(String::from_utf8_lossy(&value).into_owned(), Style::Quiet));
             }
             None => {
                 read.misses += 1;
@@ -690,10 +597,7 @@ fn read_back(w: &mut Walkthrough) -> Result<ReadBack> {
                 let owner_now = w.routes.get(k).copied();
                 if let Some(s) = w.stored_on[k].filter(|&s| Some(s) != owner_now) {
                     read.misses_on_moved += 1;
-                    row.push(Cell::styled(
-                        format!("the value is on {}", w.servers[s].label),
-                        Style::Changed,
-                    ));
+                    row.push(Cell::styled(format!("the value is on {}", w.servers[s].label), Style::Changed));
                 }
             }
         }
@@ -710,31 +614,19 @@ fn read_back(w: &mut Walkthrough) -> Result<ReadBack> {
 /// consistent hashing predicts.
 pub fn change_sentence(change: &RingChange) -> String {
     let stayed = change.total - change.moved;
-    let head = format!(
-        "{} of {} moved ({}%)",
-        change.moved,
-        keys(change.total),
-        percent(change.moved, change.total)
-    );
+    let head = format!("{} of {} moved ({}%)", change.moved, keys(change.total), percent(change.moved, change.total));
     let how = if change.moved == 0 {
         String::new()
     } else if change.moved_as_expected == change.moved {
         if change.joined {
             format!(", all of them to {}", change.server)
         } else {
-            format!(
-                ", all of them from {} to {}",
-                change.server,
-                and_list(&change.destinations)
-            )
+            format!(", all of them from {} to {}", change.server, and_list(&change.destinations))
         }
     } else {
         let others = change.moved - change.moved_as_expected;
         let direction = if change.joined { "to" } else { "from" };
-        format!(
-            ", {} {direction} {} and {} between other servers",
-            change.moved_as_expected, change.server, others
-        )
+        format!(", {} {direction} {} and {} between other servers", change.moved_as_expected, change.server, others)
     };
     format!("{head}{how}; {stayed} stayed on their server.")
 }
@@ -783,11 +675,7 @@ pub fn conclusion(findings: &Findings, total: usize) -> Vec<String> {
             percent(leave.moved, leave.total)
         );
         if leave.moved_as_expected == leave.moved {
-            let (what, each) = if leave.moved == 1 {
-                ("the one key", "")
-            } else {
-                ("the keys", "each ")
-            };
+            let (what, each) = if leave.moved == 1 { ("the one key", "") } else { ("the keys", "each ") };
             line.push_str(&format!(
                 ": only {what} {} owned, {each}to the next server on the ring ({}); the other {stayed} stayed where they were.",
                 leave.server,
@@ -815,10 +703,7 @@ pub fn conclusion(findings: &Findings, total: usize) -> Vec<String> {
 
 /// A command as typed in `nc`, for messages: `ROUTE user:1001`.
 fn command_text(args: &[&[u8]]) -> String {
-    args.iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 fn display_list(items: &[String]) -> String {
@@ -837,21 +722,7 @@ mod tests {
     fn moves_lists_only_changed_owners() {
         let before = [1, 1, 0, 1];
         let after = [2, 1, 0, 2];
-        assert_eq!(
-            moves(&before, &after),
-            [
-                Move {
-                    key: 0,
-                    from: 1,
-                    to: 2
-                },
-                Move {
-                    key: 3,
-                    from: 1,
-                    to: 2
-                }
-            ]
-        );
+        assert_eq!(moves(&before, &after), [Move { key: 0, from: 1, to: 2 }, Move { key: 3, from: 1, to: 2 }]);
         assert!(moves(&after, &after).is_empty());
     }
 
@@ -893,42 +764,28 @@ mod tests {
             change_sentence(&join(3, 2)),
             "3 of 8 keys moved (38%), 2 to cache-C and 1 between other servers; 5 stayed on their server."
         );
-        assert_eq!(
-            change_sentence(&join(0, 0)),
-            "0 of 8 keys moved (0%); 8 stayed on their server."
-        );
+        assert_eq!(change_sentence(&join(0, 0)), "0 of 8 keys moved (0%); 8 stayed on their server.");
     }
 
     #[test]
     fn conclusion_uses_the_measured_numbers() {
         let findings = Findings {
             join: Some(join(4, 4)),
-            read_after_join: Some(ReadBack {
-                hits: 4,
-                misses: 4,
-                misses_on_moved: 4,
-            }),
+            read_after_join: Some(ReadBack { hits: 4, misses: 4, misses_on_moved: 4 }),
             leave: Some(leave()),
-            final_read: Some(ReadBack {
-                hits: 8,
-                misses: 0,
-                misses_on_moved: 0,
-            }),
+            final_read: Some(ReadBack { hits: 8, misses: 0, misses_on_moved: 0 }),
         };
         let lines = conclusion(&findings, 8);
         assert_eq!(lines.len(), 4);
-        assert!(lines[0].starts_with(
-            "Adding cache-C (2 -> 3 servers) moved 4 of 8 keys (50%), all of them to cache-C."
-        ));
+        assert!(
+            lines[0].starts_with("Adding cache-C (2 -> 3 servers) moved 4 of 8 keys (50%), all of them to cache-C.")
+        );
         assert!(lines[0].contains("1/3 here"));
         assert!(lines[1].contains("4 hits and 4 misses (4 of them on moved keys)"));
         assert!(lines[2].starts_with(
             "Removing cache-B moved 3 of 8 keys (38%): only the keys cache-B owned, each to the next server on the ring (cache-A); the other 5 stayed"
         ));
-        assert_eq!(
-            lines[3],
-            "After storing every value again on its current owner: 8 hits, 0 misses."
-        );
+        assert_eq!(lines[3], "After storing every value again on its current owner: 8 hits, 0 misses.");
     }
 
     #[test]
@@ -938,10 +795,7 @@ mod tests {
 
     #[test]
     fn server_display_shows_label_and_address() {
-        let server = Server {
-            label: "cache-A".into(),
-            addr: "127.0.0.1:6381".into(),
-        };
+        let server = Server { label: "cache-A".into(), addr: "127.0.0.1:6381".into() };
         assert_eq!(server.display(), "cache-A (127.0.0.1:6381)");
     }
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Frame, Limits};
+
+use crate::health::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -75,10 +77,7 @@ impl Replies {
     pub fn frame(&self, i: usize) -> Frame {
         let mut bytes = BytesMut::from(self.get(i));
         // The reader validated every reply with the same parser, so this cannot fail.
-        Frame::parse(&mut bytes, &reply_limits())
-            .ok()
-            .flatten()
-            .unwrap_or(Frame::Null)
+        Frame::parse(&mut bytes, &reply_limits()).ok().flatten().unwrap_or(Frame::Null)
     }
 }
 
@@ -133,13 +132,13 @@ pub struct Backend {
     removed: AtomicBool,
     /// Request and error counters.
     pub stats: BackendStats,
+    /// What the health checks found.
+    pub health: Health,
 }
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("Backend").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -153,6 +152,7 @@ impl Backend {
             connect_timeout,
             removed: AtomicBool::new(false),
             stats: BackendStats::default(),
+            health: Health::default(),
         }
     }
 
@@ -163,10 +163,7 @@ impl Backend {
 
     /// Links open now.
     pub fn open_connections(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive()))
-            .count()
+        self.slots.iter().filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive())).count()
     }
 
     /// Closes every link and refuses new work: the server left the ring.
@@ -178,18 +175,10 @@ impl Backend {
     }
 
     /// Sends `count` encoded requests; the receiver yields their replies in order.
-    pub async fn send(
-        &self,
-        bytes: Bytes,
-        count: usize,
-    ) -> oneshot::Receiver<Result<Replies, BackendError>> {
+    pub async fn send(&self, bytes: Bytes, count: usize) -> oneshot::Receiver<Result<Replies, BackendError>> {
         self.stats.requests.fetch_add(count as u64, Relaxed);
         let (reply, receiver) = oneshot::channel();
-        let mut job = Job {
-            bytes,
-            count,
-            reply,
-        };
+        let mut job = Job { bytes, count, reply };
         // A link that died since it was pooled hands the job back; dial once more then.
         for _ in 0..2 {
             let link = match self.link().await {
@@ -206,18 +195,14 @@ impl Backend {
             }
         }
         self.stats.errors.fetch_add(count as u64, Relaxed);
-        let _ = job.reply.send(Err(BackendError::Lost {
-            addr: self.addr.clone(),
-        }));
+        let _ = job.reply.send(Err(BackendError::Lost { addr: self.addr.clone() }));
         receiver
     }
 
     /// A live link of the next slot, dialled if needed.
     async fn link(&self) -> Result<Arc<Link>, BackendError> {
         if self.removed.load(Relaxed) {
-            return Err(BackendError::Removed {
-                addr: self.addr.clone(),
-            });
+            return Err(BackendError::Removed { addr: self.addr.clone() });
         }
         let slot = &self.slots[self.next_slot.fetch_add(1, Relaxed) % self.slots.len()];
         if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
@@ -229,9 +214,7 @@ impl Backend {
         }
         let link = Arc::new(self.dial().await?);
         if self.removed.load(Relaxed) {
-            return Err(BackendError::Removed {
-                addr: self.addr.clone(),
-            });
+            return Err(BackendError::Removed { addr: self.addr.clone() });
         }
         *lock(&slot.link) = Some(link.clone());
         Ok(link)
@@ -246,11 +229,7 @@ impl Backend {
         let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(error)) => return Err(self.connect_error(describe(&error))),
-            Err(_) => {
-                return Err(
-                    self.connect_error(format!("timed out after {:?}", self.connect_timeout))
-                )
-            }
+            Err(_) => return Err(self.connect_error(format!("timed out after {:?}", self.connect_timeout))),
         };
         tracing::debug!(backend = %self.addr, "connected");
         let (reader, writer) = stream.into_split();
@@ -263,10 +242,7 @@ impl Backend {
     }
 
     fn connect_error(&self, reason: String) -> BackendError {
-        BackendError::Connect {
-            addr: self.addr.clone(),
-            reason,
-        }
+        BackendError::Connect { addr: self.addr.clone(), reason }
     }
 }
 
@@ -281,30 +257,17 @@ async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
             Ok(Some(Frame::Simple(s))) if &s[..] == b"PONG" => return Ok((stream, buf)),
             Ok(Some(Frame::Simple(_))) => continue,
             Ok(Some(Frame::Error(e))) => {
-                return Err(io::Error::other(format!(
-                    "PING refused: {}",
-                    String::from_utf8_lossy(&e)
-                )));
+                return Err(io::Error::other(format!("PING refused: {}", String::from_utf8_lossy(&e))));
             }
-            Ok(Some(other)) => {
-                return Err(io::Error::other(format!(
-                    "unexpected reply to PING: {other:?}"
-                )))
-            }
+            Ok(Some(other)) => return Err(io::Error::other(format!("unexpected reply to PING: {other:?}"))),
             Ok(None) => {}
             Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
         }
         if stream.read_buf(&mut buf).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed during handshake",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during handshake"));
         }
         if buf.len() > 64 * 1024 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "greeting too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "greeting too long"));
         }
     }
 }
@@ -326,13 +289,7 @@ async fn write_jobs(
         while let Some(job) = next.take() {
             out.extend_from_slice(&job.bytes);
             // The reader learns of a job before its bytes can reach the server.
-            if in_flight
-                .send(InFlight {
-                    count: job.count,
-                    reply: job.reply,
-                })
-                .is_err()
-            {
+            if in_flight.send(InFlight { count: job.count, reply: job.reply }).is_err() {
                 return;
             }
             if out.len() < MAX_WRITE_BATCH {
@@ -380,10 +337,7 @@ async fn read_replies(
             ends.push(*offset);
             if ends.len() == job.count {
                 if let Some((job, ends, offset)) = current.take() {
-                    let replies = Replies {
-                        buf: buf.split_to(offset).freeze(),
-                        ends,
-                    };
+                    let replies = Replies { buf: buf.split_to(offset).freeze(), ends };
                     let _ = job.reply.send(Ok(replies));
                 }
             }
@@ -426,11 +380,7 @@ fn fail_all(
     in_flight: &mut mpsc::UnboundedReceiver<InFlight>,
     addr: &str,
 ) {
-    let lost = || {
-        Err(BackendError::Lost {
-            addr: addr.to_string(),
-        })
-    };
+    let lost = || Err(BackendError::Lost { addr: addr.to_string() });
     if let Some((job, _, _)) = current {
         let _ = job.reply.send(lost());
     }
@@ -442,23 +392,16 @@ fn fail_all(
 
 /// Replies are trusted more than requests but still bounded.
 fn reply_limits() -> Limits {
-    Limits {
-        max_inline_len: Limits::DEFAULT_MAX_BULK_LEN,
-        ..Limits::default()
-    }
+    Limits { max_inline_len: Limits::DEFAULT_MAX_BULK_LEN, ..Limits::default() }
 }
 
 fn describe(error: &io::Error) -> String {
     match error.kind() {
-        io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-            error.to_string()
-        }
+        io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => error.to_string(),
         kind => kind.to_string(),
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -5,6 +5,7 @@
 //! snapshot they started with and never wait for a writer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,13 +14,26 @@ use ring::{HashRing, ServerId};
 
 use crate::backend::Backend;
 
-/// One consistent view: the ring and, for each of its servers, the backend.
+/// Ring changes whose placement is remembered for migration (older ones are forgotten).
+const MAX_HISTORY: usize = 16;
+
+/// One consistent view: the ring, the backend of each of its servers, and what a migration
+/// needs to find keys that are not where the ring says yet.
 #[derive(Debug)]
 pub struct Topology {
     /// The consistent-hash ring.
     pub ring: HashRing,
     /// Backends indexed by [`ServerId`].
     backends: Vec<Arc<Backend>>,
+    /// Copies of every key: the first `replication` distinct servers clockwise.
+    pub replication: usize,
+    /// Whether any server is marked down (shared by all snapshots; set by health checks).
+    any_down: Arc<AtomicBool>,
+    /// Rings used since the last complete rebalance: keys may still sit where they placed
+    /// them.
+    pub history: Vec<HashRing>,
+    /// Servers removed with MIGRATE whose keys are still being moved away.
+    pub draining: Vec<Arc<Backend>>,
 }
 
 impl Topology {
@@ -28,14 +42,64 @@ impl Topology {
         &self.backends[id.0 as usize]
     }
 
-    /// The backend that owns `key`, if any server is in the ring.
-    pub fn owner(&self, key: &[u8]) -> Option<&Arc<Backend>> {
-        self.ring.locate(key).map(|id| self.backend(id))
-    }
-
-    /// Every backend, in the ring's sorted server order.
+    /// Every backend of the ring, in its sorted server order.
     pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.ring.server_ids().map(|id| self.backend(id))
+    }
+
+    /// The ring's servers that are not marked down.
+    pub fn up_servers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.ring.server_ids().filter(|id| self.backend(*id).health.is_up())
+    }
+
+    /// The server that serves `key`: its owner on the ring, or, while the owner is marked
+    /// down, the next server clockwise that is up (twemproxy's auto-eject). `None` on an
+    /// empty ring.
+    pub fn primary(&self, key: &[u8]) -> Option<ServerId> {
+        let owner = self.ring.locate(key)?;
+        if !self.any_down.load(Relaxed) {
+            return Some(owner);
+        }
+        Some(self.ring.preference(key).find(|id| self.backend(*id).health.is_up()).unwrap_or(owner))
+    }
+
+    /// The servers that hold copies of `key`: the first `replication` distinct servers
+    /// clockwise that are up (the owner alone when nothing is up, so the client hears why).
+    pub fn replicas(&self, key: &[u8]) -> Vec<ServerId> {
+        let mut up: Vec<ServerId> =
+            self.ring.preference(key).filter(|id| self.backend(*id).health.is_up()).take(self.replication).collect();
+        if up.is_empty() {
+            up.extend(self.ring.locate(key));
+        }
+        up
+    }
+
+    /// Servers other than `targets` where earlier rings placed `key` (sources to move it
+    /// from). Empty when no ring change is waiting for a rebalance.
+    pub fn stranded_sources(&self, key: &[u8], targets: &[ServerId]) -> Vec<Arc<Backend>> {
+        let mut sources: Vec<Arc<Backend>> = Vec::new();
+        for ring in &self.history {
+            for addr in ring.preference(key).take(self.replication).map(|id| ring.server(id)) {
+                let is_target = targets.iter().any(|t| self.ring.server(*t) == addr);
+                if !is_target && !sources.iter().any(|s| s.addr() == addr) {
+                    sources.extend(self.find(addr).cloned());
+                }
+            }
+        }
+        sources
+    }
+
+    /// The backend for `addr`, in the ring or draining.
+    pub fn find(&self, addr: &str) -> Option<&Arc<Backend>> {
+        match self.ring.id_of(addr) {
+            Some(id) => Some(self.backend(id)),
+            None => self.draining.iter().find(|b| b.addr() == addr),
+        }
+    }
+
+    /// Whether earlier rings may have left keys away from their servers.
+    pub fn has_history(&self) -> bool {
+        !self.history.is_empty() || !self.draining.is_empty()
     }
 }
 
@@ -48,43 +112,57 @@ pub enum MembershipError {
     AlreadyPresent(String),
     /// REMOVE_SERVER of a server not in the ring.
     NotPresent(String),
+    /// A ring change while keys are being moved.
+    MigrationRunning,
 }
 
 impl MembershipError {
     /// The `-ERR` text a client receives.
     pub fn reply_text(&self) -> String {
         match self {
-            MembershipError::BadAddress(a) => {
-                format!("ERR invalid server address '{a}': expected host:port")
-            }
+            MembershipError::BadAddress(a) => format!("ERR invalid server address '{a}': expected host:port"),
             MembershipError::AlreadyPresent(a) => format!("ERR {a} is already in the ring"),
             MembershipError::NotPresent(a) => format!("ERR {a} is not in the ring"),
+            MembershipError::MigrationRunning => "ERR a migration is running; wait for it to finish (MIGRATION)".into(),
         }
     }
+}
+
+/// How the cluster builds its backends and placements.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Virtual nodes per server per unit of weight.
+    pub vnodes: usize,
+    /// Copies of each key.
+    pub replication: usize,
+    /// Pooled connections per server.
+    pub connections_per_backend: usize,
+    /// Dial timeout.
+    pub connect_timeout: Duration,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
 pub struct Cluster {
     current: ArcSwap<Topology>,
-    /// Backends by address; also serialises membership changes.
+    /// Backends by address (ring and draining); also serialises membership changes.
     pool: Mutex<HashMap<String, Arc<Backend>>>,
-    connections_per_backend: usize,
-    connect_timeout: Duration,
+    config: ClusterConfig,
+    any_down: Arc<AtomicBool>,
 }
 
 impl Cluster {
-    /// An empty cluster whose ring gives each server `vnodes` points per unit of weight.
-    pub fn new(vnodes: usize, connections_per_backend: usize, connect_timeout: Duration) -> Self {
+    /// An empty cluster.
+    pub fn new(config: ClusterConfig) -> Self {
+        let any_down = Arc::new(AtomicBool::new(false));
         let empty = Topology {
-            ring: HashRing::new(vnodes),
+            ring: HashRing::new(config.vnodes),
             backends: Vec::new(),
+            replication: config.replication.max(1),
+            any_down: any_down.clone(),
+            history: Vec::new(),
+            draining: Vec::new(),
         };
-        Self {
-            current: ArcSwap::from_pointee(empty),
-            pool: Mutex::default(),
-            connections_per_backend,
-            connect_timeout,
-        }
+        Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down }
     }
 
     /// The current snapshot: cheap, lock-free.
@@ -97,55 +175,100 @@ impl Cluster {
         self.current.load_full()
     }
 
+    /// Records whether any server is marked down (health checks call this).
+    pub fn set_any_down(&self, any: bool) {
+        self.any_down.store(any, Relaxed);
+    }
+
     /// Adds a server with `weight` units of virtual nodes.
-    pub fn add(&self, addr: &str, weight: u32) -> Result<(), MembershipError> {
+    pub fn add(&self, addr: &str, weight: u32, migrating: bool) -> Result<(), MembershipError> {
         check_address(addr)?;
-        self.change(|ring| {
+        self.change(migrating, None, |ring| {
             ring.add_weighted(addr, weight.max(1))
                 .then_some(())
                 .ok_or_else(|| MembershipError::AlreadyPresent(addr.into()))
         })
     }
 
-    /// Removes a server and closes its pooled connections.
-    pub fn remove(&self, addr: &str) -> Result<(), MembershipError> {
-        self.change(|ring| {
-            ring.remove(addr)
-                .then_some(())
-                .ok_or_else(|| MembershipError::NotPresent(addr.into()))
+    /// Removes a server. Plain removal closes its connections at once (its keys are left
+    /// behind, as in the seed); with `drain` it stays reachable until a migration has moved
+    /// its keys away.
+    pub fn remove(&self, addr: &str, drain: bool, migrating: bool) -> Result<(), MembershipError> {
+        let keep = drain.then(|| addr.to_string());
+        self.change(migrating, keep, |ring| {
+            ring.remove(addr).then_some(()).ok_or_else(|| MembershipError::NotPresent(addr.into()))
         })
     }
 
-    /// Applies `edit` to a copy of the ring and swaps in the new snapshot.
+    /// After a complete migration: forget the old rings and close drained servers.
+    pub fn finish_migration(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load();
+        for backend in &current.draining {
+            backend.close();
+            pool.remove(backend.addr());
+        }
+        self.current.store(Arc::new(Topology {
+            ring: current.ring.clone(),
+            backends: current.backends.clone(),
+            replication: current.replication,
+            any_down: self.any_down.clone(),
+            history: Vec::new(),
+            draining: Vec::new(),
+        }));
+    }
+
+    /// Applies `edit` to a copy of the ring and swaps in the new snapshot; the old ring
+    /// joins the history. `keep` names a removed server to keep as draining.
     fn change(
         &self,
+        migrating: bool,
+        keep: Option<String>,
         edit: impl FnOnce(&mut HashRing) -> Result<(), MembershipError>,
     ) -> Result<(), MembershipError> {
+        if migrating {
+            return Err(MembershipError::MigrationRunning);
+        }
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ring = self.current.load().ring.clone();
+        let current = self.current.load();
+        let mut ring = current.ring.clone();
         edit(&mut ring)?;
         let backends = (0..ring.len() as u32)
             .map(|id| {
                 let addr = ring.server(ServerId(id));
                 pool.entry(addr.to_string())
                     .or_insert_with(|| {
-                        Arc::new(Backend::new(
-                            addr,
-                            self.connections_per_backend,
-                            self.connect_timeout,
-                        ))
+                        Arc::new(Backend::new(addr, self.config.connections_per_backend, self.config.connect_timeout))
                     })
                     .clone()
             })
             .collect();
+        let mut draining = current.draining.clone();
+        if let Some(backend) = keep.as_deref().and_then(|addr| pool.get(addr)) {
+            draining.push(backend.clone());
+        }
         pool.retain(|addr, backend| {
-            let keep = ring.contains(addr);
+            let keep = ring.contains(addr) || draining.iter().any(|d| d.addr() == addr);
             if !keep {
                 backend.close();
             }
             keep
         });
-        self.current.store(Arc::new(Topology { ring, backends }));
+        let mut history = current.history.clone();
+        if !current.ring.is_empty() {
+            history.push(current.ring.clone());
+        }
+        if history.len() > MAX_HISTORY {
+            history.remove(0);
+        }
+        self.current.store(Arc::new(Topology {
+            ring,
+            backends,
+            replication: current.replication,
+            any_down: self.any_down.clone(),
+            history,
+            draining,
+        }));
         Ok(())
     }
 }
@@ -153,9 +276,7 @@ impl Cluster {
 /// `host:port` with a numeric port and a non-empty host.
 fn check_address(addr: &str) -> Result<(), MembershipError> {
     match addr.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-            Ok(())
-        }
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
         _ => Err(MembershipError::BadAddress(addr.to_string())),
     }
 }

@@ -49,35 +49,32 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
             write::integer(out, total);
         }
         Combine::AllOk => {
-            if let Some(other) = frames
-                .iter()
-                .find(|f| !matches!(f, Frame::Simple(s) if &s[..] == b"OK"))
-            {
+            if let Some(other) = frames.iter().find(|f| !matches!(f, Frame::Simple(s) if &s[..] == b"OK")) {
                 return Err(unexpected(other));
             }
             write::simple(out, b"OK");
         }
-        Combine::Keys { seed_style } => {
-            let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
-            let write_key = if *seed_style {
-                write::text
-            } else {
-                write::bulk
-            };
-            write::array_header(out, lists.iter().map(|l| l.len()).sum());
-            for key in lists.iter().flat_map(|l| l.iter()) {
-                write_key(out, key.as_bytes().ok_or_else(|| unexpected(key))?);
+        Combine::Keys { seed_style, distinct } => {
+            let mut keys = all_keys(&frames)?;
+            if *distinct {
+                keys.sort_unstable();
+                keys.dedup();
             }
+            let write_key = if *seed_style { write::text } else { write::bulk };
+            write::array_header(out, keys.len());
+            keys.iter().for_each(|key| write_key(out, key));
+        }
+        Combine::CountDistinct => {
+            let mut keys = all_keys(&frames)?;
+            keys.sort_unstable();
+            keys.dedup();
+            write::integer(out, keys.len() as i64);
         }
         Combine::Mget(slots) => {
             let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
             write::array_header(out, slots.len());
             for &(part, element) in slots {
-                lists
-                    .get(part)
-                    .and_then(|l| l.get(element))
-                    .ok_or("ERR short MGET reply from server")?
-                    .encode(out);
+                lists.get(part).and_then(|l| l.get(element)).ok_or("ERR short MGET reply from server")?.encode(out);
             }
         }
         Combine::Scan { server, servers } => {
@@ -85,9 +82,7 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
             let [cursor, keys] = array(reply)?.as_slice() else {
                 return Err(unexpected(reply));
             };
-            let next = cursor
-                .as_bytes()
-                .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok());
+            let next = cursor.as_bytes().and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok());
             let next = next.ok_or_else(|| unexpected(cursor))?;
             if next >> (64 - SCAN_SERVER_BITS) != 0 {
                 return Err("ERR server cursor too large for the proxy".into());
@@ -103,6 +98,19 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
         }
     }
     Ok(())
+}
+
+/// Every key of every server's KEYS reply.
+fn all_keys(frames: &[Frame]) -> Result<Vec<&[u8]>, String> {
+    let mut keys = Vec::new();
+    for frame in frames {
+        for key in array(frame)? {
+            keys.push(
+                key.as_bytes().map(|b| &b[..]).ok_or_else(|| format!("ERR unexpected reply from server: {key:?}"))?,
+            );
+        }
+    }
+    Ok(keys)
 }
 
 fn array(frame: &Frame) -> Result<&Vec<Frame>, String> {

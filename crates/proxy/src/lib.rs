@@ -7,8 +7,12 @@
 pub mod backend;
 pub mod cluster;
 mod combine;
+pub mod health;
 mod local;
+mod membership;
+pub mod migration;
 mod plan;
+mod replica;
 mod session;
 
 use std::future::Future;
@@ -19,7 +23,9 @@ use resp::Limits;
 use service::{ClientConn, Stats};
 use tokio::net::{TcpListener, TcpStream};
 
-use cluster::Cluster;
+use cluster::{Cluster, ClusterConfig};
+use health::HealthConfig;
+use migration::Migrator;
 
 /// Everything [`run`] needs besides the listener.
 #[derive(Debug, Clone)]
@@ -38,12 +44,22 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Pooled connections per server, shared by all clients.
     pub server_connections: usize,
+    /// Copies of each key (the first R distinct servers clockwise).
+    pub replication: usize,
+    /// ADD_SERVER and REMOVE_SERVER migrate keys without being told `MIGRATE`.
+    pub migrate: bool,
+    /// Health checks and ejection.
+    pub health: HealthConfig,
 }
 
 /// The proxy's shared state.
 pub struct Proxy {
     /// Membership and pooled connections.
-    pub cluster: Cluster,
+    pub cluster: Arc<Cluster>,
+    /// Moves keys when the ring changes.
+    pub migrator: Migrator,
+    /// Ring changes migrate by default (`--migrate`).
+    pub migrate_by_default: bool,
     /// Counters for INFO.
     pub stats: Stats,
     /// The port it listens on.
@@ -53,25 +69,25 @@ pub struct Proxy {
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future,
-) -> anyhow::Result<()> {
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let cluster = Cluster::new(
-        config.vnodes,
-        config.server_connections,
-        config.connect_timeout,
-    );
+    let cluster = Arc::new(Cluster::new(ClusterConfig {
+        vnodes: config.vnodes,
+        replication: config.replication,
+        connections_per_backend: config.server_connections,
+        connect_timeout: config.connect_timeout,
+    }));
     for server in &config.servers {
-        cluster
-            .add(server, 1)
-            .map_err(|e| anyhow::anyhow!(e.reply_text()))?;
+        cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
         tracing::info!("[proxy] Added server: {server}");
     }
+    // Servers given at start hold no keys yet: nothing to migrate.
+    cluster.finish_migration();
+    tokio::spawn(health::check_forever(Arc::downgrade(&cluster), config.health));
     let proxy = Arc::new(Proxy {
         cluster,
+        migrator: Migrator::default(),
+        migrate_by_default: config.migrate,
         stats: Stats::default(),
         port: local.port(),
         started: Instant::now(),
@@ -90,7 +106,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn handle_client(proxy: &Proxy, config: &Config, stream: TcpStream) -> std::io::Result<()> {
+async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
     let mut conn = ClientConn::new(stream, config.limits);
     if config.greeting {

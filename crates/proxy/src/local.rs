@@ -1,8 +1,7 @@
-//! Commands the proxy answers itself: its ring commands (ADD_SERVER, REMOVE_SERVER,
-//! SERVERS, ROUTE), HELP, INFO, and the connection commands shared with the server.
+//! Commands the proxy answers itself without changing anything: SERVERS, ROUTE, MIGRATION,
+//! HELP, INFO, and the connection commands shared with the server.
 
 use bytes::BytesMut;
-use resp::command::CommandSpec;
 use resp::{write, Request};
 use service::common;
 
@@ -21,54 +20,9 @@ pub enum Flow {
 
 /// The HELP line: the seed's list, then what was added since.
 const HELP: &str = "Commands: SET/GET/DEL/KEYS, ADD_SERVER/REMOVE_SERVER/SERVERS, ROUTE, PING, QUIT; \
-also MGET/MSET/EXISTS/EXPIRE/PEXPIRE/PERSIST/TTL/PTTL/INCR/DECR/INCRBY/DECRBY/SCAN/DBSIZE/FLUSHALL/ECHO/INFO";
-
-/// Runs a command that changes the ring (or ends the connection); argument count checked.
-pub fn run_barrier(
-    proxy: &Proxy,
-    spec: &CommandSpec,
-    request: &Request,
-    out: &mut BytesMut,
-) -> Flow {
-    let args = &request.args;
-    let addr = String::from_utf8_lossy(args.get(1).map_or(&[][..], |a| &a[..])).into_owned();
-    let outcome = match spec.name {
-        "QUIT" => {
-            write::simple(out, b"BYE");
-            return Flow::Quit;
-        }
-        "ADD_SERVER" => {
-            let weight = match args.get(2).map(|w| {
-                std::str::from_utf8(w)
-                    .ok()
-                    .and_then(|w| w.parse::<u32>().ok())
-            }) {
-                None => Ok(1),
-                Some(Some(w)) if w >= 1 => Ok(w),
-                Some(_) => Err("ERR weight must be a positive integer".to_string()),
-            };
-            weight
-                .and_then(|weight| proxy.cluster.add(&addr, weight).map_err(|e| e.reply_text()))
-                .map(|()| {
-                    tracing::info!("[proxy] Added server: {addr}");
-                    format!("OK added {addr}")
-                })
-        }
-        _ => proxy
-            .cluster
-            .remove(&addr)
-            .map_err(|e| e.reply_text())
-            .map(|()| {
-                tracing::info!("[proxy] Removed server: {addr}");
-                format!("OK removed {addr}")
-            }),
-    };
-    match outcome {
-        Ok(text) => write::simple(out, text.as_bytes()),
-        Err(text) => write::error(out, text.as_bytes()),
-    }
-    Flow::Continue
-}
+also ADD_SERVER host:port [weight] [MIGRATE], REMOVE_SERVER host:port [MIGRATE], REBALANCE, MIGRATION, \
+SERVERS DETAIL, ROUTE key DETAIL, \
+MGET/MSET/EXISTS/EXPIRE/PEXPIRE/PERSIST/TTL/PTTL/INCR/DECR/INCRBY/DECRBY/SCAN/DBSIZE/FLUSHALL/ECHO/INFO";
 
 /// Answers a command that needs no server; argument count checked.
 pub fn run(proxy: &Proxy, topology: &Topology, request: &Request, out: &mut BytesMut) {
@@ -76,17 +30,21 @@ pub fn run(proxy: &Proxy, topology: &Topology, request: &Request, out: &mut Byte
     let name = resp::command::lookup(request.name()).map_or("", |spec| spec.name);
     match name {
         "HELP" => write::simple(out, HELP.as_bytes()),
+        "SERVERS" if args.len() > 1 => match detail_flag(&args[1]) {
+            true => servers_detail(topology, out),
+            false => write::error(out, b"ERR usage: SERVERS [DETAIL]"),
+        },
         "SERVERS" => {
             write::array_header(out, topology.ring.len());
-            topology
-                .ring
-                .servers()
-                .for_each(|server| write::simple(out, server.as_bytes()));
+            topology.ring.servers().for_each(|server| write::simple(out, server.as_bytes()));
         }
-        "ROUTE" => match topology.ring.get(&args[1]) {
-            Some(owner) => write::simple(out, owner.as_bytes()),
-            None => write::error(out, NO_SERVERS.as_bytes()),
+        "ROUTE" => match (topology.primary(&args[1]), args.get(2)) {
+            (None, _) => write::error(out, NO_SERVERS.as_bytes()),
+            (Some(owner), None) => write::simple(out, topology.ring.server(owner).as_bytes()),
+            (Some(_), Some(flag)) if detail_flag(flag) => route_detail(topology, &args[1], out),
+            (Some(_), Some(_)) => write::error(out, b"ERR usage: ROUTE key [DETAIL]"),
         },
+        "MIGRATION" => write::bulk(out, proxy.migrator.report().as_bytes()),
         "INFO" => write::bulk(out, info(proxy, topology).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
         "SCAN" => {
@@ -102,11 +60,78 @@ pub fn run(proxy: &Proxy, topology: &Topology, request: &Request, out: &mut Byte
     }
 }
 
+fn detail_flag(arg: &[u8]) -> bool {
+    arg.eq_ignore_ascii_case(b"DETAIL")
+}
+
+/// One line per server: state, weight, virtual nodes, share of the ring, pooled
+/// connections, requests and errors.
+fn servers_detail(topology: &Topology, out: &mut BytesMut) {
+    let width = topology.backends().chain(&topology.draining).map(|b| b.addr().len()).max().unwrap_or(0);
+    let mut lines: Vec<String> = topology
+        .ring
+        .server_ids()
+        .map(|id| {
+            let backend = topology.backend(id);
+            format!(
+                "{:width$}  state={:<8} weight={:<3} vnodes={:<5} share={:>5.1}%  {}",
+                backend.addr(),
+                backend.health.state(),
+                topology.ring.weight(id),
+                topology.ring.point_count(id),
+                topology.ring.share(id) * 100.0,
+                counters(backend),
+            )
+        })
+        .collect();
+    lines.extend(topology.draining.iter().map(|backend| {
+        format!(
+            "{:width$}  state={:<8} weight=-   vnodes=0     share=  0.0%  {}",
+            backend.addr(),
+            "draining",
+            counters(backend)
+        )
+    }));
+    write::array_header(out, lines.len());
+    lines.iter().for_each(|line| write::simple(out, line.as_bytes()));
+}
+
+fn counters(backend: &crate::backend::Backend) -> String {
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "connections={} requests={} errors={}",
+        backend.open_connections(),
+        load(&backend.stats.requests),
+        load(&backend.stats.errors)
+    )
+}
+
+/// The key's hash, the point it landed on, its owner and its replicas.
+fn route_detail(topology: &Topology, key: &[u8], out: &mut BytesMut) {
+    let Some(route) = topology.ring.route(key) else {
+        write::error(out, NO_SERVERS.as_bytes());
+        return;
+    };
+    let replicas: Vec<&str> = topology.replicas(key).iter().map(|id| topology.ring.server(*id)).collect();
+    let owner = topology.ring.server(route.server);
+    let serving = topology.primary(key).map_or(owner, |id| topology.ring.server(id));
+    let lines = [
+        format!("key {}", String::from_utf8_lossy(key)),
+        format!("hash {} (0x{:08x}, FNV-1a 32)", route.hash, route.hash),
+        format!("point {} (0x{:08x}), the first point at or after the hash", route.point, route.point),
+        format!("owner {owner}"),
+        format!("serving {serving}"),
+        format!("replicas {}", replicas.join(",")),
+    ];
+    write::array_header(out, lines.len());
+    lines.iter().for_each(|line| write::text(out, line.as_bytes()));
+}
+
 fn info(proxy: &Proxy, topology: &Topology) -> String {
     let mut text = format!(
         "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\
-         total_commands_processed:{}\r\n\r\n# Ring\r\nvnodes:{}\r\nservers:{}\r\n",
+         total_commands_processed:{}\r\n\r\n# Ring\r\nvnodes:{}\r\nreplication_factor:{}\r\nservers:{}\r\n",
         common::REDIS_VERSION,
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
@@ -116,6 +141,7 @@ fn info(proxy: &Proxy, topology: &Topology) -> String {
         proxy.stats.connections(),
         proxy.stats.commands(),
         topology.ring.vnodes(),
+        topology.replication,
         topology.ring.len(),
     );
     for (i, id) in topology.ring.server_ids().enumerate() {
@@ -123,8 +149,9 @@ fn info(proxy: &Proxy, topology: &Topology) -> String {
         let stats = &backend.stats;
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         text.push_str(&format!(
-            "server{i}:addr={},weight={},points={},share={:.4},connections={},requests={},errors={}\r\n",
+            "server{i}:addr={},state={},weight={},points={},share={:.4},connections={},requests={},errors={}\r\n",
             backend.addr(),
+            backend.health.state(),
             topology.ring.weight(id),
             topology.ring.point_count(id),
             topology.ring.share(id),
@@ -133,5 +160,7 @@ fn info(proxy: &Proxy, topology: &Topology) -> String {
             load(&stats.errors),
         ));
     }
+    text.push_str("\r\n# Migration\r\n");
+    text.push_str(&proxy.migrator.report());
     text
 }

@@ -41,6 +41,27 @@ struct Args {
     /// Pooled connections per cache server, shared by all clients (requests are pipelined on them).
     #[arg(long, default_value_t = 1)]
     server_connections: usize,
+    /// Copies of each key: writes go to the first R distinct servers clockwise, reads to the
+    /// first that is up, falling back to the next on an error or a miss.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: usize,
+    /// ADD_SERVER and REMOVE_SERVER move the affected keys (as if given MIGRATE); without it
+    /// they keep the seed's behaviour and moved keys miss until REBALANCE.
+    #[arg(long)]
+    migrate: bool,
+    /// Milliseconds between health checks (PING) of every server.
+    #[arg(long, default_value_t = 500)]
+    health_interval_ms: u64,
+    /// Failed health checks in a row before a server is marked down and its keys go to the
+    /// next server on the ring.
+    #[arg(long, default_value_t = 3)]
+    server_failure_limit: u32,
+    /// Milliseconds before a server marked down is checked again (and put back when it answers).
+    #[arg(long, default_value_t = 2000)]
+    server_retry_timeout_ms: u64,
+    /// Never mark servers down: a dead server's keys answer -ERR until it is back or removed.
+    #[arg(long)]
+    no_auto_eject: bool,
     /// Longest inline command line, in bytes.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_INLINE_LEN)]
     max_inline_len: usize,
@@ -61,9 +82,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = service::runtime(args.threads).context("starting the runtime")?;
     runtime.block_on(async {
         let address = format!("{}:{}", args.bind, args.port);
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
         let config = proxy::Config {
             vnodes: args.replicas.max(1),
             servers: args.servers,
@@ -76,6 +96,14 @@ fn main() -> anyhow::Result<()> {
             max_clients: args.max_clients.max(1),
             connect_timeout: Duration::from_millis(args.connect_timeout_ms),
             server_connections: args.server_connections.max(1),
+            replication: args.replication_factor.max(1),
+            migrate: args.migrate,
+            health: proxy::health::HealthConfig {
+                enabled: !args.no_auto_eject,
+                interval: Duration::from_millis(args.health_interval_ms.max(10)),
+                failure_limit: args.server_failure_limit.max(1),
+                retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
+            },
         };
         proxy::run(listener, config, service::shutdown_signal()).await
     })

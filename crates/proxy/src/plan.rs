@@ -6,8 +6,9 @@ use resp::command::{CommandSpec, Keys};
 use resp::Request;
 use ring::ServerId;
 
-use crate::backend::{BackendError, Replies};
+use crate::backend::BackendError;
 use crate::cluster::Topology;
+use crate::replica::{Replicated, Round};
 
 /// Where one reply sits among the jobs of a batch: job `job`, reply `index` of it.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,11 @@ pub enum Combine {
     Keys {
         /// The seed's form: no pattern.
         seed_style: bool,
+        /// Replicas hold copies: list each key once.
+        distinct: bool,
     },
+    /// DBSIZE under replication: the number of distinct keys over all servers' KEYS.
+    CountDistinct,
     /// SCAN on the `server`-th of `servers` servers: the cursor gets the server index added.
     Scan {
         /// Index of the scanned server in the ring's sorted list.
@@ -53,6 +58,8 @@ pub enum Step {
     Forward(Part),
     /// Several replies put back together.
     Combine(Combine, Vec<Part>),
+    /// A keyed command on the replicas of its keys, over one or more rounds.
+    Replicated(Replicated),
 }
 
 /// The requests of one batch, encoded per server.
@@ -74,15 +81,17 @@ impl Jobs {
         let (_, bytes, count) = &mut self.jobs[job];
         encode(bytes);
         *count += 1;
-        Part {
-            job,
-            index: *count - 1,
-        }
+        Part { job, index: *count - 1 }
+    }
+
+    /// Whether no request was added.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
     }
 
     /// Sends every job to its server, then waits for all replies (they are all in flight
     /// at once). The result is indexed like [`Part::job`].
-    pub async fn dispatch(self, topology: &Topology) -> Vec<Result<Replies, BackendError>> {
+    pub async fn dispatch(self, topology: &Topology) -> Round {
         let mut waiting = Vec::with_capacity(self.jobs.len());
         for (server, bytes, count) in self.jobs {
             let backend = topology.backend(server);
@@ -90,9 +99,7 @@ impl Jobs {
         }
         let mut results = Vec::with_capacity(waiting.len());
         for (backend, receiver) in waiting {
-            let lost = || BackendError::Lost {
-                addr: backend.addr().to_string(),
-            };
+            let lost = || BackendError::Lost { addr: backend.addr().to_string() };
             results.push(receiver.await.unwrap_or_else(|_| Err(lost())));
         }
         results
@@ -103,24 +110,22 @@ impl Jobs {
 pub const SCAN_SERVER_BITS: u32 = 10;
 
 /// Plans a request whose keys decide where it goes. `spec` has accepted the argument count.
-pub fn plan_keyed(
-    spec: &CommandSpec,
-    request: &Request,
-    topology: &Topology,
-    jobs: &mut Jobs,
-) -> Step {
+pub fn plan_keyed(spec: &CommandSpec, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+    if topology.replication > 1 {
+        return match Replicated::plan(spec, request, topology, jobs) {
+            Ok(replicated) => Step::Replicated(replicated),
+            Err(text) => Step::Error(text),
+        };
+    }
     let args = &request.args;
-    let key_positions: Vec<usize> = match spec.keys {
-        Keys::First => vec![1],
-        Keys::All => (1..args.len()).collect(),
-        Keys::Pairs => (1..args.len()).step_by(2).collect(),
-        Keys::None => return Step::Error(format!("ERR {} has no key", spec.name)),
-    };
-    let owners: Vec<ServerId> = match key_positions
-        .iter()
-        .map(|&i| topology.ring.locate(&args[i]))
-        .collect()
-    {
+    if spec.keys == Keys::First {
+        // The common case, without allocating.
+        let Some(owner) = topology.primary(&args[1]) else { return Step::Error(NO_SERVERS.into()) };
+        log_route(spec, &args[1], topology, owner);
+        return Step::Forward(jobs.push(owner, |out| request.encode(out)));
+    }
+    let key_positions = key_positions(spec, args.len());
+    let owners: Vec<ServerId> = match key_positions.iter().map(|&i| topology.primary(&args[i])).collect() {
         Some(owners) => owners,
         None => return Step::Error(NO_SERVERS.into()),
     };
@@ -164,25 +169,29 @@ pub fn plan_keyed(
     Step::Combine(combine, parts)
 }
 
+/// Where `spec`'s keys are among `n` arguments.
+pub fn key_positions(spec: &CommandSpec, n: usize) -> Vec<usize> {
+    match spec.keys {
+        Keys::First => vec![1],
+        Keys::All => (1..n).collect(),
+        Keys::Pairs => (1..n).step_by(2).collect(),
+        Keys::None => Vec::new(),
+    }
+}
+
 /// Plans a command every server answers: KEYS, DBSIZE, FLUSHALL, FLUSHDB.
-pub fn plan_broadcast(
-    spec: &CommandSpec,
-    request: &Request,
-    topology: &Topology,
-    jobs: &mut Jobs,
-) -> Step {
-    let parts = topology
-        .ring
-        .server_ids()
-        .map(|id| jobs.push(id, |out| request.encode(out)))
-        .collect();
-    let combine = match spec.name {
-        "KEYS" => Combine::Keys {
-            seed_style: request.args.len() == 1,
-        },
-        "DBSIZE" => Combine::Sum,
-        _ => Combine::AllOk,
+pub fn plan_broadcast(spec: &CommandSpec, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+    let replicated = topology.replication > 1;
+    let (combine, request) = match spec.name {
+        "KEYS" => (Combine::Keys { seed_style: request.args.len() == 1, distinct: replicated }, request.clone()),
+        "DBSIZE" if replicated => {
+            (Combine::CountDistinct, Request::new(vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")]))
+        }
+        "DBSIZE" => (Combine::Sum, request.clone()),
+        _ => (Combine::AllOk, request.clone()),
     };
+    // Servers marked down are left out: their keys are served by the next servers.
+    let parts = topology.up_servers().map(|id| jobs.push(id, |out| request.encode(out))).collect();
     Step::Combine(combine, parts)
 }
 
@@ -190,10 +199,7 @@ pub fn plan_broadcast(
 /// server in the ring's sorted list; servers are scanned one after the other.
 pub fn plan_scan(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     let args = &request.args;
-    let Some(cursor) = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok())
-    else {
+    let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
         return Step::Error("ERR invalid cursor".into());
     };
     let server = (cursor & ((1 << SCAN_SERVER_BITS) - 1)) as usize;

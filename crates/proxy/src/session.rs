@@ -1,17 +1,21 @@
 //! One client's pipelined batch: plan every request, send each server its share in one job,
 //! then write the replies in request order.
 
-use bytes::BytesMut;
-use resp::command::{self, Keys};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use resp::command::{self, CommandSpec, Keys};
 use resp::{write, Request};
 
+use crate::cluster::Topology;
 use crate::local::{self, Flow};
+use crate::membership;
 use crate::plan::{self, Jobs, Step};
 use crate::{combine, Proxy};
 
-/// Commands that change the ring: requests before them are answered first, requests after
-/// them see the new ring.
-const BARRIERS: &[&str] = &["ADD_SERVER", "REMOVE_SERVER", "QUIT"];
+/// Commands that change the ring (or end the connection): requests before them are
+/// answered first, requests after them see the new ring.
+const BARRIERS: &[&str] = &["ADD_SERVER", "REMOVE_SERVER", "REBALANCE", "QUIT"];
 
 /// Commands that every server answers.
 const BROADCAST: &[&str] = &["KEYS", "DBSIZE", "FLUSHALL", "FLUSHDB"];
@@ -20,16 +24,19 @@ const BROADCAST: &[&str] = &["KEYS", "DBSIZE", "FLUSHALL", "FLUSHDB"];
 const NOT_THROUGH_PROXY: &[&str] = &["WHOAMI"];
 
 /// Answers a batch of requests into `out`, in order.
-pub async fn run_batch(proxy: &Proxy, batch: &[Request], out: &mut BytesMut) -> Flow {
+pub async fn run_batch(proxy: &Arc<Proxy>, batch: &[Request], out: &mut BytesMut) -> Flow {
     let mut start = 0;
     for (i, request) in batch.iter().enumerate() {
-        let barrier = command::lookup(request.name())
-            .filter(|spec| BARRIERS.contains(&spec.name) && spec.accepts(request.args.len()));
-        if let Some(spec) = barrier {
+        let spec = command::lookup(request.name()).filter(|spec| spec.accepts(request.args.len()));
+        if let Some(spec) = spec.filter(|spec| BARRIERS.contains(&spec.name)) {
             run_segment(proxy, &batch[start..i], out).await;
-            if local::run_barrier(proxy, spec, request, out) == Flow::Quit {
+            if membership::run(proxy, spec, request, out) == Flow::Quit {
                 return Flow::Quit;
             }
+            start = i + 1;
+        } else if let Some(keys) = spec.and_then(|spec| stranded_keys(proxy, spec, request)) {
+            run_segment(proxy, &batch[start..i], out).await;
+            run_gated(proxy, request, keys, out).await;
             start = i + 1;
         }
     }
@@ -37,34 +44,71 @@ pub async fn run_batch(proxy: &Proxy, batch: &[Request], out: &mut BytesMut) -> 
     Flow::Continue
 }
 
-/// Requests with no ring change among them: one snapshot, one job per server.
+/// While a migration runs: the keys of `request` that a ring change may have left on
+/// another server. `None` (the fast path) when there are none.
+fn stranded_keys(proxy: &Proxy, spec: &CommandSpec, request: &Request) -> Option<Vec<Bytes>> {
+    if spec.keys == Keys::None || !proxy.migrator.is_running() {
+        return None;
+    }
+    let topology = proxy.cluster.load();
+    if !topology.has_history() {
+        return None;
+    }
+    let keys: Vec<Bytes> = plan::key_positions(spec, request.args.len())
+        .into_iter()
+        .map(|i| request.args[i].clone())
+        .filter(|key| !topology.stranded_sources(key, &topology.replicas(key)).is_empty())
+        .collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// Runs a command whose keys may still be on an old owner: under the keys' migration locks,
+/// move them first, then run the command where they now belong.
+async fn run_gated(proxy: &Proxy, request: &Request, keys: Vec<Bytes>, out: &mut BytesMut) {
+    let _locks = proxy.migrator.lock(keys.iter().map(|k| &k[..])).await;
+    let topology = proxy.cluster.snapshot();
+    if let Err(error) = proxy.migrator.move_stranded(&topology, &keys).await {
+        write::error(out, format!("ERR moving the key to its new server failed: {error}").as_bytes());
+        return;
+    }
+    run_segment(proxy, std::slice::from_ref(request), out).await;
+}
+
+/// Requests with no ring change among them: one snapshot, one job per server per round.
 async fn run_segment(proxy: &Proxy, requests: &[Request], out: &mut BytesMut) {
     if requests.is_empty() {
         return;
     }
     let topology = proxy.cluster.snapshot();
     let mut jobs = Jobs::default();
-    let steps: Vec<Step> = requests
-        .iter()
-        .map(|request| plan(proxy, request, &topology, &mut jobs))
-        .collect();
-    let results = jobs.dispatch(&topology).await;
+    let mut steps: Vec<Step> = requests.iter().map(|request| plan(proxy, request, &topology, &mut jobs)).collect();
+    let mut rounds = vec![jobs.dispatch(&topology).await];
+    // Replicated reads that missed ask the next replica, round after round.
+    loop {
+        let mut next = Jobs::default();
+        for step in &mut steps {
+            if let Step::Replicated(replicated) = step {
+                replicated.advance(&rounds, &mut next);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        rounds.push(next.dispatch(&topology).await);
+    }
+    let results = &rounds[0];
     for (request, step) in requests.iter().zip(&steps) {
         match step {
             Step::Local => local::run(proxy, &topology, request, out),
             Step::Error(text) => write::error(out, text.as_bytes()),
-            Step::Forward(part) => combine::forward(&results, *part, out),
-            Step::Combine(how, parts) => combine::combine(how, parts, &results, out),
+            Step::Forward(part) => combine::forward(results, *part, out),
+            Step::Combine(how, parts) => combine::combine(how, parts, results, out),
+            Step::Replicated(replicated) => replicated.write(out),
         }
     }
 }
 
-fn plan(
-    proxy: &Proxy,
-    request: &Request,
-    topology: &crate::cluster::Topology,
-    jobs: &mut Jobs,
-) -> Step {
+fn plan(proxy: &Proxy, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     proxy.stats.record_command();
     let Some(spec) = command::lookup(request.name()) else {
         return Step::Error("ERR unknown command (type HELP)".into());
@@ -73,9 +117,9 @@ fn plan(
         return Step::Error(spec.usage_error());
     }
     match spec.name {
-        name if NOT_THROUGH_PROXY.contains(&name) => Step::Error(format!(
-            "ERR {name} is not supported through the proxy: ask a cache server directly"
-        )),
+        name if NOT_THROUGH_PROXY.contains(&name) => {
+            Step::Error(format!("ERR {name} is not supported through the proxy: ask a cache server directly"))
+        }
         name if BROADCAST.contains(&name) => plan::plan_broadcast(spec, request, topology, jobs),
         "SCAN" => plan::plan_scan(request, topology, jobs),
         _ if spec.keys != Keys::None => plan::plan_keyed(spec, request, topology, jobs),

@@ -29,6 +29,9 @@ pub struct CommandSpec {
     pub usage: &'static str,
     /// Where the keys are.
     pub keys: Keys,
+    /// Whether it changes data: a replicating proxy sends writes to every replica and reads
+    /// to one.
+    pub write: bool,
 }
 
 impl CommandSpec {
@@ -51,71 +54,54 @@ const fn spec(
     usage: &'static str,
     keys: Keys,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        min_args,
-        max_args,
-        usage,
-        keys,
-    }
+    CommandSpec { name, min_args, max_args, usage, keys, write: false }
+}
+
+/// A [`spec`] for a command that changes data.
+const fn write(
+    name: &'static str,
+    min_args: usize,
+    max_args: Option<usize>,
+    usage: &'static str,
+    keys: Keys,
+) -> CommandSpec {
+    CommandSpec { write: true, ..spec(name, min_args, max_args, usage, keys) }
 }
 
 /// Every command the server or the proxy knows. The seed's own commands keep the seed's
-/// usage lines (`SET key value`, `DEL key`).
+/// usage lines (`SET key value`, `DEL key`, `ADD_SERVER host:port`), also where a command
+/// has grown optional arguments since.
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     // The seed's data commands.
     spec("GET", 2, Some(2), "GET key", Keys::First),
-    spec("SET", 3, None, "SET key value", Keys::First),
-    spec("DEL", 2, None, "DEL key", Keys::All),
+    write("SET", 3, None, "SET key value", Keys::First),
+    write("DEL", 2, None, "DEL key", Keys::All),
     spec("KEYS", 1, Some(2), "KEYS [pattern]", Keys::None),
     // Redis data commands.
     spec("EXISTS", 2, None, "EXISTS key [key ...]", Keys::All),
     spec("MGET", 2, None, "MGET key [key ...]", Keys::All),
-    spec(
-        "MSET",
-        3,
-        None,
-        "MSET key value [key value ...]",
-        Keys::Pairs,
-    ),
-    spec("EXPIRE", 3, Some(3), "EXPIRE key seconds", Keys::First),
-    spec(
-        "PEXPIRE",
-        3,
-        Some(3),
-        "PEXPIRE key milliseconds",
-        Keys::First,
-    ),
-    spec("PERSIST", 2, Some(2), "PERSIST key", Keys::First),
+    write("MSET", 3, None, "MSET key value [key value ...]", Keys::Pairs),
+    write("EXPIRE", 3, Some(3), "EXPIRE key seconds", Keys::First),
+    write("PEXPIRE", 3, Some(3), "PEXPIRE key milliseconds", Keys::First),
+    write("PERSIST", 2, Some(2), "PERSIST key", Keys::First),
     spec("TTL", 2, Some(2), "TTL key", Keys::First),
     spec("PTTL", 2, Some(2), "PTTL key", Keys::First),
-    spec("INCR", 2, Some(2), "INCR key", Keys::First),
-    spec("DECR", 2, Some(2), "DECR key", Keys::First),
-    spec("INCRBY", 3, Some(3), "INCRBY key increment", Keys::First),
-    spec("DECRBY", 3, Some(3), "DECRBY key decrement", Keys::First),
+    write("INCR", 2, Some(2), "INCR key", Keys::First),
+    write("DECR", 2, Some(2), "DECR key", Keys::First),
+    write("INCRBY", 3, Some(3), "INCRBY key increment", Keys::First),
+    write("DECRBY", 3, Some(3), "DECRBY key decrement", Keys::First),
     spec("DBSIZE", 1, Some(1), "DBSIZE", Keys::None),
-    spec("FLUSHALL", 1, Some(2), "FLUSHALL [ASYNC|SYNC]", Keys::None),
-    spec("FLUSHDB", 1, Some(2), "FLUSHDB [ASYNC|SYNC]", Keys::None),
-    spec(
-        "SCAN",
-        2,
-        None,
-        "SCAN cursor [MATCH pattern] [COUNT count]",
-        Keys::None,
-    ),
+    write("FLUSHALL", 1, Some(2), "FLUSHALL [ASYNC|SYNC]", Keys::None),
+    write("FLUSHDB", 1, Some(2), "FLUSHDB [ASYNC|SYNC]", Keys::None),
+    spec("SCAN", 2, None, "SCAN cursor [MATCH pattern] [COUNT count]", Keys::None),
     // Connection and server commands.
     spec("PING", 1, Some(2), "PING [message]", Keys::None),
     spec("ECHO", 2, Some(2), "ECHO message", Keys::None),
     spec("QUIT", 1, None, "QUIT", Keys::None),
     spec("WHOAMI", 1, Some(1), "WHOAMI", Keys::None),
     spec("SELECT", 2, Some(2), "SELECT index", Keys::None),
-    spec(
-        "CLIENT",
-        2,
-        None,
-        "CLIENT SETNAME name|GETNAME|ID|INFO",
-        Keys::None,
-    ),
+    spec("CLIENT", 2, None, "CLIENT SETNAME name|GETNAME|ID|INFO", Keys::None),
     spec("HELLO", 1, None, "HELLO [protover]", Keys::None),
     spec("INFO", 1, Some(2), "INFO [section]", Keys::None),
     spec("COMMAND", 1, None, "COMMAND [COUNT|DOCS|INFO]", Keys::None),
@@ -123,22 +109,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("HELP", 1, Some(1), "HELP", Keys::None),
     // The proxy's ring commands.
     spec("ADD_SERVER", 2, Some(4), "ADD_SERVER host:port", Keys::None),
-    spec(
-        "REMOVE_SERVER",
-        2,
-        Some(3),
-        "REMOVE_SERVER host:port",
-        Keys::None,
-    ),
+    spec("REMOVE_SERVER", 2, Some(3), "REMOVE_SERVER host:port", Keys::None),
     spec("SERVERS", 1, Some(2), "SERVERS [DETAIL]", Keys::None),
     spec("ROUTE", 2, Some(3), "ROUTE key", Keys::None),
+    spec("REBALANCE", 1, Some(1), "REBALANCE", Keys::None),
+    spec("MIGRATION", 1, Some(1), "MIGRATION", Keys::None),
 ];
 
 /// Finds a command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS
-        .iter()
-        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    COMMANDS.iter().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -161,17 +141,14 @@ mod tests {
         let mset = lookup(b"MSET").unwrap();
         assert!(mset.accepts(5) && !mset.accepts(4));
         assert!(!lookup(b"GET").unwrap().accepts(3));
+        assert!(set.write && !lookup(b"GET").unwrap().write);
     }
 
     #[test]
     fn names_are_unique_and_upper_case() {
         for (i, a) in COMMANDS.iter().enumerate() {
             assert_eq!(a.name, a.name.to_ascii_uppercase());
-            assert!(
-                COMMANDS[i + 1..].iter().all(|b| b.name != a.name),
-                "{} twice",
-                a.name
-            );
+            assert!(COMMANDS[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
         }
     }
 }

@@ -130,8 +130,7 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
             b'*' => {
                 let n = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
                 if n > 0 {
-                    let n =
-                        usize::try_from(n).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+                    let n = usize::try_from(n).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
                     if n > limits.max_args {
                         return Err(ProtocolError::InvalidMultibulkLength);
                     }
@@ -162,10 +161,7 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
 /// Decodes a frame already validated by [`frame_len`].
 fn decode(bytes: &mut Bytes) -> Frame {
     let kind = bytes[0];
-    let line_end = bytes
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .expect("validated frame has a line");
+    let line_end = bytes.windows(2).position(|w| w == b"\r\n").expect("validated frame has a line");
     let line = bytes.slice(1..line_end);
     bytes.advance(line_end + 2);
     match kind {
@@ -188,11 +184,7 @@ fn decode(bytes: &mut Bytes) -> Frame {
 }
 
 /// Finds the CRLF that ends the line starting at `from`; errors if the line is longer than `max`.
-pub(crate) fn find_crlf(
-    buf: &[u8],
-    from: usize,
-    max: usize,
-) -> Result<Option<usize>, ProtocolError> {
+pub(crate) fn find_crlf(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, ProtocolError> {
     let rest = buf.get(from..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'\n') {
         Some(i) if i > 0 && rest[i - 1] == b'\r' => Ok(Some(from + i - 1)),
@@ -239,10 +231,7 @@ mod tests {
             Frame::Null,
             Frame::NullArray,
             Frame::Array(vec![]),
-            Frame::Array(vec![
-                Frame::bulk("x"),
-                Frame::Array(vec![Frame::Integer(1), Frame::Null]),
-            ]),
+            Frame::Array(vec![Frame::bulk("x"), Frame::Array(vec![Frame::Integer(1), Frame::Null])]),
         ];
         for frame in frames {
             let bytes = frame.to_bytes();
@@ -263,14 +252,9 @@ mod tests {
 
     #[test]
     fn every_prefix_is_incomplete() {
-        let bytes =
-            Frame::Array(vec![Frame::bulk("hello"), Frame::Integer(7), Frame::Null]).to_bytes();
+        let bytes = Frame::Array(vec![Frame::bulk("hello"), Frame::Integer(7), Frame::Null]).to_bytes();
         for cut in 0..bytes.len() {
-            assert_eq!(
-                frame_len(&bytes[..cut], &Limits::default()),
-                Ok(None),
-                "cut at {cut}"
-            );
+            assert_eq!(frame_len(&bytes[..cut], &Limits::default()), Ok(None), "cut at {cut}");
         }
     }
 
@@ -278,32 +262,17 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert_eq!(parse_all(b"?x\r\n"), Err(ProtocolError::UnknownType(b'?')));
         assert_eq!(parse_all(b":12a\r\n"), Err(ProtocolError::InvalidInteger));
-        assert_eq!(
-            parse_all(b"$3\r\nabcd\r\n"),
-            Err(ProtocolError::MissingCrlf)
-        );
-        assert_eq!(
-            parse_all(b"$99999999999999999999\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
-        );
+        assert_eq!(parse_all(b"$3\r\nabcd\r\n"), Err(ProtocolError::MissingCrlf));
+        assert_eq!(parse_all(b"$99999999999999999999\r\n"), Err(ProtocolError::InvalidBulkLength));
         let deep = "*1\r\n".repeat(40);
         assert_eq!(parse_all(deep.as_bytes()), Err(ProtocolError::TooDeep));
     }
 
     #[test]
     fn limits_bound_lengths() {
-        let limits = Limits {
-            max_bulk_len: 4,
-            ..Limits::default()
-        };
-        assert_eq!(
-            frame_len(b"$5\r\nhello\r\n", &limits),
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            frame_len(b"+abcdefgh", &limits),
-            Err(ProtocolError::InlineTooLong)
-        );
+        let limits = Limits { max_bulk_len: 4, ..Limits::default() };
+        assert_eq!(frame_len(b"$5\r\nhello\r\n", &limits), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(frame_len(b"+abcdefgh", &limits), Err(ProtocolError::InlineTooLong));
     }
 
     #[test]

@@ -22,11 +22,7 @@ struct Token {
 }
 
 pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
-    let Some(newline) = buf
-        .iter()
-        .take(limits.max_inline_len + 1)
-        .position(|&b| b == b'\n')
-    else {
+    let Some(newline) = buf.iter().take(limits.max_inline_len + 1).position(|&b| b == b'\n') else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::InlineTooLong);
         }
@@ -38,10 +34,7 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Proto
     if tokens.is_empty() {
         return Ok(Parsed::Empty);
     }
-    let mut args: Vec<Bytes> = tokens
-        .iter()
-        .map(|t| Bytes::from(t.value.clone()))
-        .collect();
+    let mut args: Vec<Bytes> = tokens.iter().map(|t| Bytes::from(t.value.clone())).collect();
     if is_set_with_spaced_value(&tokens) {
         args.truncate(2);
         args.push(text.slice(tokens[2].start..));
@@ -50,9 +43,7 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Proto
 }
 
 fn trim_end(line: &[u8]) -> usize {
-    line.iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1)
+    line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1)
 }
 
 fn is_set_with_spaced_value(tokens: &[Token]) -> bool {
@@ -122,11 +113,7 @@ fn tokenize(line: &[u8]) -> Result<Vec<Token>, ProtocolError> {
                 i += 1;
             }
         }
-        tokens.push(Token {
-            value,
-            start,
-            quoted,
-        });
+        tokens.push(Token { value, start, quoted });
     }
 }
 
@@ -154,10 +141,7 @@ mod tests {
     use bytes::{Bytes, BytesMut};
 
     fn args(input: &str) -> Vec<Bytes> {
-        parse_request(&mut BytesMut::from(input.as_bytes()), &Limits::default())
-            .unwrap()
-            .unwrap()
-            .args
+        parse_request(&mut BytesMut::from(input.as_bytes()), &Limits::default()).unwrap().unwrap().args
     }
 
     #[test]
@@ -169,20 +153,14 @@ mod tests {
 
     #[test]
     fn seed_set_keeps_the_rest_of_the_line() {
-        assert_eq!(
-            args("SET greeting hello   big world \r\n"),
-            ["SET", "greeting", "hello   big world"]
-        );
+        assert_eq!(args("SET greeting hello   big world \r\n"), ["SET", "greeting", "hello   big world"]);
         assert_eq!(args("set k v\n"), ["set", "k", "v"]);
     }
 
     #[test]
     fn set_options_stay_options() {
         assert_eq!(args("SET k v EX 10\r\n"), ["SET", "k", "v", "EX", "10"]);
-        assert_eq!(
-            args("SET k v nx px 5\r\n"),
-            ["SET", "k", "v", "nx", "px", "5"]
-        );
+        assert_eq!(args("SET k v nx px 5\r\n"), ["SET", "k", "v", "nx", "px", "5"]);
         assert_eq!(args("SET k v EX\r\n"), ["SET", "k", "v EX"]);
     }
 

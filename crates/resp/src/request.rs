@@ -45,10 +45,7 @@ impl Request {
 /// Returns `Ok(None)` when `buf` holds no complete request yet (nothing is consumed, except
 /// empty lines and empty arrays, which Redis skips too). Errors mean the input can never
 /// become valid: reply with [`ProtocolError::reply_text`] and close the connection.
-pub fn parse_request(
-    buf: &mut BytesMut,
-    limits: &Limits,
-) -> Result<Option<Request>, ProtocolError> {
+pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
     loop {
         let parsed = match buf.first() {
             None => return Ok(None),
@@ -113,14 +110,8 @@ fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolErro
         pos = start + len + 2;
     }
     let raw = buf.split_to(pos).freeze();
-    let args = spans
-        .into_iter()
-        .map(|(start, end)| raw.slice(start..end))
-        .collect();
-    Ok(Parsed::Request(Request {
-        args,
-        raw: Some(raw),
-    }))
+    let args = spans.into_iter().map(|(start, end)| raw.slice(start..end)).collect();
+    Ok(Parsed::Request(Request { args, raw: Some(raw) }))
 }
 
 #[cfg(test)]
@@ -170,42 +161,20 @@ mod tests {
 
     #[test]
     fn malformed_multibulk_is_a_protocol_error() {
-        assert_eq!(
-            parse_one(b"*x\r\n"),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
-        assert_eq!(
-            parse_one(b"*1\r\n+GET\r\n"),
-            Err(ProtocolError::ExpectedBulk(b'+'))
-        );
-        assert_eq!(
-            parse_one(b"*1\r\n$-5\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            parse_one(b"*1\r\n$3\r\nGETX\r\n"),
-            Err(ProtocolError::MissingCrlf)
-        );
+        assert_eq!(parse_one(b"*x\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse_one(b"*1\r\n+GET\r\n"), Err(ProtocolError::ExpectedBulk(b'+')));
+        assert_eq!(parse_one(b"*1\r\n$-5\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse_one(b"*1\r\n$3\r\nGETX\r\n"), Err(ProtocolError::MissingCrlf));
     }
 
     #[test]
     fn limits_are_enforced_before_data_arrives() {
-        let limits = Limits {
-            max_bulk_len: 10,
-            max_args: 2,
-            max_inline_len: 16,
-        };
+        let limits = Limits { max_bulk_len: 10, max_args: 2, max_inline_len: 16 };
         let parse = |input: &[u8]| parse_request(&mut BytesMut::from(input), &limits);
         assert_eq!(parse(b"*3\r\n"), Err(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(
-            parse(b"*1\r\n$11\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
-        );
+        assert_eq!(parse(b"*1\r\n$11\r\n"), Err(ProtocolError::InvalidBulkLength));
         assert_eq!(parse(b"*1\r\n$10\r\n"), Ok(None));
         assert_eq!(parse(&[b'a'; 17]), Err(ProtocolError::InlineTooLong));
-        assert_eq!(
-            parse(b"*11111111111111111111"),
-            Err(ProtocolError::InlineTooLong)
-        );
+        assert_eq!(parse(b"*11111111111111111111"), Err(ProtocolError::InlineTooLong));
     }
 }

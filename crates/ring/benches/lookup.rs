@@ -48,9 +48,7 @@ fn keys() -> Vec<Vec<u8>> {
 }
 
 fn server_names(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("10.0.{}.{}:6379", i / 256, i % 256))
-        .collect()
+    (0..n).map(|i| format!("10.0.{}.{}:6379", i / 256, i % 256)).collect()
 }
 
 /// The seed's ring as the Go original holds it: sorted (position, server).
@@ -106,10 +104,7 @@ fn hashring_ring(servers: &[String], vnodes: usize) -> hashring::HashRing<VNode>
     for s in servers {
         let server: Arc<str> = s.as_str().into();
         for replica in 0..vnodes as u32 {
-            nodes.push(VNode {
-                server: server.clone(),
-                replica,
-            });
+            nodes.push(VNode { server: server.clone(), replica });
         }
     }
     ring.batch_add(nodes);
@@ -184,12 +179,8 @@ fn bench_fnv(c: &mut Criterion) {
 fn bench_build(c: &mut Criterion) {
     let servers = server_names(1000);
     let mut group = c.benchmark_group("build");
-    group.bench_function("ours/1000x160", |b| {
-        b.iter(|| black_box(ours(black_box(&servers), 160)))
-    });
-    group.bench_function("plain/1000x160", |b| {
-        b.iter(|| black_box(Plain::new(black_box(&servers), 160)))
-    });
+    group.bench_function("ours/1000x160", |b| b.iter(|| black_box(ours(black_box(&servers), 160))));
+    group.bench_function("plain/1000x160", |b| b.iter(|| black_box(Plain::new(black_box(&servers), 160))));
     // The proxy's ADD_SERVER: clone the live snapshot, add one server.
     let base = ours(&servers[..999], 160);
     group.bench_function("ours/add_1_to_999x160", |b| {
@@ -287,10 +278,7 @@ fn summary(since: SystemTime) {
     let fnv = median_ns(&dir, "hash/fnv1a_32", since);
     println!("fnv1a_32 of a key alone: {}", format_ns(fnv));
     for id in ["ours_1000x160", "plain_1000x160", "ours_add_1_to_999x160"] {
-        println!(
-            "build/{id}: {}",
-            format_ns(median_ns(&dir, &format!("build/{id}"), since))
-        );
+        println!("build/{id}: {}", format_ns(median_ns(&dir, &format!("build/{id}"), since)));
     }
 
     println!("\nmemory (heap bytes / points):");

@@ -176,13 +176,7 @@ impl HashRing {
     /// An empty ring giving each server `vnodes` virtual nodes per unit of
     /// weight. `vnodes` is clamped to at least 1.
     pub fn new(vnodes: usize) -> Self {
-        HashRing {
-            vnodes: vnodes.max(1),
-            servers: Vec::new(),
-            points: Vec::new(),
-            index: Vec::new(),
-            shift: 31,
-        }
+        HashRing { vnodes: vnodes.max(1), servers: Vec::new(), points: Vec::new(), index: Vec::new(), shift: 31 }
     }
 
     /// Virtual nodes per server (per unit of weight).
@@ -242,14 +236,8 @@ impl HashRing {
             return 0;
         }
 
-        let asked: u64 = fresh
-            .iter()
-            .map(|(_, weight)| u64::from(*weight) * self.vnodes as u64)
-            .sum();
-        assert!(
-            asked + (self.real_points().len() as u64) < u64::from(u32::MAX),
-            "too many ring points"
-        );
+        let asked: u64 = fresh.iter().map(|(_, weight)| u64::from(*weight) * self.vnodes as u64).sum();
+        assert!(asked + (self.real_points().len() as u64) < u64::from(u32::MAX), "too many ring points");
 
         // Candidate points `position << 32 | sequence`, the sequence being the
         // order the seed would insert them in: server by server, replica by
@@ -308,9 +296,7 @@ impl HashRing {
         let mut order_iter = order.into_iter().peekable();
         loop {
             let take_old = match (old_iter.peek(), order_iter.peek()) {
-                (Some((_, s)), Some(&j)) => {
-                    s.name < fresh_slots[j].as_ref().expect("each slot taken once").0
-                }
+                (Some((_, s)), Some(&j)) => s.name < fresh_slots[j].as_ref().expect("each slot taken once").0,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -324,11 +310,7 @@ impl HashRing {
                 let j = order_iter.next().expect("peeked");
                 let (name, weight) = fresh_slots[j].take().expect("each slot taken once");
                 new_map[j] = id;
-                table.push(Server {
-                    name,
-                    weight,
-                    points: won[j],
-                });
+                table.push(Server { name, weight, points: won[j] });
             }
         }
         self.servers = table;
@@ -336,14 +318,8 @@ impl HashRing {
         // Merge the existing points (owners renumbered) with the winners.
         let total = existing.len() + winners.len();
         let mut merged: Vec<u64> = Vec::with_capacity(total + 1);
-        let mut a = existing
-            .iter()
-            .map(|&p| p >> 32 << 32 | u64::from(old_map[p as u32 as usize]))
-            .peekable();
-        let mut b = winners
-            .iter()
-            .map(|&(pos, j)| u64::from(pos) << 32 | u64::from(new_map[j as usize]))
-            .peekable();
+        let mut a = existing.iter().map(|&p| p >> 32 << 32 | u64::from(old_map[p as u32 as usize])).peekable();
+        let mut b = winners.iter().map(|&(pos, j)| u64::from(pos) << 32 | u64::from(new_map[j as usize])).peekable();
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(&x), Some(&y)) => {
@@ -429,10 +405,7 @@ impl HashRing {
 
     /// The id of `server` in this ring value, if present.
     pub fn id_of(&self, server: &str) -> Option<ServerId> {
-        self.servers
-            .binary_search_by(|s| (*s.name).cmp(server))
-            .ok()
-            .map(|i| ServerId(i as u32))
+        self.servers.binary_search_by(|s| (*s.name).cmp(server)).ok().map(|i| ServerId(i as u32))
     }
 
     /// The weight server `id` was added with.
@@ -456,9 +429,7 @@ impl HashRing {
 
     /// The ring's points as `(position, owner)`, in ascending position.
     pub fn points(&self) -> impl ExactSizeIterator<Item = (u32, &str)> + '_ {
-        self.real_points()
-            .iter()
-            .map(|&p| ((p >> 32) as u32, &*self.servers[p as u32 as usize].name))
+        self.real_points().iter().map(|&p| ((p >> 32) as u32, &*self.servers[p as u32 as usize].name))
     }
 
     /// Total number of points on the ring.
@@ -510,12 +481,7 @@ impl HashRing {
             index = 0; // the sentinel stands for the lowest point
         }
         let p = self.points[index];
-        Some(Route {
-            hash,
-            point: (p >> 32) as u32,
-            index,
-            server: ServerId(p as u32),
-        })
+        Some(Route { hash, point: (p >> 32) as u32, index, server: ServerId(p as u32) })
     }
 
     /// The distinct servers met walking clockwise from `key`'s position: the
@@ -540,10 +506,7 @@ impl HashRing {
     /// The addresses of the first `n` servers of [`preference`](Self::preference):
     /// `min(n, len())` distinct servers, the owner first.
     pub fn preference_list(&self, key: &[u8], n: usize) -> Vec<&str> {
-        self.preference(key)
-            .take(n)
-            .map(|id| self.server(id))
-            .collect()
+        self.preference(key).take(n).map(|id| self.server(id)).collect()
     }
 
     /// Approximate heap bytes of the ring: the point table (8 bytes per point),
@@ -749,10 +712,7 @@ mod tests {
     fn vnode_positions_hash_the_decimal_name() {
         let prefix = fnv1a_32_from(fnv1a_32(A.as_bytes()), b"#");
         for r in [0u64, 1, 9, 10, 99, 100, 12345, u64::from(u32::MAX)] {
-            assert_eq!(
-                vnode_position(prefix, r),
-                fnv1a_32(format!("{A}#{r}").as_bytes())
-            );
+            assert_eq!(vnode_position(prefix, r), fnv1a_32(format!("{A}#{r}").as_bytes()));
         }
     }
 
@@ -831,10 +791,7 @@ mod tests {
             ring.add(s);
         }
         let listed: Vec<&str> = ring.servers().collect();
-        assert_eq!(
-            listed,
-            ["1.2.3.4:5", "10.0.0.1:80", "10.0.0.1:8080", "9.0.0.1:80"]
-        );
+        assert_eq!(listed, ["1.2.3.4:5", "10.0.0.1:80", "10.0.0.1:8080", "9.0.0.1:80"]);
         let by_id: Vec<&str> = ring.server_ids().map(|id| ring.server(id)).collect();
         assert_eq!(by_id, listed);
         for (i, s) in listed.iter().enumerate() {
@@ -985,11 +942,7 @@ mod tests {
         let snapshot = ring.clone();
         ring.add(A);
         assert_eq!(ring.id_of(C), Some(ServerId(2)));
-        assert_eq!(
-            snapshot.id_of(C),
-            Some(ServerId(1)),
-            "clones are independent"
-        );
+        assert_eq!(snapshot.id_of(C), Some(ServerId(1)), "clones are independent");
         ring.remove(B);
         assert_eq!(ring.id_of(C), Some(ServerId(1)));
         for (_, owner) in ring.points() {

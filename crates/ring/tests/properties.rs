@@ -48,11 +48,7 @@ fn naive_fnv(bytes: &[u8]) -> u32 {
 
 impl Naive {
     fn new(vnodes: usize) -> Self {
-        Naive {
-            vnodes,
-            servers: Vec::new(),
-            points: Vec::new(),
-        }
+        Naive { vnodes, servers: Vec::new(), points: Vec::new() }
     }
 
     fn add_weighted(&mut self, server: &str, weight: u32) -> bool {
@@ -66,11 +62,7 @@ impl Naive {
             if self.points.iter().any(|(p, _)| *p == pos) {
                 continue;
             }
-            let at = self
-                .points
-                .iter()
-                .position(|(p, _)| *p > pos)
-                .unwrap_or(self.points.len());
+            let at = self.points.iter().position(|(p, _)| *p > pos).unwrap_or(self.points.len());
             self.points.insert(at, (pos, server.to_string()));
         }
         true
@@ -89,11 +81,7 @@ impl Naive {
 
     fn get(&self, key: &[u8]) -> Option<&str> {
         let h = naive_fnv(key);
-        self.points
-            .iter()
-            .find(|(p, _)| *p >= h)
-            .or(self.points.first())
-            .map(|(_, s)| s.as_str())
+        self.points.iter().find(|(p, _)| *p >= h).or(self.points.first()).map(|(_, s)| s.as_str())
     }
 
     fn sorted_servers(&self) -> Vec<&str> {
@@ -165,10 +153,7 @@ fn demo_keys_pinned() {
         println!("{} servers, {} vnodes:", ring.len(), ring.vnodes());
         for (key, want) in DEMO_KEYS.iter().zip(pinned) {
             let got = ring.get(key.as_bytes()).unwrap();
-            println!(
-                "  {key:<15} -> {got}  (fnv1a_32 = {:#010x})",
-                fnv1a_32(key.as_bytes())
-            );
+            println!("  {key:<15} -> {got}  (fnv1a_32 = {:#010x})", fnv1a_32(key.as_bytes()));
             assert_eq!(Some(got), naive.get(key.as_bytes()), "{key}");
             assert_eq!(got, want, "{key}");
         }
@@ -186,15 +171,7 @@ fn matches_naive_reference_on_100k_keys() {
     };
 
     // Plain memberships of several sizes and vnode counts.
-    for (servers, vnodes) in [
-        (1, 1),
-        (2, 3),
-        (3, 3),
-        (10, 3),
-        (10, 160),
-        (100, 20),
-        (5, 1),
-    ] {
+    for (servers, vnodes) in [(1, 1), (2, 3), (3, 3), (10, 3), (10, 160), (100, 20), (5, 1)] {
         let mut ring = HashRing::new(vnodes);
         let mut naive = Naive::new(vnodes);
         for s in ports(servers) {
@@ -278,11 +255,7 @@ fn balance_improves_with_more_vnodes() {
         few_total += few;
         many_total += many;
     }
-    println!(
-        "mean over seeds: 3 vnodes {:.3}, 160 vnodes {:.3}",
-        few_total / 8.0,
-        many_total / 8.0
-    );
+    println!("mean over seeds: 3 vnodes {:.3}, 160 vnodes {:.3}", few_total / 8.0, many_total / 8.0);
 }
 
 #[test]
@@ -301,17 +274,7 @@ fn seed_walkthrough_on_the_naive_reference_too() {
 /// Distinct server names (realistic addresses).
 fn names(max: usize) -> impl Strategy<Value = Vec<String>> {
     prop::collection::btree_set(0u32..200_000, 1..max).prop_map(|set| {
-        set.into_iter()
-            .map(|n| {
-                format!(
-                    "10.{}.{}.{}:{}",
-                    n % 3,
-                    (n / 3) % 256,
-                    n / 768,
-                    6379 + n % 5
-                )
-            })
-            .collect()
+        set.into_iter().map(|n| format!("10.{}.{}.{}:{}", n % 3, (n / 3) % 256, n / 768, 6379 + n % 5)).collect()
     })
 }
 

@@ -38,12 +38,8 @@ fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
                 if pattern[i] == b'\\' && i + 1 < pattern.len() {
                     matched |= pattern[i + 1] == c;
                     i += 2;
-                } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']'
-                {
-                    let (lo, hi) = (
-                        pattern[i].min(pattern[i + 2]),
-                        pattern[i].max(pattern[i + 2]),
-                    );
+                } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+                    let (lo, hi) = (pattern[i].min(pattern[i + 2]), pattern[i].max(pattern[i + 2]));
                     matched |= (lo..=hi).contains(&c);
                     i += 3;
                 } else {
@@ -81,11 +77,7 @@ mod tests {
             ("a\\*b", "axb", false),
         ];
         for (pattern, text, expected) in cases {
-            assert_eq!(
-                glob_match(pattern.as_bytes(), text.as_bytes()),
-                *expected,
-                "{pattern} vs {text}"
-            );
+            assert_eq!(glob_match(pattern.as_bytes(), text.as_bytes()), *expected, "{pattern} vs {text}");
         }
     }
 }

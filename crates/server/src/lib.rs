@@ -65,10 +65,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) {
     tracing::info!(
         "[{}] listening on {} (greeting={})",
         config.name,
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
+        listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         config.greeting
     );
     let config = Arc::new(config);

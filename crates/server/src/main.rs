@@ -48,9 +48,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = service::runtime(args.threads).context("starting the runtime")?;
     runtime.block_on(async {
         let address = format!("{}:{}", args.bind, args.port);
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
         let config = server::Config {
             name: args.name.unwrap_or_else(|| format!("cache-{}", args.port)),
             greeting: !args.no_greeting,

@@ -138,9 +138,7 @@ impl Store {
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
         let index = (hash >> (64 - SHARD_BITS)) as usize;
         // A panic while holding the lock cannot leave an entry half-written: recover the data.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shards[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` with the live value of `key`, or `None`, under the shard's lock (so a GET
@@ -149,10 +147,7 @@ impl Store {
         let hash = self.hash(key);
         let now = self.now();
         let shard = self.shard(hash);
-        let entry = shard
-            .table
-            .find(hash, |e| e.key() == key)
-            .filter(|e| !e.is_expired(now));
+        let entry = shard.table.find(hash, |e| e.key() == key).filter(|e| !e.is_expired(now));
         f(entry.map(Entry::value))
     }
 
@@ -163,24 +158,14 @@ impl Store {
 
     /// Stores `value` under `key` as the options say. Returns whether it was stored (NX/XX
     /// may refuse) and the previous live value when `want_old` is set.
-    pub fn set(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        options: SetOptions,
-        want_old: bool,
-    ) -> (bool, Option<Bytes>) {
+    pub fn set(&self, key: &[u8], value: &[u8], options: SetOptions, want_old: bool) -> (bool, Option<Bytes>) {
         let hash = self.hash(key);
         let now = self.now();
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
         let current = shard.table.find_mut(hash, |e| e.key() == key);
         let live = current.as_ref().filter(|e| !e.is_expired(now));
-        let old = if want_old {
-            live.map(|e| Bytes::copy_from_slice(e.value()))
-        } else {
-            None
-        };
+        let old = if want_old { live.map(|e| Bytes::copy_from_slice(e.value())) } else { None };
         let exists = live.is_some();
         if (options.only_if_absent && exists) || (options.only_if_present && !exists) {
             return (false, old);
@@ -198,9 +183,7 @@ impl Store {
             }
             None => {
                 let hasher = &self.hasher;
-                shard
-                    .table
-                    .insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
+                shard.table.insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
             }
         }
         shard.volatile += usize::from(expires_at != 0);
@@ -237,16 +220,11 @@ impl Store {
         let now = self.now();
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
-        let Some(entry) = shard
-            .table
-            .find_mut(hash, |e| e.key() == key)
-            .filter(|e| !e.is_expired(now))
-        else {
+        let Some(entry) = shard.table.find_mut(hash, |e| e.key() == key).filter(|e| !e.is_expired(now)) else {
             return false;
         };
         let at = ttl.map_or(0, |ttl| now + (ttl.as_millis() as u64).max(1));
-        shard.volatile =
-            shard.volatile + usize::from(at != 0) - usize::from(entry.expires_at() != 0);
+        shard.volatile = shard.volatile + usize::from(at != 0) - usize::from(entry.expires_at() != 0);
         entry.set_expires_at(at);
         true
     }
@@ -256,11 +234,7 @@ impl Store {
         let hash = self.hash(key);
         let now = self.now();
         let shard = self.shard(hash);
-        match shard
-            .table
-            .find(hash, |e| e.key() == key)
-            .filter(|e| !e.is_expired(now))
-        {
+        match shard.table.find(hash, |e| e.key() == key).filter(|e| !e.is_expired(now)) {
             None => Ttl::Missing,
             Some(e) if e.expires_at() == 0 => Ttl::Persistent,
             Some(e) => Ttl::Millis(e.expires_at() - now),
@@ -275,10 +249,7 @@ impl Store {
         let shard = &mut *guard;
         let current = shard.table.find_mut(hash, |e| e.key() == key);
         let (old, expires_at) = match current.as_ref().filter(|e| !e.is_expired(now)) {
-            Some(e) => (
-                parse_i64(e.value()).ok_or(IncrError::NotAnInteger)?,
-                e.expires_at(),
-            ),
+            Some(e) => (parse_i64(e.value()).ok_or(IncrError::NotAnInteger)?, e.expires_at()),
             None => (0, 0),
         };
         let new = old.checked_add(delta).ok_or(IncrError::Overflow)?;
@@ -287,9 +258,7 @@ impl Store {
             Some(slot) => *slot = entry,
             None => {
                 let hasher = &self.hasher;
-                shard
-                    .table
-                    .insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
+                shard.table.insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
             }
         }
         Ok(new)
@@ -303,11 +272,8 @@ impl Store {
             .iter()
             .map(|s| {
                 let shard = lock(s);
-                let expired = if shard.volatile == 0 {
-                    0
-                } else {
-                    shard.table.iter().filter(|e| e.is_expired(now)).count()
-                };
+                let expired =
+                    if shard.volatile == 0 { 0 } else { shard.table.iter().filter(|e| e.is_expired(now)).count() };
                 shard.table.len() - expired
             })
             .sum()
@@ -337,10 +303,7 @@ impl Store {
         for shard in self.shards.iter() {
             let shard = lock(shard);
             let live = shard.table.iter().filter(|e| !e.is_expired(now));
-            keys.extend(
-                live.filter(|e| glob_match(pattern, e.key()))
-                    .map(|e| Bytes::copy_from_slice(e.key())),
-            );
+            keys.extend(live.filter(|e| glob_match(pattern, e.key())).map(|e| Bytes::copy_from_slice(e.key())));
         }
         keys
     }
@@ -366,26 +329,14 @@ impl Store {
             let room = count - found.len();
             if batch.len() > room {
                 let next = batch[room].0;
-                found.extend(
-                    batch[..room]
-                        .iter()
-                        .map(|(h, e)| (*h, Bytes::copy_from_slice(e.key()))),
-                );
+                found.extend(batch[..room].iter().map(|(h, e)| (*h, Bytes::copy_from_slice(e.key()))));
                 return (next, filter_keys(found, pattern));
             }
-            found.extend(
-                batch
-                    .iter()
-                    .map(|(h, e)| (*h, Bytes::copy_from_slice(e.key()))),
-            );
+            found.extend(batch.iter().map(|(h, e)| (*h, Bytes::copy_from_slice(e.key()))));
             drop(shard);
             shard_index += 1;
             if found.len() >= count {
-                let next = if shard_index < SHARDS {
-                    (shard_index as u64) << (CURSOR_BITS - SHARD_BITS)
-                } else {
-                    0
-                };
+                let next = if shard_index < SHARDS { (shard_index as u64) << (CURSOR_BITS - SHARD_BITS) } else { 0 };
                 return (next, filter_keys(found, pattern));
             }
         }
@@ -430,17 +381,11 @@ impl Store {
 }
 
 fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
-    shard
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn filter_keys(found: Vec<(u64, Bytes)>, pattern: Option<&[u8]>) -> Vec<Bytes> {
-    found
-        .into_iter()
-        .map(|(_, key)| key)
-        .filter(|key| pattern.is_none_or(|p| glob_match(p, key)))
-        .collect()
+    found.into_iter().map(|(_, key)| key).filter(|key| pattern.is_none_or(|p| glob_match(p, key))).collect()
 }
 
 /// Parses a value as Redis does for INCR: a decimal i64 without spaces or `+`.
@@ -454,9 +399,7 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
 
 /// Converts an absolute Unix time in milliseconds (EXAT/PXAT) to a TTL from now.
 pub fn ttl_until_unix_ms(at_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Duration::from_millis(at_ms).saturating_sub(now)
 }
 
@@ -478,30 +421,18 @@ mod tests {
     #[test]
     fn nx_xx_and_get_old_value() {
         let store = Store::new();
-        let nx = SetOptions {
-            only_if_absent: true,
-            ..Default::default()
-        };
-        let xx = SetOptions {
-            only_if_present: true,
-            ..Default::default()
-        };
+        let nx = SetOptions { only_if_absent: true, ..Default::default() };
+        let xx = SetOptions { only_if_present: true, ..Default::default() };
         assert!(!store.set(b"k", b"1", xx, false).0);
         assert!(store.set(b"k", b"1", nx, false).0);
         assert!(!store.set(b"k", b"2", nx, false).0);
-        assert_eq!(
-            store.set(b"k", b"3", xx, true),
-            (true, Some(Bytes::from_static(b"1")))
-        );
+        assert_eq!(store.set(b"k", b"3", xx, true), (true, Some(Bytes::from_static(b"1"))));
     }
 
     #[tokio::test(start_paused = true)]
     async fn expired_keys_are_never_returned() {
         let store = Store::new();
-        let ttl = SetOptions {
-            ttl: Some(Duration::from_millis(1500)),
-            ..Default::default()
-        };
+        let ttl = SetOptions { ttl: Some(Duration::from_millis(1500)), ..Default::default() };
         store.set(b"k", b"v", ttl, false);
         store.set(b"p", b"v", SetOptions::default(), false);
         assert!(matches!(store.ttl(b"k"), Ttl::Millis(ms) if ms <= 1500 && ms > 1400));
@@ -524,12 +455,7 @@ mod tests {
         assert_eq!(store.incr_by(b"n", -7), Ok(-2));
         store.set(b"s", b"abc", SetOptions::default(), false);
         assert_eq!(store.incr_by(b"s", 1), Err(IncrError::NotAnInteger));
-        store.set(
-            b"m",
-            i64::MAX.to_string().as_bytes(),
-            SetOptions::default(),
-            false,
-        );
+        store.set(b"m", i64::MAX.to_string().as_bytes(), SetOptions::default(), false);
         assert_eq!(store.incr_by(b"m", 1), Err(IncrError::Overflow));
     }
 
@@ -537,12 +463,7 @@ mod tests {
     fn scan_visits_every_key_once_in_small_steps() {
         let store = Store::new();
         for i in 0..5000 {
-            store.set(
-                format!("key:{i}").as_bytes(),
-                b"v",
-                SetOptions::default(),
-                false,
-            );
+            store.set(format!("key:{i}").as_bytes(), b"v", SetOptions::default(), false);
         }
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
@@ -550,12 +471,7 @@ mod tests {
         loop {
             let (next, keys) = store.scan(cursor, 37, None);
             // Growing the table mid-scan must not hide the keys that were there from the start.
-            store.set(
-                format!("late:{calls}").as_bytes(),
-                b"v",
-                SetOptions::default(),
-                false,
-            );
+            store.set(format!("late:{calls}").as_bytes(), b"v", SetOptions::default(), false);
             seen.extend(keys);
             calls += 1;
             cursor = next;
@@ -564,10 +480,7 @@ mod tests {
             }
         }
         for i in 0..5000 {
-            assert!(
-                seen.contains(format!("key:{i}").as_bytes()),
-                "key:{i} missed"
-            );
+            assert!(seen.contains(format!("key:{i}").as_bytes()), "key:{i} missed");
         }
         assert!(calls >= 5000 / 37);
     }

@@ -15,12 +15,8 @@ use tokio::sync::Semaphore;
 /// At most `max_clients` connections are served at once; one more gets
 /// `-ERR max number of clients reached` and is closed, as Redis does. Accept errors (such as
 /// running out of file descriptors) are logged and retried with a growing pause.
-pub async fn serve<H, F>(
-    listener: TcpListener,
-    max_clients: usize,
-    shutdown: impl Future,
-    handle: H,
-) where
+pub async fn serve<H, F>(listener: TcpListener, max_clients: usize, shutdown: impl Future, handle: H)
+where
     H: Fn(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
@@ -72,14 +68,13 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -8,9 +8,7 @@ use resp::{write, Frame};
 pub const REDIS_VERSION: &str = "7.0.0";
 
 /// The commands [`run`] answers.
-pub const COMMANDS: &[&str] = &[
-    "PING", "ECHO", "SELECT", "CLIENT", "HELLO", "COMMAND", "CONFIG",
-];
+pub const COMMANDS: &[&str] = &["PING", "ECHO", "SELECT", "CLIENT", "HELLO", "COMMAND", "CONFIG"];
 
 /// Answers one of [`COMMANDS`] (argument count already checked) into `out`; the error text
 /// on failure. `name` is the table's upper-case name, `who` the name HELLO reports.
@@ -26,11 +24,7 @@ pub fn run(name: &str, args: &[Bytes], who: &str, out: &mut BytesMut) -> Result<
         "CLIENT" => client(args, out)?,
         "HELLO" => hello(args, who, out)?,
         // redis-cli asks COMMAND DOCS at start for hints; an empty answer keeps it happy.
-        "COMMAND"
-            if args
-                .get(1)
-                .is_some_and(|a| a.eq_ignore_ascii_case(b"COUNT")) =>
-        {
+        "COMMAND" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"COUNT")) => {
             write::integer(out, resp::command::COMMANDS.len() as i64)
         }
         "COMMAND" => write::array_header(out, 0),
@@ -67,10 +61,7 @@ fn hello(args: &[Bytes], who: &str, out: &mut BytesMut) -> Result<(), String> {
         ("modules", Frame::Array(vec![])),
         ("name", Frame::bulk(who.to_string())),
     ];
-    let items = fields
-        .into_iter()
-        .flat_map(|(k, v)| [Frame::bulk(k), v])
-        .collect();
+    let items = fields.into_iter().flat_map(|(k, v)| [Frame::bulk(k), v]).collect();
     Frame::Array(items).encode(out);
     Ok(())
 }

@@ -11,10 +11,8 @@ use crate::store::Ttl;
 use crate::Ctx;
 
 /// The commands this module runs.
-pub const COMMANDS: &[&str] = &[
-    "DEL", "EXISTS", "KEYS", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "EXPIRE", "PEXPIRE",
-    "PERSIST", "TTL", "PTTL",
-];
+pub const COMMANDS: &[&str] =
+    &["DEL", "EXISTS", "KEYS", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "EXPIRE", "PEXPIRE", "PERSIST", "TTL", "PTTL"];
 
 /// SCAN's default COUNT, as in Redis.
 const DEFAULT_SCAN_COUNT: usize = 10;
@@ -24,25 +22,14 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
     match name {
         "DEL" => {
             let removed = args[1..].iter().filter(|key| store.remove(key)).count();
-            tracing::info!(
-                "[{}] DEL {} -> {removed}",
-                ctx.name,
-                show(&args[1..].join(&b' '))
-            );
+            tracing::info!("[{}] DEL {} -> {removed}", ctx.name, show(&args[1..].join(&b' ')));
             write::integer(out, removed as i64);
         }
-        "EXISTS" => write::integer(
-            out,
-            args[1..].iter().filter(|key| store.contains(key)).count() as i64,
-        ),
+        "EXISTS" => write::integer(out, args[1..].iter().filter(|key| store.contains(key)).count() as i64),
         "KEYS" => {
             // The seed's `KEYS` lists `+key` lines; Redis's `KEYS pattern` answers bulk strings.
             let keys = store.keys(args.get(1).map_or(&b"*"[..], |p| &p[..]));
-            let write_key = if args.len() == 1 {
-                write::text
-            } else {
-                write::bulk
-            };
+            let write_key = if args.len() == 1 { write::text } else { write::bulk };
             write::array_header(out, keys.len());
             keys.iter().for_each(|key| write_key(out, key));
         }
@@ -87,10 +74,7 @@ fn scan(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
         match (option[0].to_ascii_uppercase().as_slice(), option.get(1)) {
             (b"MATCH", Some(p)) => pattern = Some(&p[..]),
             (b"COUNT", Some(n)) => {
-                count = usize::try_from(int_arg(n)?)
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(Reply::Syntax)?;
+                count = usize::try_from(int_arg(n)?).ok().filter(|&n| n > 0).ok_or(Reply::Syntax)?;
             }
             _ => return Err(Reply::Syntax),
         }

@@ -10,9 +10,7 @@ use crate::store::{ttl_until_unix_ms, IncrError, SetOptions};
 use crate::Ctx;
 
 /// The commands this module runs.
-pub const COMMANDS: &[&str] = &[
-    "GET", "SET", "MGET", "MSET", "INCR", "DECR", "INCRBY", "DECRBY",
-];
+pub const COMMANDS: &[&str] = &["GET", "SET", "MGET", "MSET", "INCR", "DECR", "INCRBY", "DECRBY"];
 
 pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     match name {
@@ -26,8 +24,7 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
         }
         "MSET" => {
             for pair in args[1..].chunks_exact(2) {
-                ctx.store
-                    .set(&pair[0], &pair[1], SetOptions::default(), false);
+                ctx.store.set(&pair[0], &pair[1], SetOptions::default(), false);
             }
             write::simple(out, b"OK");
         }
@@ -81,10 +78,7 @@ fn set_options(args: &[Bytes]) -> Result<(SetOptions, bool), Reply> {
             b"KEEPTTL" if options.ttl.is_none() => options.keep_ttl = true,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if options.ttl.is_none() && !options.keep_ttl => {
                 let n = int_arg(rest.next().ok_or(Reply::Syntax)?)?;
-                let n = u64::try_from(n)
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(Reply::InvalidExpire("set"))?;
+                let n = u64::try_from(n).ok().filter(|&n| n > 0).ok_or(Reply::InvalidExpire("set"))?;
                 options.ttl = Some(match &word[..] {
                     b"EX" => Duration::from_secs(n),
                     b"PX" => Duration::from_millis(n),
@@ -104,11 +98,7 @@ fn incr(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
         Some(arg) => int_arg(arg)?,
         None => 1,
     };
-    let delta = if name.starts_with("DECR") {
-        amount.checked_neg().ok_or(Reply::Overflow)?
-    } else {
-        amount
-    };
+    let delta = if name.starts_with("DECR") { amount.checked_neg().ok_or(Reply::Overflow)? } else { amount };
     match ctx.store.incr_by(&args[1], delta) {
         Ok(n) => write::integer(out, n),
         Err(IncrError::NotAnInteger) => return Err(Reply::NotAnInteger),

@@ -1,0 +1,2 @@
+//! `bench`: the benchmark suite (work in progress).
+fn main() {}

@@ -1,0 +1,136 @@
+//! Health checks: every server is PINGed at an interval; after `failure_limit` failures in a
+//! row it is marked down and its keys go to the next server on the ring (twemproxy's
+//! `auto_eject_hosts` with `server_failure_limit`); a down server is tried again every
+//! `retry_timeout` (twemproxy's `server_retry_timeout`) and put back when it answers.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::backend::Backend;
+use crate::cluster::Cluster;
+
+/// When and how servers are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthConfig {
+    /// Check servers at all (`--no-auto-eject` turns it off).
+    pub enabled: bool,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Failed checks in a row before a server is marked down.
+    pub failure_limit: u32,
+    /// How long a down server waits before it is checked again.
+    pub retry_timeout: Duration,
+}
+
+/// One server's health as the checks see it.
+#[derive(Debug)]
+pub struct Health {
+    up: AtomicBool,
+    failures: AtomicU32,
+    down_since: Mutex<Option<Instant>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { up: AtomicBool::new(true), failures: AtomicU32::new(0), down_since: Mutex::new(None) }
+    }
+}
+
+impl Health {
+    /// Whether the server takes traffic.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// The state for SERVERS DETAIL.
+    pub fn state(&self) -> &'static str {
+        if self.is_up() {
+            "up"
+        } else {
+            "down"
+        }
+    }
+
+    /// Failed checks in a row.
+    pub fn failures(&self) -> u32 {
+        self.failures.load(Relaxed)
+    }
+
+    /// Whether a down server is due for another try.
+    fn due(&self, retry_timeout: Duration) -> bool {
+        let since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.is_none_or(|t| t.elapsed() >= retry_timeout)
+    }
+
+    /// Records a check; true when the state changed.
+    fn record(&self, ok: bool, failure_limit: u32) -> bool {
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            self.failures.store(0, Relaxed);
+            *since = None;
+            return !self.up.swap(true, Relaxed);
+        }
+        let failures = self.failures.fetch_add(1, Relaxed) + 1;
+        if !self.is_up() {
+            *since = Some(Instant::now());
+            return false;
+        }
+        if failures >= failure_limit {
+            self.up.store(false, Relaxed);
+            *since = Some(Instant::now());
+            return true;
+        }
+        false
+    }
+}
+
+/// Checks every server of the current ring at each interval, until the cluster is gone.
+pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConfig) {
+    if !config.enabled {
+        return;
+    }
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(cluster) = cluster.upgrade() else { return };
+        let topology = cluster.snapshot();
+        let checks =
+            topology.backends().filter(|b| b.health.is_up() || b.health.due(config.retry_timeout)).map(|backend| {
+                let backend = backend.clone();
+                async move {
+                    let ok = ping(&backend, config.interval.max(Duration::from_millis(500))).await;
+                    if backend.health.record(ok, config.failure_limit) {
+                        if backend.health.is_up() {
+                            tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());
+                        } else {
+                            tracing::warn!(
+                                backend = %backend.addr(),
+                                "[proxy] server {} is down after {} failed checks; its keys go to the next server",
+                                backend.addr(),
+                                config.failure_limit
+                            );
+                        }
+                    }
+                }
+            });
+        // All servers are checked at once: one slow server does not delay the others.
+        let running: Vec<_> = checks.map(tokio::spawn).collect();
+        for check in running {
+            let _ = check.await;
+        }
+        cluster.set_any_down(topology.backends().any(|b| !b.health.is_up()));
+    }
+}
+
+/// One PING over the pool; true on `+PONG` within `timeout`.
+async fn ping(backend: &Arc<Backend>, timeout: Duration) -> bool {
+    let reply = backend.send(Bytes::from_static(b"PING\r\n"), 1).await;
+    match tokio::time::timeout(timeout, reply).await {
+        Ok(Ok(Ok(replies))) => replies.get(0) == b"+PONG\r\n",
+        _ => false,
+    }
+}

@@ -1,0 +1,312 @@
+//! Migration: moving keys to the servers that own them under the current ring, while
+//! clients keep reading and writing.
+//!
+//! The migrator walks every source server with SCAN and moves each key that sits where the
+//! ring no longer puts it: PTTL and GET on the source, `SET key value [PX ttl] NX` on each
+//! owner, then DEL on the source. A key is moved under a lock (one of [`STRIPES`], chosen
+//! by the key's hash) that client commands on keys left behind by a ring change take too:
+//! such a command first moves its key, then runs on the new owner. So a read never misses a
+//! value that is still on the old owner, a write is never overwritten by an older copy (NX,
+//! and the copy happens before the write), a delete stays deleted (the old copy is moved,
+//! then deleted with the key), and TTLs travel with their keys.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use resp::{write, Frame};
+use tokio::sync::MutexGuard;
+
+use crate::backend::Backend;
+use crate::cluster::Topology;
+use crate::Proxy;
+
+/// Locks that order a key's move against client commands on it.
+const STRIPES: usize = 4096;
+/// Keys asked per SCAN call.
+const SCAN_COUNT: usize = 1000;
+
+/// Progress counters, readable while a migration runs.
+#[derive(Debug, Default)]
+struct Counters {
+    scanned: AtomicU64,
+    moved: AtomicU64,
+    errors: AtomicU64,
+    /// Keys on the sources when the migration began (DBSIZE).
+    total: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Times {
+    started: Option<Instant>,
+    finished: Option<Instant>,
+    last_error: Option<String>,
+    runs: u64,
+}
+
+/// The migrator: at most one migration at a time.
+pub struct Migrator {
+    running: AtomicBool,
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    counters: Counters,
+    times: Mutex<Times>,
+}
+
+impl Default for Migrator {
+    fn default() -> Self {
+        Self {
+            running: AtomicBool::new(false),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            counters: Counters::default(),
+            times: Mutex::default(),
+        }
+    }
+}
+
+impl Migrator {
+    /// Whether a migration is running.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Relaxed)
+    }
+
+    /// Claims the migrator before the ring changes, so that no client command slips between
+    /// the change and the start of the moves. False if one is already running.
+    pub fn try_begin(&self) -> bool {
+        !self.running.swap(true, Relaxed)
+    }
+
+    /// Gives the claim back when the ring change was refused.
+    pub fn abort(&self) {
+        self.running.store(false, Relaxed);
+    }
+
+    /// Starts moving keys in the background; `previous` is the snapshot before the ring
+    /// change (requests planned on it are waited for first). The caller holds the claim.
+    pub fn spawn(proxy: Arc<Proxy>, previous: Option<Arc<Topology>>) {
+        let migrator = &proxy.migrator;
+        for counter in [&migrator.counters.scanned, &migrator.counters.moved, &migrator.counters.errors] {
+            counter.store(0, Relaxed);
+        }
+        {
+            let mut times = migrator.times.lock().unwrap_or_else(|p| p.into_inner());
+            times.started = Some(Instant::now());
+            times.finished = None;
+            times.last_error = None;
+            times.runs += 1;
+        }
+        tokio::spawn(async move {
+            if let Some(previous) = previous {
+                wait_for_requests_on(previous).await;
+            }
+            let topology = proxy.cluster.snapshot();
+            let ok = proxy.migrator.run(&topology).await;
+            if ok {
+                proxy.cluster.finish_migration();
+            }
+            let migrator = &proxy.migrator;
+            let mut times = migrator.times.lock().unwrap_or_else(|p| p.into_inner());
+            times.finished = Some(Instant::now());
+            drop(times);
+            tracing::info!(
+                scanned = migrator.counters.scanned.load(Relaxed),
+                moved = migrator.counters.moved.load(Relaxed),
+                errors = migrator.counters.errors.load(Relaxed),
+                "[proxy] migration {}",
+                if ok { "done" } else { "ended with errors" }
+            );
+            migrator.running.store(false, Relaxed);
+        });
+    }
+
+    /// Moves every misplaced key of every source; true when nothing failed.
+    async fn run(&self, topology: &Topology) -> bool {
+        let sources: Vec<Arc<Backend>> = topology.backends().chain(topology.draining.iter()).cloned().collect();
+        let mut total = 0;
+        for source in &sources {
+            if let Ok(Frame::Integer(n)) = call(source, &[b"DBSIZE"]).await {
+                total += n.max(0) as u64;
+            }
+        }
+        self.counters.total.store(total, Relaxed);
+        let mut ok = true;
+        // Sources are scanned one after another; each batch's moves are pipelined.
+        for source in &sources {
+            if let Err(error) = self.drain(topology, source).await {
+                ok = false;
+                self.counters.errors.fetch_add(1, Relaxed);
+                tracing::warn!(backend = %source.addr(), %error, "[proxy] migration: giving up on a server");
+                self.times.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(error);
+            }
+        }
+        ok && self.counters.errors.load(Relaxed) == 0
+    }
+
+    /// SCANs `source` and moves the keys that belong elsewhere.
+    async fn drain(&self, topology: &Topology, source: &Arc<Backend>) -> Result<(), String> {
+        let mut cursor = b"0".to_vec();
+        loop {
+            let count = SCAN_COUNT.to_string();
+            let reply = call(source, &[b"SCAN", &cursor, b"COUNT", count.as_bytes()]).await?;
+            let Frame::Array(parts) = reply else { return Err(format!("unexpected SCAN reply {reply:?}")) };
+            let [Frame::Bulk(next), Frame::Array(keys)] = parts.as_slice() else {
+                return Err("unexpected SCAN reply".into());
+            };
+            self.counters.scanned.fetch_add(keys.len() as u64, Relaxed);
+            let misplaced: Vec<Bytes> = keys
+                .iter()
+                .filter_map(|k| k.as_bytes().cloned())
+                .filter(|key| !topology.replicas(key).iter().any(|t| topology.backend(*t).addr() == source.addr()))
+                .collect();
+            if !misplaced.is_empty() {
+                let _locks = self.lock(misplaced.iter().map(|k| &k[..])).await;
+                self.transfer(topology, source, &misplaced).await?;
+            }
+            if &next[..] == b"0" {
+                return Ok(());
+            }
+            cursor = next.to_vec();
+        }
+    }
+
+    /// Takes the locks of `keys` (in stripe order, so two lockers never deadlock).
+    pub async fn lock<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys.map(|k| ring::fnv1a_32(k) as usize % STRIPES).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.stripes[stripe].lock().await);
+        }
+        guards
+    }
+
+    /// Moves `keys` (locked by the caller) from `source` to their replicas under
+    /// `topology`: copy with NX and the remaining TTL, then delete from the source.
+    pub async fn transfer(&self, topology: &Topology, source: &Arc<Backend>, keys: &[Bytes]) -> Result<(), String> {
+        let mut read = BytesMut::new();
+        for key in keys {
+            write::command(&mut read, &[&b"PTTL"[..], key]);
+            write::command(&mut read, &[&b"GET"[..], key]);
+        }
+        let replies = request(source, read, keys.len() * 2).await?;
+        // Copies per target, and the keys that reached at least one target.
+        let mut copies: Vec<(Arc<Backend>, BytesMut, usize)> = Vec::new();
+        let mut found: Vec<&Bytes> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let (ttl, value) = (&replies[2 * i], &replies[2 * i + 1]);
+            let (Frame::Integer(ttl), Frame::Bulk(value)) = (ttl, value) else {
+                if !matches!(value, Frame::Null) {
+                    self.counters.errors.fetch_add(1, Relaxed);
+                }
+                continue;
+            };
+            if *ttl == -2 {
+                continue;
+            }
+            let ttl_text = ttl.to_string();
+            for target in topology.replicas(key) {
+                let backend = topology.backend(target).clone();
+                let at = match copies.iter().position(|(b, _, _)| b.addr() == backend.addr()) {
+                    Some(at) => at,
+                    None => {
+                        copies.push((backend, BytesMut::new(), 0));
+                        copies.len() - 1
+                    }
+                };
+                let (_, out, count) = &mut copies[at];
+                if *ttl > 0 {
+                    write::command(out, &[&b"SET"[..], key, value, b"PX", ttl_text.as_bytes(), b"NX"]);
+                } else {
+                    write::command(out, &[&b"SET"[..], key, value, b"NX"]);
+                }
+                *count += 1;
+            }
+            found.push(key);
+        }
+        for (target, out, count) in copies {
+            let replies = request(&target, out, count).await?;
+            if let Some(error) = replies.iter().find(|r| r.is_error()) {
+                return Err(format!("copy to {} failed: {error:?}", target.addr()));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut delete = BytesMut::new();
+        for key in &found {
+            write::command(&mut delete, &[&b"DEL"[..], key]);
+        }
+        request(source, delete, found.len()).await?;
+        self.counters.moved.fetch_add(found.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    /// Moves `keys` (locked by the caller) from wherever earlier rings left them.
+    pub async fn move_stranded(&self, topology: &Topology, keys: &[Bytes]) -> Result<(), String> {
+        for key in keys {
+            let targets = topology.replicas(key);
+            for source in topology.stranded_sources(key, &targets) {
+                self.transfer(topology, &source, std::slice::from_ref(key)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The MIGRATION report: state, keys scanned, moved, remaining, rate.
+    pub fn report(&self) -> String {
+        let times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        let scanned = self.counters.scanned.load(Relaxed);
+        let moved = self.counters.moved.load(Relaxed);
+        let total = self.counters.total.load(Relaxed);
+        let state = match (self.is_running(), times.runs, self.counters.errors.load(Relaxed)) {
+            (true, _, _) => "running",
+            (false, 0, _) => "idle",
+            (false, _, 0) => "done",
+            (false, _, _) => "failed",
+        };
+        let elapsed = match (times.started, times.finished) {
+            (Some(start), Some(end)) => end - start,
+            (Some(start), None) => start.elapsed(),
+            _ => Duration::ZERO,
+        };
+        let rate = if elapsed.as_secs_f64() > 0.0 { scanned as f64 / elapsed.as_secs_f64() } else { 0.0 };
+        let mut text = format!(
+            "migration:{state}\r\nkeys_scanned:{scanned}\r\nkeys_moved:{moved}\r\nkeys_remaining:{}\r\n\
+             scan_rate_keys_per_sec:{rate:.0}\r\nelapsed_ms:{}\r\nerrors:{}\r\n",
+            total.saturating_sub(scanned),
+            elapsed.as_millis(),
+            self.counters.errors.load(Relaxed),
+        );
+        if let Some(error) = &times.last_error {
+            text.push_str(&format!("last_error:{error}\r\n"));
+        }
+        text
+    }
+}
+
+/// Waits (at most a few seconds) until no request planned on `previous` is in flight.
+async fn wait_for_requests_on(previous: Arc<Topology>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&previous) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Sends `count` encoded commands to `backend` and parses the replies.
+async fn request(backend: &Arc<Backend>, bytes: BytesMut, count: usize) -> Result<Vec<Frame>, String> {
+    let replies = backend.send(bytes.freeze(), count).await.await;
+    match replies {
+        Ok(Ok(replies)) => Ok((0..count).map(|i| replies.frame(i)).collect()),
+        Ok(Err(error)) => Err(error.reply_text()),
+        Err(_) => Err(format!("connection to {} lost", backend.addr())),
+    }
+}
+
+/// One command to `backend`.
+async fn call(backend: &Arc<Backend>, args: &[&[u8]]) -> Result<Frame, String> {
+    let mut out = BytesMut::new();
+    write::command(&mut out, args);
+    let mut replies = request(backend, out, 1).await?;
+    replies.pop().ok_or_else(|| "no reply".to_string())
+}
