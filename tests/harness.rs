@@ -102,8 +102,19 @@ pub fn start(binary_name: &str, args: &[&str]) -> Process {
 
 /// Like [`start`], with extra environment variables (`RUST_LOG`).
 pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
+    start_on_port(binary_name, 0, args, env)
+}
+
+/// Starts one of our binaries on `port` (0: the OS picks), e.g. to restart a killed server
+/// where the proxy expects it.
+pub fn start_on_port(binary_name: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Process {
     let mut command = Command::new(binary(binary_name));
-    command.args(["--port", "0"]).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+        .args(["--port", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     command.env("RUST_LOG", "info").env("NO_COLOR", "1");
     for (k, v) in env {
         command.env(k, v);
@@ -213,9 +224,14 @@ pub fn have(command: &str) -> bool {
 
 /// Starts a real `redis-server` on a free port with persistence off.
 pub fn redis_server() -> Process {
+    redis_server_on(None)
+}
+
+/// Starts a real `redis-server` with persistence off on `port`, or on a free port.
+pub fn redis_server_on(port: Option<u16>) -> Process {
     assert!(have("redis-server"), "redis-server is not installed (apt-get install -y redis-server)");
     for _ in 0..10 {
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -393,4 +409,49 @@ pub fn keys_on_each_server(ring: &ring::HashRing, prefix: &str, n: usize) -> Vec
     }
     keys.truncate(n);
     keys
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes; whether it held.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Conn {
+    /// Sends many commands at once (pipelined) and reads all their replies.
+    pub fn pipeline<A: AsRef<[u8]>>(&mut self, commands: &[Vec<A>]) -> Vec<Frame> {
+        let mut out = BytesMut::new();
+        for args in commands {
+            resp::write::command(&mut out, args);
+        }
+        self.send_raw(&out);
+        (0..commands.len()).map(|_| self.read_frame()).collect()
+    }
+
+    /// A field of a `field:value` text reply (INFO, MIGRATION).
+    pub fn field(&mut self, command: &[&str], name: &str) -> Option<String> {
+        let Frame::Bulk(text) = self.call(command) else { return None };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        text.lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+    }
+
+    /// Waits (up to `timeout`) until the proxy's migration is no longer running; its final state.
+    pub fn wait_for_migration(&mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.field(&["MIGRATION"], "migration").unwrap_or_default();
+            if state != "running" || Instant::now() >= deadline {
+                return state;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
