@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use resp::{Frame, Limits};
 
 use crate::health::Health;
@@ -337,7 +337,10 @@ async fn read_replies(
             ends.push(*offset);
             if ends.len() == job.count {
                 if let Some((job, ends, offset)) = current.take() {
-                    let replies = Replies { buf: buf.split_to(offset).freeze(), ends };
+                    // Copied out, so the read buffer stays unshared and is reused for the
+                    // next read instead of being reallocated.
+                    let replies = Replies { buf: Bytes::copy_from_slice(&buf[..offset]), ends };
+                    buf.advance(offset);
                     let _ = job.reply.send(Ok(replies));
                 }
             }

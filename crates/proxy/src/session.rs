@@ -27,6 +27,13 @@ const NOT_THROUGH_PROXY: &[&str] = &["WHOAMI"];
 pub async fn run_batch(proxy: &Arc<Proxy>, batch: &[Request], out: &mut BytesMut) -> Flow {
     let mut start = 0;
     for (i, request) in batch.iter().enumerate() {
+        // Most requests are neither ring commands nor run during a migration: skip the
+        // table lookup for them here (planning looks the command up once).
+        let initial = request.name().first().map(u8::to_ascii_uppercase);
+        let may_be_barrier = BARRIERS.iter().any(|b| Some(b.as_bytes()[0]) == initial);
+        if !may_be_barrier && !proxy.migrator.is_running() {
+            continue;
+        }
         let spec = command::lookup(request.name()).filter(|spec| spec.accepts(request.args.len()));
         if let Some(spec) = spec.filter(|spec| BARRIERS.contains(&spec.name)) {
             run_segment(proxy, &batch[start..i], out).await;

@@ -131,6 +131,13 @@ impl Store {
         self.epoch.elapsed().as_millis() as u64 + 1
     }
 
+    /// Whether `entry` has expired; reads the clock only for entries with an expiry, so
+    /// plain GETs and SETs never pay for it.
+    fn expired(&self, entry: &Entry) -> bool {
+        let at = entry.expires_at();
+        at != 0 && at <= self.now()
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -145,9 +152,8 @@ impl Store {
     /// copies the value straight into the reply buffer).
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         let hash = self.hash(key);
-        let now = self.now();
         let shard = self.shard(hash);
-        let entry = shard.table.find(hash, |e| e.key() == key).filter(|e| !e.is_expired(now));
+        let entry = shard.table.find(hash, |e| e.key() == key).filter(|e| !self.expired(e));
         f(entry.map(Entry::value))
     }
 
@@ -160,18 +166,17 @@ impl Store {
     /// may refuse) and the previous live value when `want_old` is set.
     pub fn set(&self, key: &[u8], value: &[u8], options: SetOptions, want_old: bool) -> (bool, Option<Bytes>) {
         let hash = self.hash(key);
-        let now = self.now();
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
         let current = shard.table.find_mut(hash, |e| e.key() == key);
-        let live = current.as_ref().filter(|e| !e.is_expired(now));
+        let live = current.as_ref().filter(|e| !self.expired(e));
         let old = if want_old { live.map(|e| Bytes::copy_from_slice(e.value())) } else { None };
         let exists = live.is_some();
         if (options.only_if_absent && exists) || (options.only_if_present && !exists) {
             return (false, old);
         }
         let expires_at = match (options.ttl, &live) {
-            (Some(ttl), _) => now + (ttl.as_millis() as u64).max(1),
+            (Some(ttl), _) => self.now() + (ttl.as_millis() as u64).max(1),
             (None, Some(e)) if options.keep_ttl => e.expires_at(),
             _ => 0,
         };
