@@ -5,11 +5,13 @@
 #![warn(missing_docs)]
 
 mod accept;
+mod args;
 pub mod common;
 mod conn;
 mod stats;
 
 pub use accept::{serve, shutdown_signal};
+pub use args::ServeArgs;
 pub use conn::{Batch, ClientConn};
 pub use stats::{ClientGuard, Stats};
 

@@ -1,0 +1,56 @@
+//! The command-line flags every listening binary shares, and its start-up.
+
+use std::future::Future;
+
+use anyhow::Context;
+use resp::Limits;
+use tokio::net::TcpListener;
+
+/// Where to listen and what to accept: flattened into the server's and the proxy's flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Do not send the `+OK ... ready` greeting on connect (for Redis clients and tools).
+    #[arg(long)]
+    pub no_greeting: bool,
+    /// Most clients connected at once; one more gets -ERR and is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_clients: usize,
+    /// Longest inline command line, in bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_INLINE_LEN)]
+    pub max_inline_len: usize,
+    /// Largest bulk string (key or value), in bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_BULK_LEN)]
+    pub max_bulk_len: usize,
+    /// Most arguments in one command.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_ARGS)]
+    pub max_args: usize,
+    /// Runtime worker threads [default: half the cores, at least 1; 1 runs everything on one thread].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The input limits the flags set.
+    pub fn limits(&self) -> Limits {
+        Limits { max_inline_len: self.max_inline_len, max_bulk_len: self.max_bulk_len, max_args: self.max_args }
+    }
+
+    /// Starts tracing and the runtime, binds `bind:port`, and runs `serve` on the listener
+    /// with Ctrl-C / SIGTERM as its shutdown signal.
+    pub fn run<F, Fut>(&self, port: u16, serve: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(TcpListener) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        cli::init_tracing();
+        let runtime = crate::runtime(self.threads).context("starting the runtime")?;
+        runtime.block_on(async {
+            let address = format!("{}:{}", self.bind, port);
+            let listener = TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
+            serve(listener).await
+        })
+    }
+}
