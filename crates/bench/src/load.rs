@@ -100,12 +100,7 @@ pub struct RunResult {
 }
 
 /// Runs redis-benchmark once against `127.0.0.1:<port>`.
-pub fn run(
-    redis_benchmark: &Path,
-    port: u16,
-    case: &Case,
-    settings: &Settings,
-) -> Result<RunResult> {
+pub fn run(redis_benchmark: &Path, port: u16, case: &Case, settings: &Settings) -> Result<RunResult> {
     let mut command = Command::new(redis_benchmark);
     command.args(arguments(port, case, settings));
     let captured = run_bounded("redis-benchmark", &mut command, settings.timeout)?;
@@ -142,11 +137,8 @@ pub fn arguments(port: u16, case: &Case, settings: &Settings) -> Vec<String> {
 /// A run's figures, errors and warnings from what it printed.
 fn interpret(captured: &Captured, test: Test) -> RunResult {
     let csv = parse_csv(&captured.stdout);
-    let sample = csv
-        .as_ref()
-        .ok()
-        .and_then(|rows| rows.iter().find(|(name, _)| name == test.name()))
-        .map(|(_, sample)| *sample);
+    let sample =
+        csv.as_ref().ok().and_then(|rows| rows.iter().find(|(name, _)| name == test.name())).map(|(_, sample)| *sample);
     let mut failure = captured.failure();
     if failure.is_none() && sample.is_none() {
         failure = Some(match csv {
@@ -160,20 +152,14 @@ fn interpret(captured: &Captured, test: Test) -> RunResult {
         let said = all_output
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('"') && !l.starts_with("WARNING"))
-            .last();
+            .rfind(|l| !l.is_empty() && !l.starts_with('"') && !l.starts_with("WARNING"));
         if let Some(said) = said {
             reason.push_str(": ");
             reason.push_str(said);
         }
     }
     let (errors, warnings) = error_lines(&all_output);
-    RunResult {
-        sample: if failure.is_none() { sample } else { None },
-        errors,
-        failure,
-        warnings,
-    }
+    RunResult { sample: if failure.is_none() { sample } else { None }, errors, failure, warnings }
 }
 
 /// The rows of redis-benchmark's `--csv` output: `"test","rps","avg_latency_ms",
@@ -183,11 +169,7 @@ pub fn parse_csv(output: &str) -> Result<Vec<(String, Sample)>> {
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     for line in output.lines() {
-        let fields: Vec<String> = line
-            .trim()
-            .split(',')
-            .map(|f| f.trim().trim_matches('"').to_string())
-            .collect();
+        let fields: Vec<String> = line.trim().split(',').map(|f| f.trim().trim_matches('"').to_string()).collect();
         if fields.first().is_some_and(|f| f == "test") {
             header = Some(fields);
             continue;
@@ -201,9 +183,7 @@ pub fn parse_csv(output: &str) -> Result<Vec<(String, Sample)>> {
                 .iter()
                 .position(|h| h == name)
                 .with_context(|| format!("no {name} column in redis-benchmark's CSV"))?;
-            fields[at]
-                .parse()
-                .with_context(|| format!("{name} is not a number in {line:?}"))
+            fields[at].parse().with_context(|| format!("{name} is not a number in {line:?}"))
         };
         rows.push((
             fields[0].clone(),
@@ -301,29 +281,14 @@ Could not connect to Redis at 127.0.0.1:9: Connection refused\n\
 \"SET\",\"1.0\",\"1\",\"1\",\"1\",\"1\",\"1\",\"1\"\n\
 Error: Server closed the connection\n";
         let (errors, warnings) = error_lines(output);
-        assert_eq!(
-            errors,
-            [
-                "Error from server: ERR no servers available",
-                "Error: Server closed the connection"
-            ]
-        );
+        assert_eq!(errors, ["Error from server: ERR no servers available", "Error: Server closed the connection"]);
         assert_eq!(warnings.len(), 2);
     }
 
     #[test]
     fn arguments_carry_every_setting() {
-        let case = Case {
-            test: Test::Get,
-            pipeline: 16,
-            requests: 500_000,
-        };
-        let settings = Settings {
-            clients: 50,
-            value_size: 32,
-            keyspace: 100_000,
-            timeout: Duration::from_secs(120),
-        };
+        let case = Case { test: Test::Get, pipeline: 16, requests: 500_000 };
+        let settings = Settings { clients: 50, value_size: 32, keyspace: 100_000, timeout: Duration::from_secs(120) };
         assert_eq!(
             arguments(7000, &case, &settings).join(" "),
             "-h 127.0.0.1 -p 7000 -c 50 -n 500000 -d 32 -r 100000 -P 16 -t get --csv -e"

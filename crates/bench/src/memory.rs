@@ -60,12 +60,7 @@ pub fn value(i: u64) -> String {
 
 /// Appends `SET key value` as a RESP multibulk request.
 fn write_set(out: &mut impl Write, key: &str, value: &str) -> std::io::Result<()> {
-    write!(
-        out,
-        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
-        key.len(),
-        value.len()
-    )
+    write!(out, "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len())
 }
 
 /// Writes the RESP stream of `keys` SET commands to `path`.
@@ -73,11 +68,9 @@ pub fn write_stream(path: &Path, keys: u64) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     for i in 0..keys {
-        write_set(&mut out, &key(i), &value(i))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_set(&mut out, &key(i), &value(i)).with_context(|| format!("writing {}", path.display()))?;
     }
-    out.flush()
-        .with_context(|| format!("writing {}", path.display()))
+    out.flush().with_context(|| format!("writing {}", path.display()))
 }
 
 /// `errors: 0, replies: 1000000` from redis-cli --pipe's closing line.
@@ -91,12 +84,7 @@ pub fn parse_pipe_summary(output: &str) -> Option<(u64, u64)> {
 
 /// Loads `keys` keys into a fresh redis-server and a fresh server of ours, one after the
 /// other, and measures both.
-pub fn measure(
-    tools: &Tools,
-    binaries: &Binaries,
-    scratch: &ScratchDir,
-    keys: u64,
-) -> Result<Vec<MemoryRow>> {
+pub fn measure(tools: &Tools, binaries: &Binaries, scratch: &ScratchDir, keys: u64) -> Result<Vec<MemoryRow>> {
     let stream = scratch.path().join("memory.resp");
     write_stream(&stream, keys)?;
     let mut rows = Vec::new();
@@ -112,35 +100,19 @@ pub fn measure(
     Ok(rows)
 }
 
-fn load_and_measure(
-    tools: &Tools,
-    service: &Service,
-    label: &str,
-    stream: &Path,
-    keys: u64,
-) -> Result<MemoryRow> {
+fn load_and_measure(tools: &Tools, service: &Service, label: &str, stream: &Path, keys: u64) -> Result<MemoryRow> {
     eprintln!("memory: loading {keys} keys into {label} (redis-cli --pipe)");
     std::thread::sleep(SETTLE);
     let rss_before_kib = procfs::rss_kib(service.pid())?;
     let input = File::open(stream).with_context(|| format!("opening {}", stream.display()))?;
     let mut command = Command::new(&tools.redis_cli);
-    command
-        .args(["-h", "127.0.0.1", "-p", &service.port.to_string(), "--pipe"])
-        .stdin(Stdio::from(input));
+    command.args(["-h", "127.0.0.1", "-p", &service.port.to_string(), "--pipe"]).stdin(Stdio::from(input));
     let run = run_bounded("redis-cli --pipe", &mut command, LOAD_TIMEOUT)?;
     if let Some(failure) = run.failure() {
-        bail!(
-            "redis-cli --pipe into {label} {failure}: {}{}",
-            run.stdout.trim(),
-            run.stderr.trim()
-        );
+        bail!("redis-cli --pipe into {label} {failure}: {}{}", run.stdout.trim(), run.stderr.trim());
     }
-    let (pipe_errors, replies) = parse_pipe_summary(&run.stdout).with_context(|| {
-        format!(
-            "no `errors: N, replies: N` line from redis-cli --pipe: {}",
-            run.stdout.trim()
-        )
-    })?;
+    let (pipe_errors, replies) = parse_pipe_summary(&run.stdout)
+        .with_context(|| format!("no `errors: N, replies: N` line from redis-cli --pipe: {}", run.stdout.trim()))?;
     if replies != keys {
         bail!("redis-cli --pipe into {label}: {replies} replies for {keys} keys");
     }

@@ -19,20 +19,17 @@ pub fn call(addr: &str, args: &[&str]) -> Result<Frame> {
     stream.set_write_timeout(Some(TIMEOUT))?;
     let mut out = BytesMut::new();
     resp::write::command(&mut out, args);
-    stream
-        .write_all(&out)
-        .with_context(|| format!("sending {} to {addr}", args.join(" ")))?;
+    stream.write_all(&out).with_context(|| format!("sending {} to {addr}", args.join(" ")))?;
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        if let Some(frame) = Frame::parse(&mut buf, &Limits::default())
-            .with_context(|| format!("bad reply from {addr}"))?
+        if let Some(frame) =
+            Frame::parse(&mut buf, &Limits::default()).with_context(|| format!("bad reply from {addr}"))?
         {
             return Ok(frame);
         }
-        let read = stream
-            .read(&mut chunk)
-            .with_context(|| format!("reading the reply to {} from {addr}", args.join(" ")))?;
+        let read =
+            stream.read(&mut chunk).with_context(|| format!("reading the reply to {} from {addr}", args.join(" ")))?;
         if read == 0 {
             bail!("{addr} closed the connection before replying");
         }
@@ -99,23 +96,15 @@ pub fn parse_backend_counters(info: &str) -> Vec<BackendCounters> {
 /// twemproxy's statistics: the JSON document its stats port sends on connect.
 pub fn twemproxy_stats(stats_port: u16) -> Result<String> {
     let addr = format!("127.0.0.1:{stats_port}");
-    let mut stream =
-        TcpStream::connect(&addr).with_context(|| format!("connecting to twemproxy stats {addr}"))?;
+    let mut stream = TcpStream::connect(&addr).with_context(|| format!("connecting to twemproxy stats {addr}"))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .with_context(|| format!("reading twemproxy stats from {addr}"))?;
+    stream.read_to_string(&mut text).with_context(|| format!("reading twemproxy stats from {addr}"))?;
     Ok(text)
 }
 
 /// The counters of twemproxy's statistics that mean a request failed.
-pub const TWEMPROXY_ERROR_COUNTERS: [&str; 4] = [
-    "forward_error",
-    "server_err",
-    "server_timedout",
-    "server_ejects",
-];
+pub const TWEMPROXY_ERROR_COUNTERS: [&str; 4] = ["forward_error", "server_err", "server_timedout", "server_ejects"];
 
 /// The sum of every `"name":N` in twemproxy's stats JSON (per pool or per server).
 pub fn sum_json_counter(json: &str, name: &str) -> u64 {
@@ -142,16 +131,8 @@ mod tests {
         assert_eq!(
             parse_backend_counters(info),
             vec![
-                BackendCounters {
-                    addr: "127.0.0.1:7001".into(),
-                    requests: 120,
-                    errors: 0
-                },
-                BackendCounters {
-                    addr: "127.0.0.1:7002".into(),
-                    requests: 80,
-                    errors: 2
-                },
+                BackendCounters { addr: "127.0.0.1:7001".into(), requests: 120, errors: 0 },
+                BackendCounters { addr: "127.0.0.1:7002".into(), requests: 80, errors: 2 },
             ]
         );
     }

@@ -70,17 +70,11 @@ impl Spawned {
         if STOPPING.load(Ordering::SeqCst) {
             bail!("not starting {name}: the suite is stopping");
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
+        let child = command.spawn().with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
         let pid = child.id();
         let child = Arc::new(Mutex::new(child));
         live.push(child.clone());
-        Ok(Self {
-            name: name.to_string(),
-            pid,
-            child,
-        })
+        Ok(Self { name: name.to_string(), pid, child })
     }
 
     /// Its operating-system process id.
@@ -110,6 +104,11 @@ impl Spawned {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Takes its piped stdout (once).
+    pub fn take_stdout(&self) -> Option<ChildStdout> {
+        lock(&self.child).stdout.take()
     }
 
     /// Takes its piped stdout and stderr (each once).
@@ -152,10 +151,7 @@ impl Captured {
     /// Why it did not succeed, for a message (`None` when it did).
     pub fn failure(&self) -> Option<String> {
         match self.status {
-            None => Some(format!(
-                "killed after {:.0} s (time limit)",
-                self.elapsed.as_secs_f64()
-            )),
+            None => Some(format!("killed after {:.0} s (time limit)", self.elapsed.as_secs_f64())),
             Some(status) if !status.success() => Some(format!("exited with {status}")),
             Some(_) => None,
         }
@@ -203,13 +199,9 @@ impl ScratchDir {
     /// Creates `$TMPDIR/bench-<pid>-<n>`.
     pub fn new() -> Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bench-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("creating scratch directory {}", path.display()))?;
+        let path =
+            std::env::temp_dir().join(format!("bench-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating scratch directory {}", path.display()))?;
         lock(&SCRATCH).push(path.clone());
         Ok(Self { path })
     }
@@ -231,8 +223,7 @@ impl Drop for ScratchDir {
 /// (`redis-server`, `nutcracker`). Whoever uses it checks that it got it
 /// ([`crate::procfs::listening_ports`]) and retries with another when it did not.
 pub fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
     Ok(listener.local_addr().context("reading the bound port")?.port())
 }
 
@@ -242,12 +233,8 @@ mod tests {
 
     #[test]
     fn a_bounded_run_captures_output_and_status() {
-        let run = run_bounded(
-            "sh",
-            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let run = run_bounded("sh", Command::new("sh").args(["-c", "echo out; echo err >&2"]), Duration::from_secs(10))
+            .unwrap();
         assert!(run.success());
         assert_eq!(run.stdout, "out\n");
         assert_eq!(run.stderr, "err\n");
@@ -256,12 +243,7 @@ mod tests {
 
     #[test]
     fn a_run_over_its_time_is_killed() {
-        let run = run_bounded(
-            "sleep",
-            Command::new("sleep").arg("30"),
-            Duration::from_millis(100),
-        )
-        .unwrap();
+        let run = run_bounded("sleep", Command::new("sleep").arg("30"), Duration::from_millis(100)).unwrap();
         assert!(run.status.is_none());
         assert!(run.elapsed < Duration::from_secs(10));
         assert!(run.failure().unwrap().contains("time limit"));

@@ -27,14 +27,8 @@ impl ClockTicks {
             .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok())
             .filter(|ticks| *ticks > 0.0);
         match measured {
-            Some(per_second) => Self {
-                per_second,
-                measured: true,
-            },
-            None => Self {
-                per_second: 100.0,
-                measured: false,
-            },
+            Some(per_second) => Self { per_second, measured: true },
+            None => Self { per_second: 100.0, measured: false },
         }
     }
 }
@@ -79,9 +73,7 @@ pub fn is_root() -> bool {
         .ok()
         .and_then(|status| {
             status.lines().find_map(|line| {
-                line.strip_prefix("Uid:")
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .map(|uid| uid == "0")
+                line.strip_prefix("Uid:").and_then(|rest| rest.split_whitespace().next()).map(|uid| uid == "0")
             })
         })
         .unwrap_or(false)
@@ -100,10 +92,7 @@ pub fn listening_ports(pid: u32) -> Result<Vec<u16>> {
             continue;
         };
         ports.extend(
-            parse_listening(&text)
-                .into_iter()
-                .filter(|(_, inode)| inodes.contains(inode))
-                .map(|(port, _)| port),
+            parse_listening(&text).into_iter().filter(|(_, inode)| inodes.contains(inode)).map(|(port, _)| port),
         );
     }
     ports.sort_unstable();

@@ -82,12 +82,7 @@ pub fn our_server(binaries: &Binaries, label: &str, scratch: &ScratchDir) -> Res
 }
 
 /// Starts our proxy in front of `backends`.
-pub fn our_proxy(
-    binaries: &Binaries,
-    label: &str,
-    backends: &[&Service],
-    scratch: &ScratchDir,
-) -> Result<Service> {
+pub fn our_proxy(binaries: &Binaries, label: &str, backends: &[&Service], scratch: &ScratchDir) -> Result<Service> {
     let servers: Vec<String> = backends.iter().map(|b| b.addr()).collect();
     let mut command = Command::new(&binaries.proxy);
     command.args(["--port", "0", "--no-greeting", "--servers", &servers.join(",")]);
@@ -110,12 +105,7 @@ pub struct Twemproxy {
 
 /// Starts twemproxy in the foreground in front of `backends`: one pool with ketama
 /// distribution and twemproxy's default hash (fnv1a_64), Redis protocol, no ejection.
-pub fn twemproxy(
-    tools: &Tools,
-    label: &str,
-    backends: &[&Service],
-    scratch: &ScratchDir,
-) -> Result<Twemproxy> {
+pub fn twemproxy(tools: &Tools, label: &str, backends: &[&Service], scratch: &ScratchDir) -> Result<Twemproxy> {
     let log = log_path(scratch, label);
     let config_path = scratch.path().join("nutcracker.yml");
     let mut stats_port = 0;
@@ -135,10 +125,7 @@ pub fn twemproxy(
             .arg(&log);
         start(label, &mut command, &log, Some(port), Ready::Listening)
     })?;
-    Ok(Twemproxy {
-        service,
-        stats_port,
-    })
+    Ok(Twemproxy { service, stats_port })
 }
 
 /// twemproxy's YAML configuration: one pool named `bench`.
@@ -175,27 +162,15 @@ fn with_free_port<T>(label: &str, mut attempt: impl FnMut(u16) -> Result<T>) -> 
 
 /// Spawns `command` with its output going to `log`, and waits until it listens (on `port`
 /// when given, else on whatever port it chose) and is ready.
-fn start(
-    label: &str,
-    command: &mut Command,
-    log: &Path,
-    port: Option<u16>,
-    ready: Ready,
-) -> Result<Service> {
+fn start(label: &str, command: &mut Command, log: &Path, port: Option<u16>, ready: Ready) -> Result<Service> {
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone().context("duplicating the log file handle")?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
+    command.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
     let process = Spawned::spawn(label, command)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(status) = process.exited() {
-            bail!(
-                "{label} exited at start-up ({status}); its log ends:\n{}",
-                log_tail(log)
-            );
+            bail!("{label} exited at start-up ({status}); its log ends:\n{}", log_tail(log));
         }
         let listening = procfs::listening_ports(process.pid()).unwrap_or_default();
         let found = match port {
@@ -205,20 +180,11 @@ fn start(
         if let Some(port) = found {
             let addr = format!("127.0.0.1:{port}");
             if matches!(ready, Ready::Listening) || probe::ping(&addr) {
-                return Ok(Service {
-                    label: label.to_string(),
-                    port,
-                    log: log.to_path_buf(),
-                    process,
-                });
+                return Ok(Service { label: label.to_string(), port, log: log.to_path_buf(), process });
             }
         }
         if Instant::now() >= deadline {
-            bail!(
-                "{label} was not ready within {} s; its log ends:\n{}",
-                START_TIMEOUT.as_secs(),
-                log_tail(log)
-            );
+            bail!("{label} was not ready within {} s; its log ends:\n{}", START_TIMEOUT.as_secs(), log_tail(log));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -255,12 +221,7 @@ pub const BACKENDS: usize = 3;
 
 impl Fleet {
     /// Starts what `targets` need.
-    pub fn start(
-        targets: &[Target],
-        tools: &Tools,
-        binaries: &Binaries,
-        scratch: &ScratchDir,
-    ) -> Result<Self> {
+    pub fn start(targets: &[Target], tools: &Tools, binaries: &Binaries, scratch: &ScratchDir) -> Result<Self> {
         let wants = |t: Target| targets.contains(&t);
         let mut fleet = Fleet {
             proxy_redis: None,
@@ -277,9 +238,7 @@ impl Fleet {
         if wants(Target::Twemproxy) || wants(Target::ProxyRedis) {
             for i in 1..=BACKENDS {
                 let label = format!("redis-backend-{i}");
-                fleet
-                    .redis_backends
-                    .push(redis_server(tools, &label, scratch)?);
+                fleet.redis_backends.push(redis_server(tools, &label, scratch)?);
             }
         }
         let redis_backends: Vec<&Service> = fleet.redis_backends.iter().collect();
@@ -287,19 +246,12 @@ impl Fleet {
             fleet.twemproxy = Some(twemproxy(tools, "twemproxy", &redis_backends, scratch)?);
         }
         if wants(Target::ProxyRedis) {
-            fleet.proxy_redis = Some(our_proxy(
-                binaries,
-                "proxy-redis",
-                &redis_backends,
-                scratch,
-            )?);
+            fleet.proxy_redis = Some(our_proxy(binaries, "proxy-redis", &redis_backends, scratch)?);
         }
         if wants(Target::ProxyOurs) {
             for i in 0..BACKENDS {
                 let label = format!("cache-{}", char::from(b'A' + i as u8));
-                fleet
-                    .our_backends
-                    .push(our_server(binaries, &label, scratch)?);
+                fleet.our_backends.push(our_server(binaries, &label, scratch)?);
             }
             let our_backends: Vec<&Service> = fleet.our_backends.iter().collect();
             fleet.proxy_ours = Some(our_proxy(binaries, "proxy-ours", &our_backends, scratch)?);
@@ -323,12 +275,7 @@ impl Fleet {
 
     /// Every process that stores data: the backends and the servers used directly.
     pub fn stores(&self) -> Vec<&Service> {
-        self.redis
-            .iter()
-            .chain(&self.redis_backends)
-            .chain(&self.our_backends)
-            .chain(&self.server)
-            .collect()
+        self.redis.iter().chain(&self.redis_backends).chain(&self.our_backends).chain(&self.server).collect()
     }
 }
 
@@ -338,10 +285,7 @@ mod tests {
 
     #[test]
     fn twemproxy_config_names_every_server_with_weight_one() {
-        let yaml = twemproxy_config(
-            7000,
-            &["127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string()],
-        );
+        let yaml = twemproxy_config(7000, &["127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string()]);
         assert!(yaml.starts_with("bench:\n  listen: 127.0.0.1:7000\n"));
         assert!(yaml.contains("  distribution: ketama\n"));
         assert!(yaml.contains("  hash: fnv1a_64\n"));

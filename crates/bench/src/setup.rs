@@ -41,20 +41,14 @@ const PROGRAMS: [(&str, &str); 4] = [
 /// The workspace root (this crate lives in `<root>/crates/bench`).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+    manifest.ancestors().nth(2).map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
 /// Finds every program, installing the missing ones' packages with `apt-get install -y`
 /// (through `sudo` when not root; `apt-get update` and a second try only if that fails).
 pub fn ensure_tools() -> Result<Tools> {
-    let mut missing: Vec<&str> = PROGRAMS
-        .iter()
-        .filter(|(program, _)| find_program(program).is_none())
-        .map(|(_, package)| *package)
-        .collect();
+    let mut missing: Vec<&str> =
+        PROGRAMS.iter().filter(|(program, _)| find_program(program).is_none()).map(|(_, package)| *package).collect();
     missing.dedup();
     if !missing.is_empty() {
         eprintln!("installing {} (apt-get)", missing.join(" "));
@@ -64,9 +58,7 @@ pub fn ensure_tools() -> Result<Tools> {
         }
     }
     let find = |program: &str| {
-        find_program(program).with_context(|| {
-            format!("{program} is still missing after installing its package")
-        })
+        find_program(program).with_context(|| format!("{program} is still missing after installing its package"))
     };
     Ok(Tools {
         redis_server: find("redis-server")?,
@@ -85,19 +77,10 @@ fn apt_get(args: &[&str], packages: &[&str]) -> Result<()> {
         sudo.arg("apt-get");
         sudo
     };
-    command
-        .args(args)
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    let status = command
-        .status()
-        .with_context(|| format!("running apt-get {}", args.join(" ")))?;
+    command.args(args).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
+    let status = command.status().with_context(|| format!("running apt-get {}", args.join(" ")))?;
     if !status.success() {
-        bail!(
-            "apt-get {} {} failed ({status})",
-            args.join(" "),
-            packages.join(" ")
-        );
+        bail!("apt-get {} {} failed ({status})", args.join(" "), packages.join(" "));
     }
     Ok(())
 }
@@ -114,8 +97,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// `cargo build --release -p server -p proxy` in the workspace, then their paths.
@@ -131,16 +113,10 @@ pub fn build_binaries(root: &Path) -> Result<Binaries> {
         bail!("cargo build --release -p server -p proxy failed ({status})");
     }
     let dir = target_dir(root).join("release");
-    let binaries = Binaries {
-        server: dir.join("server"),
-        proxy: dir.join("proxy"),
-    };
+    let binaries = Binaries { server: dir.join("server"), proxy: dir.join("proxy") };
     for binary in [&binaries.server, &binaries.proxy] {
         if !is_executable(binary) {
-            bail!(
-                "{} was not built where expected (set CARGO_TARGET_DIR?)",
-                binary.display()
-            );
+            bail!("{} was not built where expected (set CARGO_TARGET_DIR?)", binary.display());
         }
     }
     Ok(binaries)
@@ -157,10 +133,7 @@ fn target_dir(root: &Path) -> PathBuf {
         .and_then(|exe| {
             let profile_dir = exe.parent()?;
             let target = profile_dir.parent()?;
-            target
-                .join("release")
-                .is_dir()
-                .then(|| target.to_path_buf())
+            target.join("release").is_dir().then(|| target.to_path_buf())
         })
         .unwrap_or_else(|| root.join("target"))
 }

@@ -13,11 +13,7 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
+    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
 }
 
 /// What one redis-benchmark run measured of one target.
@@ -64,12 +60,7 @@ pub struct Grid {
 impl Grid {
     /// An empty grid.
     pub fn new(targets: &[Target], cases: usize, reps: usize) -> Self {
-        Self {
-            targets: targets.to_vec(),
-            cases,
-            reps,
-            cells: vec![None; targets.len() * cases * reps],
-        }
+        Self { targets: targets.to_vec(), cases, reps, cells: vec![None; targets.len() * cases * reps] }
     }
 
     /// The targets, in their order.
@@ -84,8 +75,7 @@ impl Grid {
 
     fn index(&self, rep: usize, case: usize, target: Target) -> Option<usize> {
         let t = self.targets.iter().position(|&x| x == target)?;
-        (rep < self.reps && case < self.cases)
-            .then(|| (rep * self.cases + case) * self.targets.len() + t)
+        (rep < self.reps && case < self.cases).then(|| (rep * self.cases + case) * self.targets.len() + t)
     }
 
     /// Records a measurement (ignored for a target, case or repetition not in the grid).
@@ -103,9 +93,7 @@ impl Grid {
     /// Medians and within-repetition ratios of `target` in `case`; `None` when no
     /// repetition measured it.
     pub fn summary(&self, case: usize, target: Target) -> Option<Summary> {
-        let measured: Vec<Measurement> = (0..self.reps)
-            .filter_map(|rep| self.get(rep, case, target))
-            .collect();
+        let measured: Vec<Measurement> = (0..self.reps).filter_map(|rep| self.get(rep, case, target)).collect();
         Some(Summary {
             rps: median(measured.iter().map(|m| m.rps))?,
             p50_ms: median(measured.iter().map(|m| m.p50_ms))?,
@@ -133,12 +121,7 @@ mod tests {
     use super::*;
 
     fn m(rps: f64) -> Measurement {
-        Measurement {
-            rps,
-            p50_ms: rps / 1000.0,
-            p99_ms: rps / 100.0,
-            cpu_us_per_request: Some(rps / 10.0),
-        }
+        Measurement { rps, p50_ms: rps / 1000.0, p99_ms: rps / 100.0, cpu_us_per_request: Some(rps / 10.0) }
     }
 
     #[test]
@@ -155,9 +138,8 @@ mod tests {
         let targets = [Target::Redis, Target::Twemproxy, Target::ProxyRedis];
         let mut grid = Grid::new(&targets, 1, 3);
         // The machine is slow in repetition 1: every target drops together.
-        for (rep, (redis, twem, ours)) in [(100.0, 40.0, 60.0), (50.0, 20.0, 30.0), (90.0, 36.0, 45.0)]
-            .into_iter()
-            .enumerate()
+        for (rep, (redis, twem, ours)) in
+            [(100.0, 40.0, 60.0), (50.0, 20.0, 30.0), (90.0, 36.0, 45.0)].into_iter().enumerate()
         {
             grid.set(rep, 0, Target::Redis, m(redis));
             grid.set(rep, 0, Target::Twemproxy, m(twem));

@@ -19,13 +19,8 @@ pub enum Target {
 
 impl Target {
     /// Every target, in the order each repetition visits them.
-    pub const ALL: [Target; 5] = [
-        Target::Redis,
-        Target::Twemproxy,
-        Target::ProxyRedis,
-        Target::ProxyOurs,
-        Target::Server,
-    ];
+    pub const ALL: [Target; 5] =
+        [Target::Redis, Target::Twemproxy, Target::ProxyRedis, Target::ProxyOurs, Target::Server];
 
     /// Its name in tables and progress lines.
     pub fn label(self) -> &'static str {
@@ -63,13 +58,8 @@ mod tests {
     fn labels_are_distinct_and_flag_names_kebab_case() {
         let labels: std::collections::HashSet<_> = Target::ALL.iter().map(|t| t.label()).collect();
         assert_eq!(labels.len(), Target::ALL.len());
-        let names: Vec<String> = Target::ALL
-            .iter()
-            .filter_map(|t| t.to_possible_value().map(|v| v.get_name().to_string()))
-            .collect();
-        assert_eq!(
-            names,
-            ["redis", "twemproxy", "proxy-redis", "proxy-ours", "server"]
-        );
+        let names: Vec<String> =
+            Target::ALL.iter().filter_map(|t| t.to_possible_value().map(|v| v.get_name().to_string())).collect();
+        assert_eq!(names, ["redis", "twemproxy", "proxy-redis", "proxy-ours", "server"]);
     }
 }

@@ -1,0 +1,118 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::target::Target;
+
+/// The benchmark suite: our proxy and server side by side with redis-server and twemproxy,
+/// in one run on one machine.
+///
+/// Installs what is missing (redis-server, redis-tools, nutcracker: apt-get), builds our
+/// server and proxy in release, starts every target on free loopback ports, loads each with
+/// redis-benchmark (SET and GET, pipeline 1 and 16; targets alternate within each
+/// repetition), checks that no request failed and that the data landed, measures resident
+/// memory per key, and stops everything it started (also on Ctrl-C). Prints a table and
+/// writes results.md and results.svg.
+///
+/// Targets: `redis` (redis-server directly), `twemproxy` (nutcracker, ketama, in front of
+/// three redis-servers), `proxy-redis` (our proxy in front of the same three), `proxy-ours`
+/// (our proxy in front of three of our servers), `server` (our server alone).
+#[derive(Parser, Debug, Clone)]
+#[command(version, about, long_about)]
+pub struct Args {
+    /// Repetitions; every figure is the median over them, every ratio the median of the
+    /// ratios within each (use at least 3 on a shared machine).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
+
+    /// Requests per redis-benchmark run at pipeline 1 (-n).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests_p1: u64,
+
+    /// Requests per redis-benchmark run at pipeline 16 (-n).
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests_p16: u64,
+
+    /// Parallel client connections of redis-benchmark (-c).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: u32,
+
+    /// Value size in bytes (-d).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub value_size: u32,
+
+    /// Distinct random keys (-r): key:000000000000 up to the keyspace.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keyspace: u64,
+
+    /// Requests of the untimed SET warm-up (pipeline 16) against each target before the
+    /// first repetition, so that every repetition finds the keyspace filled; 0 skips it.
+    #[arg(long, default_value_t = 200_000)]
+    pub warmup_requests: u64,
+
+    /// Seconds one redis-benchmark run may take before it is killed and counted as failed.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_secs: u64,
+
+    /// Targets to measure, comma-separated, in the order each repetition visits them
+    /// (ratios need `twemproxy` and `redis` among them).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = Target::ALL
+    )]
+    pub targets: Vec<Target>,
+
+    /// Skip the memory test (our server and redis-server each loaded with --memory-keys
+    /// keys through redis-cli --pipe).
+    #[arg(long)]
+    pub skip_memory: bool,
+
+    /// Keys (16 bytes, with 32-byte values) loaded by the memory test.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_keys: u64,
+
+    /// Also run the ring's micro-benchmarks (`cargo bench -p ring`, about 1.5 minutes) at
+    /// the end.
+    #[arg(long)]
+    pub ring: bool,
+
+    /// Directory for results.md and results.svg [default: bench/ in the workspace root].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let args = Args::parse_from(["bench"]);
+        assert_eq!(args.reps, 3);
+        assert_eq!(args.requests_p1, 100_000);
+        assert_eq!(args.requests_p16, 500_000);
+        assert_eq!(args.clients, 50);
+        assert_eq!(args.value_size, 32);
+        assert_eq!(args.keyspace, 100_000);
+        assert_eq!(args.targets, Target::ALL);
+        assert!(!args.skip_memory && !args.ring);
+    }
+
+    #[test]
+    fn targets_are_a_comma_separated_list() {
+        let args = Args::parse_from(["bench", "--targets", "redis,proxy-redis", "--reps", "1"]);
+        assert_eq!(args.targets, [Target::Redis, Target::ProxyRedis]);
+        assert!(Args::try_parse_from(["bench", "--reps", "0"]).is_err());
+        assert!(Args::try_parse_from(["bench", "--targets", "memcached"]).is_err());
+    }
+}
