@@ -81,11 +81,16 @@ pub fn our_server(binaries: &Binaries, label: &str, scratch: &ScratchDir) -> Res
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
 
+/// Virtual nodes per server for our proxy: twemproxy's ketama places 160 points per server,
+/// so both spread keys over the backends alike (the seed's default of 3 leaves one backend
+/// with most of the keys, and its single thread with most of the work).
+pub const PROXY_VNODES: &str = "160";
+
 /// Starts our proxy in front of `backends`.
 pub fn our_proxy(binaries: &Binaries, label: &str, backends: &[&Service], scratch: &ScratchDir) -> Result<Service> {
     let servers: Vec<String> = backends.iter().map(|b| b.addr()).collect();
     let mut command = Command::new(&binaries.proxy);
-    command.args(["--port", "0", "--no-greeting", "--servers", &servers.join(",")]);
+    command.args(["--port", "0", "--no-greeting", "--replicas", PROXY_VNODES, "--servers", &servers.join(",")]);
     ours(&mut command);
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }

@@ -37,9 +37,9 @@ impl Target {
     pub fn description(self) -> &'static str {
         match self {
             Target::Redis => "redis-server alone (direct)",
-            Target::Twemproxy => "twemproxy (nutcracker, ketama) in front of 3 redis-servers",
-            Target::ProxyRedis => "our proxy in front of the same 3 redis-servers",
-            Target::ProxyOurs => "our proxy in front of 3 of our servers",
+            Target::Twemproxy => "twemproxy (nutcracker, ketama: 160 points per server) in front of 3 redis-servers",
+            Target::ProxyRedis => "our proxy (`--replicas 160`, like ketama) in front of the same 3 redis-servers",
+            Target::ProxyOurs => "our proxy (`--replicas 160`) in front of 3 of our servers",
             Target::Server => "our server alone",
         }
     }
