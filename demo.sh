@@ -3,8 +3,13 @@
 # ports, wait until each answers, run the walkthrough, and stop exactly what this script started
 # (also on Ctrl-C or failure). Exits with the demo's status.
 #
-#   ./demo.sh            run the walkthrough
+#   ./demo.sh            run the walkthrough (the seed's seven steps)
+#   ./demo.sh --all      and then what production needs: REBALANCE, virtual nodes, ring versus
+#                        hash mod N, replication with a server killed (steps 8 to 11)
 #   ./demo.sh --help     the demo's flags (every argument is passed to the demo)
+#
+# For --all nothing more is started here: the replication step starts (and stops) its own
+# three cache servers and proxy on free ports, from the binaries this script builds.
 #
 # It never touches a process it did not start: if a port is taken it says which and exits.
 set -euo pipefail
@@ -35,8 +40,9 @@ for arg in "$@"; do
       cargo build --quiet -p demo
       if [[ "$arg" == -h || "$arg" == --help || "$arg" == -help ]]; then
         printf 'Usage: ./demo.sh [DEMO OPTIONS]\n'
-        printf 'Builds, starts cache-A/B/C on %s and the proxy on %s, runs the demo with these options, and stops them.\n\n' \
+        printf 'Builds, starts cache-A/B/C on %s and the proxy on %s, runs the demo with these options, and stops them.\n' \
           "${SERVER_PORTS[*]}" "$PROXY_PORT"
+        printf 'With --all the demo goes on to steps 8 to 11; step 11 starts and stops a cluster of its own on free ports.\n\n'
       fi
       exec "$bin/demo" "$@"
       ;;

@@ -131,8 +131,8 @@ fn clients_during_migration_lose_nothing(kind: Backends) {
     let mut c = Conn::connect(&proxy);
     load(&mut c, &keys);
     // Keys with a TTL keep it across the move.
-    for i in 0..50 {
-        assert_eq!(c.call(&["EXPIRE", &keys[i], "1000"]), Frame::Integer(1));
+    for key in &keys[..50] {
+        assert_eq!(c.call(&["EXPIRE", key, "1000"]), Frame::Integer(1));
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -146,7 +146,7 @@ fn clients_during_migration_lose_nothing(kind: Backends) {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) && n < 200_000 {
                 let key = format!("key:{}", 50 + (n * 7919) % 1950);
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     assert!(matches!(conn.call(&["DEL", &key]), Frame::Integer(_)));
                     acked.lock().unwrap().insert(key, None);
                 } else {

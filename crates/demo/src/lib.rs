@@ -6,18 +6,24 @@
 //!
 //! - [`client`]: a small blocking RESP2 client (std `TcpStream`, timeouts, greeting-tolerant).
 //! - [`walkthrough`]: the numbered steps, the clean start and the closing summary.
-//! - [`report`]: pure formatting (aligned tables, the summary line), unit-tested.
+//! - [`report`]: pure formatting (aligned tables, the summary line, bars), unit-tested.
+//! - [`balance`]: pure counts over 10,000 keys with the `ring` crate (spread, churn).
+//! - [`cluster`]: the small cluster the replication step starts for itself, stopped on drop.
 //!
 //! `cargo run -p demo` runs it against the seed's ports; `./demo.sh` starts the cluster first.
+//! With `--all` the walkthrough continues after the seed's seven steps with what production
+//! needs: migration, virtual nodes, consistent hashing versus `hash mod N`, replication.
 #![warn(missing_docs)]
 
+pub mod balance;
 pub mod client;
+pub mod cluster;
 pub mod report;
 pub mod walkthrough;
 
 use anyhow::{bail, Result};
 
-pub use walkthrough::{run, Walkthrough};
+pub use walkthrough::{run, run_all, Walkthrough};
 
 /// The proxy the seed's walkthrough talks to.
 pub const DEFAULT_PROXY: &str = "127.0.0.1:6380";

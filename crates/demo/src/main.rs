@@ -13,6 +13,14 @@ use clap::Parser;
 /// the eight demo keys on the cache servers, so it can be run again and again with the same
 /// result. Colour is used on a terminal unless NO_COLOR is set. The seed's Go-style flags
 /// work too (`-proxy 127.0.0.1:6380`).
+///
+/// With --all it goes on after the seed's seven steps with what production needs: REBALANCE
+/// after adding cache-C (the misses disappear), how evenly 10,000 keys spread with 3 and 160
+/// virtual nodes, how many keys move when a fourth server joins (consistent hashing versus
+/// hash mod N), and replication factor 2 with one server killed. That last step starts its
+/// own three cache servers and proxy on free ports from the `server` and `proxy` binaries
+/// next to this one (`cargo build -p server -p proxy -p demo`, or just `./demo.sh --all`), and
+/// stops them again.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -28,12 +36,17 @@ struct Args {
         default_value = "127.0.0.1:6381,127.0.0.1:6382,127.0.0.1:6383"
     )]
     servers: Vec<String>,
+    /// After the seed's seven steps, also show migration, virtual nodes, consistent hashing
+    /// versus hash mod N, and replication with a server killed (steps 8 to 11).
+    #[arg(long)]
+    all: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse_from(cli::go_style_args());
     let config = demo::Config { proxy: args.proxy, servers: args.servers };
-    match demo::run(&config, cli::Palette::detect()) {
+    let run = if args.all { demo::run_all } else { demo::run };
+    match run(&config, cli::Palette::detect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("\ndemo: {error:#}");

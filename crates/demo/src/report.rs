@@ -128,6 +128,78 @@ pub fn and_list(items: &[String]) -> String {
     }
 }
 
+/// `4,123`: a count with thousands separators.
+pub fn thousands(n: usize) -> String {
+    let digits: Vec<char> = n.to_string().chars().collect();
+    // The first group takes what is left over from groups of three.
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        short => short,
+    };
+    let mut out: String = digits[..head].iter().collect();
+    for group in digits[head..].chunks(3) {
+        out.push(',');
+        out.extend(group);
+    }
+    out
+}
+
+/// `num / den` with `places` decimals, rounded half up, in integer arithmetic (`0` when
+/// `den` is 0): `decimal(176, 100, 2)` is `1.76`.
+pub fn decimal(num: usize, den: usize, places: u32) -> String {
+    let scale = 10usize.pow(places);
+    let Some(scaled) = (num * scale + den / 2).checked_div(den) else {
+        return "0".to_string();
+    };
+    if places == 0 {
+        return scaled.to_string();
+    }
+    format!("{}.{:0width$}", scaled / scale, scaled % scale, width = places as usize)
+}
+
+/// `part` as a percentage of `whole` with one decimal: `41.2%`.
+pub fn percent_tenths(part: usize, whole: usize) -> String {
+    format!("{}%", decimal(part * 100, whole, 1))
+}
+
+/// Glyphs for a filled and an empty stretch of a [`bar`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarGlyphs {
+    /// `███░░░`, for a terminal.
+    Blocks,
+    /// `###...`, for pipes and files.
+    Ascii,
+}
+
+impl BarGlyphs {
+    /// Blocks when the palette paints (a terminal), plain ASCII otherwise.
+    pub fn for_palette(palette: &Palette) -> BarGlyphs {
+        if palette.enabled() {
+            BarGlyphs::Blocks
+        } else {
+            BarGlyphs::Ascii
+        }
+    }
+}
+
+/// A bar `width` characters wide, filled in proportion to `part / whole` (rounded, never
+/// past the end): `bar(1, 4, 8, BarGlyphs::Ascii)` is `##......`.
+pub fn bar(part: usize, whole: usize, width: usize, glyphs: BarGlyphs) -> String {
+    let filled = ((part * width + whole / 2).checked_div(whole).unwrap_or(0)).min(width);
+    let (full, empty) = match glyphs {
+        BarGlyphs::Blocks => ('\u{2588}', '\u{2591}'),
+        BarGlyphs::Ascii => ('#', '.'),
+    };
+    std::iter::repeat_n(full, filled).chain(std::iter::repeat_n(empty, width - filled)).collect()
+}
+
+/// Pads every string on the left to the widest one, so a column of numbers lines up on
+/// its last digit inside a left-aligned [`table`].
+pub fn right_align(column: &[String]) -> Vec<String> {
+    let width = column.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    column.iter().map(|s| format!("{s:>width$}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +266,37 @@ mod tests {
         assert_eq!(and_list(&names(&["a"])), "a");
         assert_eq!(and_list(&names(&["a", "b"])), "a and b");
         assert_eq!(and_list(&names(&["a", "b", "c"])), "a, b and c");
+    }
+
+    #[test]
+    fn numbers_read_like_prose() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(4123), "4,123");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(decimal(176, 100, 2), "1.76");
+        assert_eq!(decimal(5881 * 3, 10_000, 2), "1.76");
+        assert_eq!(decimal(1, 3, 2), "0.33");
+        assert_eq!(decimal(2, 3, 0), "1");
+        assert_eq!(decimal(1, 0, 2), "0");
+        assert_eq!(percent_tenths(4123, 10_000), "41.2%");
+        assert_eq!(percent_tenths(1, 3), "33.3%");
+        assert_eq!(percent_tenths(10_000, 10_000), "100.0%");
+        assert_eq!(percent_tenths(5, 10_000), "0.1%");
+    }
+
+    #[test]
+    fn bars_fill_in_proportion() {
+        assert_eq!(bar(1, 4, 8, BarGlyphs::Ascii), "##......");
+        assert_eq!(bar(0, 4, 4, BarGlyphs::Ascii), "....");
+        assert_eq!(bar(4, 4, 4, BarGlyphs::Ascii), "####");
+        assert_eq!(bar(9, 4, 4, BarGlyphs::Ascii), "####");
+        assert_eq!(bar(1, 0, 3, BarGlyphs::Ascii), "...");
+        assert_eq!(bar(1, 2, 4, BarGlyphs::Blocks), "\u{2588}\u{2588}\u{2591}\u{2591}");
+        assert_eq!(bar(1, 2, 40, BarGlyphs::Blocks).chars().count(), 40);
+        assert_eq!(BarGlyphs::for_palette(&Palette::plain()), BarGlyphs::Ascii);
+        let column = ["7".to_string(), "1,234".to_string()];
+        assert_eq!(right_align(&column), ["    7", "1,234"]);
     }
 }

@@ -1,9 +1,10 @@
 //! The walkthrough: a clean start, the seed's seven numbered steps, and what they showed.
 //!
 //! Each step is a [`Step`]: a title and a function over the shared [`Walkthrough`] state.
-//! [`SEED_STEPS`] are the seed's walkthrough; later steps can be appended by running another
-//! slice with [`Walkthrough::run_steps`] (numbering continues) and recording what they
-//! measure in [`Findings`].
+//! [`SEED_STEPS`] are the seed's walkthrough; [`PRODUCTION_STEPS`] (run after them with
+//! `--all`, numbering on from 8) show what a production deployment adds: migration, virtual
+//! nodes, consistent hashing against `hash mod N`, and replication. Every step records what
+//! it measured in [`Findings`], and the closing summaries are built from those figures.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -13,6 +14,10 @@ use resp::Frame;
 use crate::client::{describe, Client};
 use crate::report::{self, and_list, keys, percent, Cell, Style, INDENT};
 use crate::{label, value_for, Config, DEMO_KEYS};
+
+mod production;
+
+pub use production::{production_conclusion, ChurnRun, MigrationRun, ReplicationRun, PRODUCTION_STEPS};
 
 /// One numbered step of the walkthrough.
 #[derive(Clone, Copy)]
@@ -75,6 +80,20 @@ pub fn run(config: &Config, palette: Palette) -> Result<()> {
     Ok(())
 }
 
+/// Like [`run`], then continues with [`PRODUCTION_STEPS`] (numbered from 8) and closes with
+/// what production needs, from what those steps measured.
+pub fn run_all(config: &Config, palette: Palette) -> Result<()> {
+    config.validate()?;
+    let mut walkthrough = Walkthrough::connect(config, palette)?;
+    walkthrough.intro();
+    walkthrough.clean_start()?;
+    walkthrough.run_steps(&SEED_STEPS)?;
+    walkthrough.run_steps(&PRODUCTION_STEPS)?;
+    walkthrough.conclude();
+    walkthrough.conclude_production();
+    Ok(())
+}
+
 /// One cache server of the demo: its label and address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -133,6 +152,14 @@ pub struct Findings {
     pub leave: Option<RingChange>,
     /// Reading back after re-storing (step 7).
     pub final_read: Option<ReadBack>,
+    /// Adding a server, then REBALANCE (step 8, with `--all`).
+    pub migration: Option<MigrationRun>,
+    /// Key spread for each number of virtual nodes tried (step 9, with `--all`).
+    pub balance: Vec<crate::balance::Spread>,
+    /// Keys moved by adding a fourth server, ring versus mod N (step 10, with `--all`).
+    pub churn: Option<ChurnRun>,
+    /// Replication factor 2 with one server killed (step 11, with `--all`).
+    pub replication: Option<ReplicationRun>,
 }
 
 /// A key whose owner changed: its index in [`DEMO_KEYS`], old and new owner.
@@ -214,6 +241,15 @@ impl Walkthrough {
     /// so every run starts from the same state. Fails, naming the server and how to start
     /// it, if a cache server does not answer.
     pub fn clean_start(&mut self) -> Result<()> {
+        let reset = self.reset()?;
+        println!();
+        println!("{}", self.palette.dim(&format!("Starting clean: {reset}.")));
+        Ok(())
+    }
+
+    /// Empties the proxy's ring and deletes the demo keys on every cache server, and forgets
+    /// routes and stored values. Returns what it did, as a clause for a sentence.
+    fn reset(&mut self) -> Result<String> {
         // Reach every server before changing anything.
         let mut direct = Vec::new();
         for (i, server) in self.servers.iter().enumerate() {
@@ -269,9 +305,9 @@ impl Walkthrough {
         } else {
             format!("deleted {} left on the cache servers", keys(deleted))
         };
-        println!();
-        println!("{}", self.palette.dim(&format!("Starting clean: {ring}; {leftovers}.")));
-        Ok(())
+        self.routes.clear();
+        self.stored_on = vec![None; DEMO_KEYS.len()];
+        Ok(format!("{ring}; {leftovers}"))
     }
 
     /// Runs `steps` in order, numbering them after the steps already run.
@@ -291,6 +327,15 @@ impl Walkthrough {
         println!();
         println!("{}", self.palette.bold("What consistent hashing showed"));
         for line in conclusion(&self.findings, DEMO_KEYS.len()) {
+            println!("{INDENT}- {line}");
+        }
+    }
+
+    /// Prints what production needs, from what [`PRODUCTION_STEPS`] measured.
+    pub fn conclude_production(&self) {
+        println!();
+        println!("{}", self.palette.bold("What production needs"));
+        for line in production_conclusion(&self.findings) {
             println!("{INDENT}- {line}");
         }
     }
@@ -774,6 +819,7 @@ mod tests {
             read_after_join: Some(ReadBack { hits: 4, misses: 4, misses_on_moved: 4 }),
             leave: Some(leave()),
             final_read: Some(ReadBack { hits: 8, misses: 0, misses_on_moved: 0 }),
+            ..Findings::default()
         };
         let lines = conclusion(&findings, 8);
         assert_eq!(lines.len(), 4);
