@@ -136,7 +136,7 @@ pub fn start_on_port(binary_name: &str, port: u16, args: &[&str], env: &[(&str, 
                     let _ = tx.send(port);
                 }
             }
-            sink.lock().unwrap().push(strip_ansi(&line));
+            sink.lock().unwrap().push(line);
         }
     });
     let mut process = Process { child, port: 0, logs };
@@ -145,23 +145,6 @@ pub fn start_on_port(binary_name: &str, port: u16, args: &[&str], env: &[(&str, 
         Err(_) => panic!("{binary_name} did not start listening; logs: {:?}", process.logs()),
     }
     process
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Starts a cache server named `name`; `extra` flags follow.
@@ -374,16 +357,7 @@ pub fn bulk(text: &str) -> Frame {
 }
 
 /// The eight keys of the seed's walkthrough.
-pub const DEMO_KEYS: [&str; 8] = [
-    "user:1001",
-    "user:2002",
-    "session:abc",
-    "session:xyz",
-    "product:laptop",
-    "product:phone",
-    "order:99",
-    "cart:alice",
-];
+pub use demo::DEMO_KEYS;
 
 /// `n` keys named `<prefix>:<i>`, taken in turn from each server of `ring`, so that
 /// multi-key commands over them span every server (few virtual nodes spread similar keys

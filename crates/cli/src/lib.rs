@@ -8,9 +8,18 @@ mod flags;
 pub use color::Palette;
 pub use flags::go_style_args;
 
-/// Starts logging through `tracing` to stderr: `RUST_LOG` filters, `info` by default.
+/// Starts logging through `tracing` to stderr: `RUST_LOG` filters, `info` by default;
+/// coloured only when stderr is a terminal and `NO_COLOR` is not set, so logs piped to a file
+/// or another program stay plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(!no_color && std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }

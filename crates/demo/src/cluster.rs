@@ -79,7 +79,6 @@ impl Spawned {
         std::thread::spawn(move || {
             let mut addr_tx = Some(addr_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
                 if let Some(addr) = listening_addr(&line) {
                     if let Some(tx) = addr_tx.take() {
                         let _ = tx.send(addr);
@@ -229,24 +228,6 @@ fn listening_addr(line: &str) -> Option<String> {
     (!host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)).then(|| addr.to_string())
 }
 
-/// The line without ANSI escape sequences (tracing colours its output even into a pipe).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,12 +240,6 @@ mod tests {
         assert_eq!(listening_addr(proxy).as_deref(), Some("127.0.0.1:44381"));
         assert_eq!(listening_addr("listening on 127.0.0.1:0"), None);
         assert_eq!(listening_addr("Added server: 127.0.0.1:6381"), None);
-    }
-
-    #[test]
-    fn colour_codes_are_stripped() {
-        let line = "\x1b[2m2026\x1b[0m \x1b[32m INFO\x1b[0m [proxy] listening on 127.0.0.1:1";
-        assert_eq!(strip_ansi(line), "2026  INFO [proxy] listening on 127.0.0.1:1");
     }
 
     #[test]
