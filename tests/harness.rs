@@ -292,11 +292,22 @@ impl Conn {
         self.send_raw(format!("{line}\n").as_bytes());
     }
 
+    /// One read, retried when a signal interrupts it (the tests kill processes, and the
+    /// SIGCHLD that follows can land in any read).
+    fn read_some(&mut self, chunk: &mut [u8]) -> usize {
+        loop {
+            match self.stream.read(chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other.expect("read"),
+            }
+        }
+    }
+
     /// Reads exactly `n` bytes.
     pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
         while self.buf.len() < n {
             let mut chunk = [0u8; 4096];
-            let read = self.stream.read(&mut chunk).expect("read");
+            let read = self.read_some(&mut chunk);
             assert!(read > 0, "connection closed; had {:?}", String::from_utf8_lossy(&self.buf));
             self.buf.extend_from_slice(&chunk[..read]);
         }
@@ -323,7 +334,7 @@ impl Conn {
                 return frame;
             }
             let mut chunk = [0u8; 64 * 1024];
-            let read = self.stream.read(&mut chunk).expect("read");
+            let read = self.read_some(&mut chunk);
             assert!(read > 0, "connection closed");
             self.buf.extend_from_slice(&chunk[..read]);
         }
@@ -345,6 +356,7 @@ impl Conn {
                 Ok(0) => return true,
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
         }

@@ -19,7 +19,7 @@ const MAX_HISTORY: usize = 16;
 
 /// One consistent view: the ring, the backend of each of its servers, and what a migration
 /// needs to find keys that are not where the ring says yet.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Topology {
     /// The consistent-hash ring.
     pub ring: HashRing,
@@ -200,6 +200,15 @@ impl Cluster {
         })
     }
 
+    /// Swaps in an identical copy of the snapshot and returns the old one, so a migration
+    /// that does not change the ring (REBALANCE) can wait for the requests planned before it.
+    pub fn refresh(&self) -> Arc<Topology> {
+        let _pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load_full();
+        self.current.store(Arc::new((*current).clone()));
+        current
+    }
+
     /// After a complete migration: forget the old rings and close drained servers.
     pub fn finish_migration(&self) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -208,14 +217,7 @@ impl Cluster {
             backend.close();
             pool.remove(backend.addr());
         }
-        self.current.store(Arc::new(Topology {
-            ring: current.ring.clone(),
-            backends: current.backends.clone(),
-            replication: current.replication,
-            any_down: self.any_down.clone(),
-            history: Vec::new(),
-            draining: Vec::new(),
-        }));
+        self.current.store(Arc::new(Topology { history: Vec::new(), draining: Vec::new(), ..(**current).clone() }));
     }
 
     /// Applies `edit` to a copy of the ring and swaps in the new snapshot; the old ring

@@ -101,12 +101,15 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
         let checks =
             topology.backends().filter(|b| b.health.is_up() || b.health.due(config.retry_timeout)).map(|backend| {
                 let backend = backend.clone();
+                let cluster = cluster.clone();
                 async move {
                     let ok = ping(&backend, config.interval.max(Duration::from_millis(500))).await;
                     if backend.health.record(ok, config.failure_limit) {
                         if backend.health.is_up() {
                             tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());
                         } else {
+                            // Route around it from now on, not from the end of the round.
+                            cluster.set_any_down(true);
                             tracing::warn!(
                                 backend = %backend.addr(),
                                 "[proxy] server {} is down after {} failed checks; its keys go to the next server",

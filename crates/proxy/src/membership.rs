@@ -73,7 +73,8 @@ fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
         return Err("ERR a migration is running; wait for it to finish (MIGRATION)".into());
     }
     tracing::info!("[proxy] Rebalancing");
-    Migrator::spawn(proxy.clone(), None);
+    let previous = proxy.cluster.refresh();
+    Migrator::spawn(proxy.clone(), Some(previous));
     Ok("OK rebalancing (see MIGRATION)".into())
 }
 

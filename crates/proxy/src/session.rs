@@ -24,7 +24,12 @@ const BROADCAST: &[&str] = &["KEYS", "DBSIZE", "FLUSHALL", "FLUSHDB"];
 const NOT_THROUGH_PROXY: &[&str] = &["WHOAMI"];
 
 /// Answers a batch of requests into `out`, in order.
+///
+/// Every decision for a request (gated or not, which servers) and its execution use one
+/// snapshot of the ring, reloaded only after a ring command: a migration waits for requests
+/// planned on the snapshot before its ring change, so none of them can race a key's move.
 pub async fn run_batch(proxy: &Arc<Proxy>, batch: &[Request], out: &mut BytesMut) -> Flow {
+    let mut topology = proxy.cluster.snapshot();
     let mut start = 0;
     for (i, request) in batch.iter().enumerate() {
         // Most requests are neither ring commands nor run during a migration: skip the
@@ -36,28 +41,28 @@ pub async fn run_batch(proxy: &Arc<Proxy>, batch: &[Request], out: &mut BytesMut
         }
         let spec = command::lookup(request.name()).filter(|spec| spec.accepts(request.args.len()));
         if let Some(spec) = spec.filter(|spec| BARRIERS.contains(&spec.name)) {
-            run_segment(proxy, &batch[start..i], out).await;
+            run_segment(proxy, &topology, &batch[start..i], out).await;
             if membership::run(proxy, spec, request, out) == Flow::Quit {
                 return Flow::Quit;
             }
+            topology = proxy.cluster.snapshot();
             start = i + 1;
-        } else if let Some(keys) = spec.and_then(|spec| stranded_keys(proxy, spec, request)) {
-            run_segment(proxy, &batch[start..i], out).await;
-            run_gated(proxy, request, keys, out).await;
+        } else if let Some(keys) = spec.and_then(|spec| stranded_keys(proxy, &topology, spec, request)) {
+            run_segment(proxy, &topology, &batch[start..i], out).await;
+            run_gated(proxy, &topology, request, keys, out).await;
             start = i + 1;
         }
     }
-    run_segment(proxy, &batch[start..], out).await;
+    run_segment(proxy, &topology, &batch[start..], out).await;
     Flow::Continue
 }
 
 /// While a migration runs: the keys of `request` that a ring change may have left on
 /// another server. `None` (the fast path) when there are none.
-fn stranded_keys(proxy: &Proxy, spec: &CommandSpec, request: &Request) -> Option<Vec<Bytes>> {
+fn stranded_keys(proxy: &Proxy, topology: &Topology, spec: &CommandSpec, request: &Request) -> Option<Vec<Bytes>> {
     if spec.keys == Keys::None || !proxy.migrator.is_running() {
         return None;
     }
-    let topology = proxy.cluster.load();
     if !topology.has_history() {
         return None;
     }
@@ -71,25 +76,23 @@ fn stranded_keys(proxy: &Proxy, spec: &CommandSpec, request: &Request) -> Option
 
 /// Runs a command whose keys may still be on an old owner: under the keys' migration locks,
 /// move them first, then run the command where they now belong.
-async fn run_gated(proxy: &Proxy, request: &Request, keys: Vec<Bytes>, out: &mut BytesMut) {
+async fn run_gated(proxy: &Proxy, topology: &Topology, request: &Request, keys: Vec<Bytes>, out: &mut BytesMut) {
     let _locks = proxy.migrator.lock(keys.iter().map(|k| &k[..])).await;
-    let topology = proxy.cluster.snapshot();
-    if let Err(error) = proxy.migrator.move_stranded(&topology, &keys).await {
+    if let Err(error) = proxy.migrator.move_stranded(topology, &keys).await {
         write::error(out, format!("ERR moving the key to its new server failed: {error}").as_bytes());
         return;
     }
-    run_segment(proxy, std::slice::from_ref(request), out).await;
+    run_segment(proxy, topology, std::slice::from_ref(request), out).await;
 }
 
 /// Requests with no ring change among them: one snapshot, one job per server per round.
-async fn run_segment(proxy: &Proxy, requests: &[Request], out: &mut BytesMut) {
+async fn run_segment(proxy: &Proxy, topology: &Topology, requests: &[Request], out: &mut BytesMut) {
     if requests.is_empty() {
         return;
     }
-    let topology = proxy.cluster.snapshot();
     let mut jobs = Jobs::default();
-    let mut steps: Vec<Step> = requests.iter().map(|request| plan(proxy, request, &topology, &mut jobs)).collect();
-    let mut rounds = vec![jobs.dispatch(&topology).await];
+    let mut steps: Vec<Step> = requests.iter().map(|request| plan(proxy, request, topology, &mut jobs)).collect();
+    let mut rounds = vec![jobs.dispatch(topology).await];
     // Replicated reads that missed ask the next replica, round after round.
     loop {
         let mut next = Jobs::default();
@@ -101,12 +104,12 @@ async fn run_segment(proxy: &Proxy, requests: &[Request], out: &mut BytesMut) {
         if next.is_empty() {
             break;
         }
-        rounds.push(next.dispatch(&topology).await);
+        rounds.push(next.dispatch(topology).await);
     }
     let results = &rounds[0];
     for (request, step) in requests.iter().zip(&steps) {
         match step {
-            Step::Local => local::run(proxy, &topology, request, out),
+            Step::Local => local::run(proxy, topology, request, out),
             Step::Error(text) => write::error(out, text.as_bytes()),
             Step::Forward(part) => combine::forward(results, *part, out),
             Step::Combine(how, parts) => combine::combine(how, parts, results, out),
