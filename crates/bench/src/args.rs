@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::migration::BackendChoice;
 use crate::target::Target;
 
 /// The benchmark suite: our proxy and server side by side with redis-server and twemproxy,
@@ -13,8 +14,9 @@ use crate::target::Target;
 /// server and proxy in release, starts every target on free loopback ports, loads each with
 /// redis-benchmark (SET and GET, pipeline 1 and 16; targets alternate within each
 /// repetition), checks that no request failed and that the data landed, measures resident
-/// memory per key, and stops everything it started (also on Ctrl-C). Prints a table and
-/// writes results.md and results.svg.
+/// memory per key, times our proxy moving keys onto an added server while a client reads
+/// and writes (issue 6's migration target), and stops everything it started (also on
+/// Ctrl-C). Prints a table and writes results.md and results.svg.
 ///
 /// Targets: `redis` (redis-server directly), `twemproxy` (nutcracker, ketama, in front of
 /// three redis-servers), `proxy-redis` (our proxy in front of the same three), `proxy-ours`
@@ -75,6 +77,19 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_keys: u64,
 
+    /// Skip the migration test (our proxy in front of three backends moves --migration-keys
+    /// keys onto a fourth with `ADD_SERVER host:port MIGRATE` while a client reads and writes).
+    #[arg(long)]
+    pub skip_migration: bool,
+
+    /// Keys (16 bytes, with 32-byte values) loaded before the migration test adds a server.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub migration_keys: u64,
+
+    /// Backends of the migration test: our servers, redis-servers, or both (one run each).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
+    pub migration_backends: BackendChoice,
+
     /// Also run the ring's micro-benchmarks (`cargo bench -p ring`, about 1.5 minutes) at
     /// the end.
     #[arg(long)]
@@ -105,7 +120,9 @@ mod tests {
         assert_eq!(args.value_size, 32);
         assert_eq!(args.keyspace, 100_000);
         assert_eq!(args.targets, Target::ALL);
-        assert!(!args.skip_memory && !args.ring);
+        assert!(!args.skip_memory && !args.ring && !args.skip_migration);
+        assert_eq!(args.migration_keys, 1_000_000);
+        assert_eq!(args.migration_backends, BackendChoice::Both);
     }
 
     #[test]
@@ -114,5 +131,13 @@ mod tests {
         assert_eq!(args.targets, [Target::Redis, Target::ProxyRedis]);
         assert!(Args::try_parse_from(["bench", "--reps", "0"]).is_err());
         assert!(Args::try_parse_from(["bench", "--targets", "memcached"]).is_err());
+    }
+
+    #[test]
+    fn migration_backends_are_ours_redis_or_both() {
+        let args = Args::parse_from(["bench", "--migration-backends", "redis", "--migration-keys", "1000"]);
+        assert_eq!((args.migration_backends, args.migration_keys), (BackendChoice::Redis, 1_000));
+        assert!(Args::try_parse_from(["bench", "--migration-backends", "twemproxy"]).is_err());
+        assert!(Args::try_parse_from(["bench", "--migration-keys", "0"]).is_err());
     }
 }

@@ -7,7 +7,8 @@
 //!   exactly what it started (on drop, on error, on Ctrl-C).
 //! - [`load`]: one bounded redis-benchmark run and its CSV; [`stats`]: medians and
 //!   within-repetition ratios; [`sanity`]: no failed request, the data landed;
-//!   [`memory`]: resident bytes per key; [`microbench`]: `cargo bench -p ring`.
+//!   [`memory`]: resident bytes per key; [`migration`]: how fast our proxy moves keys onto
+//!   an added server under load; [`microbench`]: `cargo bench -p ring`.
 //! - [`report`]: the terminal table, `results.md` and `results.svg`.
 //!
 //! [`suite::run`] strings them together.
@@ -18,6 +19,7 @@ pub mod load;
 pub mod machine;
 pub mod memory;
 pub mod microbench;
+pub mod migration;
 pub mod probe;
 pub mod processes;
 pub mod procfs;

@@ -21,7 +21,7 @@ pub enum Test {
 
 impl Test {
     /// Its name in redis-benchmark's `-t` flag.
-    fn flag(self) -> &'static str {
+    pub fn flag(self) -> &'static str {
         match self {
             Test::Set => "set",
             Test::Get => "get",

@@ -65,10 +65,15 @@ fn write_set(out: &mut impl Write, key: &str, value: &str) -> std::io::Result<()
 
 /// Writes the RESP stream of `keys` SET commands to `path`.
 pub fn write_stream(path: &Path, keys: u64) -> Result<()> {
+    write_pairs(path, (0..keys).map(|i| (key(i), value(i))))
+}
+
+/// Writes one `SET key value` per pair to `path`, as a RESP stream for `redis-cli --pipe`.
+pub fn write_pairs(path: &Path, pairs: impl IntoIterator<Item = (String, String)>) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    for i in 0..keys {
-        write_set(&mut out, &key(i), &value(i)).with_context(|| format!("writing {}", path.display()))?;
+    for (key, value) in pairs {
+        write_set(&mut out, &key, &value).with_context(|| format!("writing {}", path.display()))?;
     }
     out.flush().with_context(|| format!("writing {}", path.display()))
 }
@@ -104,18 +109,7 @@ fn load_and_measure(tools: &Tools, service: &Service, label: &str, stream: &Path
     eprintln!("memory: loading {keys} keys into {label} (redis-cli --pipe)");
     std::thread::sleep(SETTLE);
     let rss_before_kib = procfs::rss_kib(service.pid())?;
-    let input = File::open(stream).with_context(|| format!("opening {}", stream.display()))?;
-    let mut command = Command::new(&tools.redis_cli);
-    command.args(["-h", "127.0.0.1", "-p", &service.port.to_string(), "--pipe"]).stdin(Stdio::from(input));
-    let run = run_bounded("redis-cli --pipe", &mut command, LOAD_TIMEOUT)?;
-    if let Some(failure) = run.failure() {
-        bail!("redis-cli --pipe into {label} {failure}: {}{}", run.stdout.trim(), run.stderr.trim());
-    }
-    let (pipe_errors, replies) = parse_pipe_summary(&run.stdout)
-        .with_context(|| format!("no `errors: N, replies: N` line from redis-cli --pipe: {}", run.stdout.trim()))?;
-    if replies != keys {
-        bail!("redis-cli --pipe into {label}: {replies} replies for {keys} keys");
-    }
+    let pipe_errors = pipe(tools, service.port, label, stream, keys)?;
     std::thread::sleep(SETTLE);
     let rss_after_kib = procfs::rss_kib(service.pid())?;
     Ok(MemoryRow {
@@ -126,6 +120,24 @@ fn load_and_measure(tools: &Tools, service: &Service, label: &str, stream: &Path
         rss_after_kib,
         pipe_errors,
     })
+}
+
+/// Sends the RESP stream in `stream` to `127.0.0.1:<port>` through `redis-cli --pipe`
+/// (bounded), checks that `replies` replies came back, and returns the errors it counted.
+pub fn pipe(tools: &Tools, port: u16, label: &str, stream: &Path, replies: u64) -> Result<u64> {
+    let input = File::open(stream).with_context(|| format!("opening {}", stream.display()))?;
+    let mut command = Command::new(&tools.redis_cli);
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"]).stdin(Stdio::from(input));
+    let run = run_bounded("redis-cli --pipe", &mut command, LOAD_TIMEOUT)?;
+    if let Some(failure) = run.failure() {
+        bail!("redis-cli --pipe into {label} {failure}: {}{}", run.stdout.trim(), run.stderr.trim());
+    }
+    let (errors, got) = parse_pipe_summary(&run.stdout)
+        .with_context(|| format!("no `errors: N, replies: N` line from redis-cli --pipe: {}", run.stdout.trim()))?;
+    if got != replies {
+        bail!("redis-cli --pipe into {label}: {got} replies for {replies} commands");
+    }
+    Ok(errors)
 }
 
 #[cfg(test)]

@@ -14,27 +14,42 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one command to `addr` on a fresh connection and returns the reply.
 pub fn call(addr: &str, args: &[&str]) -> Result<Frame> {
+    let mut replies = pipeline(addr, &[args])?;
+    replies.pop().with_context(|| format!("no reply to {} from {addr}", args.join(" ")))
+}
+
+/// Sends `commands` to `addr` at once on a fresh connection and returns their replies, in
+/// order.
+pub fn pipeline(addr: &str, commands: &[&[&str]]) -> Result<Vec<Frame>> {
+    let what = || match commands {
+        [one] => one.join(" "),
+        _ => format!("{} commands", commands.len()),
+    };
     let mut stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let mut out = BytesMut::new();
-    resp::write::command(&mut out, args);
-    stream.write_all(&out).with_context(|| format!("sending {} to {addr}", args.join(" ")))?;
+    for args in commands {
+        resp::write::command(&mut out, args);
+    }
+    stream.write_all(&out).with_context(|| format!("sending {} to {addr}", what()))?;
+    let mut replies = Vec::with_capacity(commands.len());
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; 16 * 1024];
-    loop {
+    while replies.len() < commands.len() {
         if let Some(frame) =
             Frame::parse(&mut buf, &Limits::default()).with_context(|| format!("bad reply from {addr}"))?
         {
-            return Ok(frame);
+            replies.push(frame);
+            continue;
         }
-        let read =
-            stream.read(&mut chunk).with_context(|| format!("reading the reply to {} from {addr}", args.join(" ")))?;
+        let read = stream.read(&mut chunk).with_context(|| format!("reading the replies to {} from {addr}", what()))?;
         if read == 0 {
-            bail!("{addr} closed the connection before replying");
+            bail!("{addr} closed the connection after {} of {} replies", replies.len(), commands.len());
         }
         buf.extend_from_slice(&chunk[..read]);
     }
+    Ok(replies)
 }
 
 /// Whether `addr` answers `PING` with `PONG`.

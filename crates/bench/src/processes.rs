@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -190,6 +191,114 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
     })
 }
 
+/// How a background command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It was still running when it was stopped (the expected end of a load that runs
+    /// "until told otherwise").
+    Stopped,
+    /// It exited on its own before it was stopped.
+    Exited(ExitStatus),
+    /// It ran out of time and its watchdog killed it.
+    TimedOut,
+}
+
+/// What a background command produced once stopped.
+#[derive(Debug)]
+pub struct Finished {
+    /// How it ended.
+    pub ending: Ending,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+/// A command running in the background with its output captured: killed when stopped, when
+/// dropped, and by a watchdog thread once its time limit passes (whatever the caller is
+/// doing then).
+pub struct Background {
+    process: Spawned,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    /// Dropping it wakes the watchdog early, which then leaves the child alone.
+    cancel: Option<mpsc::Sender<()>>,
+    /// The watchdog; it returns whether it killed the child.
+    watchdog: Option<JoinHandle<bool>>,
+    started: Instant,
+}
+
+impl Background {
+    /// Starts `command` with its stdout and stderr captured; it is killed after `timeout`.
+    pub fn start(name: &str, command: &mut Command, timeout: Duration) -> Result<Self> {
+        use std::process::Stdio;
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let process = Spawned::spawn(name, command)?;
+        let (stdout, stderr) = process.take_pipes();
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let child = process.child.clone();
+        let watchdog = std::thread::spawn(move || match cancelled.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => {
+                let mut child = lock(&child);
+                // Only a child still running counts as killed by the time limit.
+                let running = matches!(child.try_wait(), Ok(None));
+                running && child.kill().is_ok()
+            }
+            // Stopped in time (the sender was dropped).
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+        });
+        Ok(Self {
+            process,
+            stdout: Some(drain(stdout)),
+            stderr: Some(drain(stderr)),
+            cancel: Some(cancel),
+            watchdog: Some(watchdog),
+            started,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Its exit status if it has exited (on its own or killed by its watchdog).
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.process.exited()
+    }
+
+    /// Stops it (kills it if it still runs) and returns what it printed and how it ended.
+    pub fn stop(mut self) -> Finished {
+        let exited = self.process.exited();
+        drop(self.cancel.take());
+        let timed_out = self.watchdog.take().is_some_and(|w| w.join().unwrap_or(false));
+        let ending = match (timed_out, exited) {
+            (true, _) => Ending::TimedOut,
+            (false, Some(status)) => Ending::Exited(status),
+            (false, None) => Ending::Stopped,
+        };
+        let elapsed = self.started.elapsed();
+        {
+            // Kill and reap now, so that the readers see EOF (Drop does it again, harmlessly).
+            let mut child = lock(&self.process.child);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let join = |reader: Option<JoinHandle<String>>| reader.and_then(|r| r.join().ok()).unwrap_or_default();
+        Finished { ending, stdout: join(self.stdout.take()), stderr: join(self.stderr.take()), elapsed }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Wake the watchdog so that its thread ends; the child dies with `self.process`.
+        drop(self.cancel.take());
+    }
+}
+
 /// A private temporary directory, removed (with everything in it) on drop or on a signal.
 pub struct ScratchDir {
     path: PathBuf,
@@ -257,6 +366,49 @@ mod tests {
         drop(child);
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
         assert!(!lock(&LIVE).iter().any(|c| lock(c).id() == pid));
+    }
+
+    #[test]
+    fn a_background_command_stopped_while_running_says_so() {
+        let background = Background::start(
+            "sh",
+            Command::new("sh").args(["-c", "echo started; exec sleep 30"]),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let pid = background.pid();
+        std::thread::sleep(Duration::from_millis(200));
+        let finished = background.stop();
+        assert_eq!(finished.ending, Ending::Stopped);
+        assert_eq!(finished.stdout, "started\n");
+        assert!(finished.elapsed < Duration::from_secs(10));
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn a_background_command_that_exits_early_is_told_apart() {
+        let background =
+            Background::start("sh", Command::new("sh").args(["-c", "echo oops >&2; exit 3"]), Duration::from_secs(30))
+                .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while background.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let finished = background.stop();
+        assert!(matches!(finished.ending, Ending::Exited(status) if status.code() == Some(3)));
+        assert_eq!(finished.stderr, "oops\n");
+    }
+
+    #[test]
+    fn a_background_command_over_its_time_is_killed_by_the_watchdog() {
+        let background =
+            Background::start("sleep", Command::new("sleep").arg("30"), Duration::from_millis(100)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while background.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(background.exited().is_some());
+        assert_eq!(background.stop().ending, Ending::TimedOut);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use cli::Palette;
 use crate::load::Case;
 use crate::machine::Machine;
 use crate::memory::MemoryRow;
+use crate::migration::{self, Attempt};
 use crate::procfs::ClockTicks;
 use crate::sanity::Sanity;
 use crate::stats::{Grid, Summary};
@@ -26,6 +27,15 @@ pub enum Memory {
     Failed(String),
     /// The figures, redis-server first.
     Measured(Vec<MemoryRow>),
+}
+
+/// The migration test's outcome.
+#[derive(Debug, Clone)]
+pub enum Migration {
+    /// `--skip-migration`.
+    Skipped,
+    /// One attempt per kind of backend.
+    Ran(Vec<Attempt>),
 }
 
 /// The ring micro-benchmarks' outcome.
@@ -55,6 +65,8 @@ pub struct Report {
     pub sanity: Sanity,
     /// The memory test.
     pub memory: Memory,
+    /// The migration test.
+    pub migration: Migration,
     /// The ring micro-benchmarks.
     pub ring: RingBench,
     /// Where it ran.
@@ -329,6 +341,173 @@ fn memory_markdown(memory: &Memory) -> String {
     out
 }
 
+/// The columns of the migration table on the terminal.
+const MIGRATION_COLUMNS: [&str; 10] = [
+    "backends",
+    "keys",
+    "moved",
+    "scanned",
+    "elapsed s",
+    "wall s",
+    "moved keys/s",
+    "client req/s",
+    "client errors",
+    "result",
+];
+
+/// How the migration test runs, in a sentence.
+fn migration_setup() -> String {
+    format!(
+        "`ADD_SERVER <fourth> MIGRATE` on our proxy (--replicas {}) in front of 3 backends, keys of {} bytes with \
+         {}-byte values loaded through the proxy with `redis-cli --pipe`, while a concurrent client runs \
+         (redis-benchmark -c 2 SET and -c 2 GET side by side, killed when the migration ends); target: under {} s \
+         for 1,000,000 keys (issue 6)",
+        crate::services::PROXY_VNODES,
+        crate::memory::KEY_LEN,
+        crate::memory::VALUE_LEN,
+        migration::TARGET.as_secs()
+    )
+}
+
+const MIGRATION_CHECKS: &str = "Checked afterwards: MIGRATION says `done` with `errors:0`; the sum of DBSIZE over \
+    the four backends is the same before and after, N loaded `mem:` keys + the client's K keys (its keyspace \
+    `key:000000000000`... for `-r K`, K = N/100, loaded with the N keys, so its SETs overwrite and never add a key: \
+    the count is exact with no SCAN); 1,000 loaded keys read back through the proxy with their values (the client \
+    never writes `mem:` keys); the client reported no error and was still running when stopped (redis-benchmark 7 \
+    exits at its first error). Elapsed: the proxy's `elapsed_ms` (start to end of the key moves); wall: from the \
+    ADD_SERVER reply until MIGRATION no longer says `running` (polled every 50 ms); the target is judged on the \
+    longer of the two; moved keys/s = moved / elapsed.";
+
+/// One attempt's cells in the terminal's migration table, or why it could not be measured.
+fn migration_cells(attempt: &Attempt) -> Result<[String; 10], String> {
+    let row = attempt.result.as_ref().map_err(Clone::clone)?;
+    Ok([
+        attempt.kind.label().to_string(),
+        format!("{} + {}", thousands(row.keys as f64), thousands(row.client_keys as f64)),
+        thousands(row.status.moved as f64),
+        thousands(row.status.scanned as f64),
+        format!("{:.2}", row.proxy_secs()),
+        format!("{:.2}", row.wall.as_secs_f64()),
+        thousands(row.moved_per_sec()),
+        row.client_rps().map_or_else(|| "-".to_string(), thousands),
+        row.client_errors().to_string(),
+        row.verdict(),
+    ])
+}
+
+/// The migration section on the terminal.
+pub fn migration_text(migration: &Migration, palette: &Palette) -> String {
+    let Migration::Ran(attempts) = migration else {
+        return "skipped (--skip-migration)\n".to_string();
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", palette.dim(&migration_setup()));
+    let rows: Vec<Result<[String; 10], String>> = attempts.iter().map(migration_cells).collect();
+    let mut widths = MIGRATION_COLUMNS.map(|c| c.chars().count());
+    for cells in rows.iter().flatten() {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // Failed attempts show their backends too.
+    for attempt in attempts {
+        widths[0] = widths[0].max(attempt.kind.label().chars().count());
+    }
+    let pad = |text: &str, column: usize| {
+        let fill = " ".repeat(widths[column].saturating_sub(text.chars().count()));
+        // The backends and the result are text; the rest are numbers.
+        if column == 0 || column == MIGRATION_COLUMNS.len() - 1 {
+            format!("{text}{fill}")
+        } else {
+            format!("{fill}{text}")
+        }
+    };
+    let header: Vec<String> = MIGRATION_COLUMNS.iter().enumerate().map(|(i, c)| palette.bold(&pad(c, i))).collect();
+    let _ = writeln!(out, "{}", header.join("  ").trim_end());
+    for (attempt, cells) in attempts.iter().zip(&rows) {
+        match cells {
+            Ok(cells) => {
+                let line: Vec<String> = cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| {
+                        let text = pad(cell, i);
+                        match i {
+                            9 if cell == "PASS" => palette.green(&text),
+                            9 => palette.red(&text),
+                            _ => text,
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(out, "{}", line.join("  ").trim_end());
+                if let Ok(row) = &attempt.result {
+                    for problem in row.problems() {
+                        let _ = writeln!(out, "       {problem}");
+                    }
+                }
+            }
+            Err(why) => {
+                let _ = writeln!(
+                    out,
+                    "{}  {}",
+                    pad(attempt.kind.label(), 0),
+                    palette.red(&format!("FAIL: could not be measured: {why}"))
+                );
+            }
+        }
+    }
+    out
+}
+
+fn migration_markdown(migration: &Migration) -> String {
+    let Migration::Ran(attempts) = migration else {
+        return "Skipped this time (`--skip-migration`).\n".to_string();
+    };
+    let mut out = format!("{}.\n\n", migration_setup());
+    out.push_str(
+        "| backends | keys | moved | elapsed s | moved keys/s | concurrent client req/s | result |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
+    );
+    let mut problems = Vec::new();
+    for attempt in attempts {
+        match &attempt.result {
+            Ok(row) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} + {} | {} | {:.2} (wall {:.2}) | {} | {} | {} |",
+                    attempt.kind.label(),
+                    thousands(row.keys as f64),
+                    thousands(row.client_keys as f64),
+                    thousands(row.status.moved as f64),
+                    row.proxy_secs(),
+                    row.wall.as_secs_f64(),
+                    thousands(row.moved_per_sec()),
+                    row.client_rps().map_or_else(|| "-".to_string(), thousands),
+                    row.verdict()
+                );
+                problems.extend(row.problems().into_iter().map(|p| format!("{}: {p}", attempt.kind.label())));
+            }
+            Err(why) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | - | - | - | - | FAIL (not measured) |",
+                    attempt.kind.label(),
+                    thousands(attempt.keys as f64)
+                );
+                problems.push(format!("{}: could not be measured: {why}", attempt.kind.label()));
+            }
+        }
+    }
+    let _ = writeln!(out, "\nKeys: N loaded + K of the concurrent client. {MIGRATION_CHECKS}");
+    if !problems.is_empty() {
+        let _ = writeln!(out, "\nFailures:\n");
+        for problem in problems {
+            let _ = writeln!(out, "- {problem}");
+        }
+    }
+    out
+}
+
 /// The note under the table on how the CPU figures are taken.
 fn cpu_note(ticks: &ClockTicks) -> String {
     format!(
@@ -366,6 +545,8 @@ pub fn terminal(report: &Report, palette: &Palette) -> String {
     for line in memory_lines(&report.memory) {
         let _ = writeln!(out, "{line}");
     }
+    let _ = writeln!(out, "\n{}", palette.bold("Migration"));
+    out.push_str(&migration_text(&report.migration, palette));
     let _ = writeln!(out, "\n{}", palette.bold("Ring"));
     match &report.ring {
         RingBench::NotRun => {
@@ -424,6 +605,8 @@ pub fn markdown(report: &Report) -> String {
         crate::memory::VALUE_LEN
     );
     out.push_str(&memory_markdown(&report.memory));
+    let _ = writeln!(out, "\n## Migration\n");
+    out.push_str(&migration_markdown(&report.migration));
     let _ = writeln!(out, "\n## Ring\n");
     match &report.ring {
         RingBench::NotRun => {
@@ -452,6 +635,7 @@ pub fn markdown(report: &Report) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::load::Test;
+    use crate::migration::BackendKind;
     use crate::sanity::Check;
     use crate::stats::Measurement;
 
@@ -509,6 +693,14 @@ pub(crate) mod tests {
                     rss_after_kib: 120_000,
                     pipe_errors: 0,
                 },
+            ]),
+            migration: Migration::Ran(vec![
+                Attempt {
+                    kind: BackendKind::Ours,
+                    keys: 1_000_000,
+                    result: Ok(crate::migration::tests::sample_row(BackendKind::Ours)),
+                },
+                Attempt { kind: BackendKind::Redis, keys: 1_000_000, result: Err("redis-server did not start".into()) },
             ]),
             ring: RingBench::NotRun,
             machine: Machine {
@@ -590,6 +782,36 @@ pub(crate) mod tests {
         assert!(text
             .contains("redis-server 1,000,000 keys (DBSIZE 1,000,000), VmRSS 8,000 -> 153,000 KiB: 148.5 bytes/key"));
         assert!(text.contains("not run: `cargo bench -p ring`"));
+    }
+
+    #[test]
+    fn the_migration_section_has_its_table_and_failures() {
+        let text = migration_text(&sample_report().migration, &Palette::plain());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("`ADD_SERVER <fourth> MIGRATE` on our proxy (--replicas 160)"));
+        assert_eq!(
+            lines[1],
+            "backends                    keys    moved    scanned  elapsed s  wall s  moved keys/s  client req/s  \
+             client errors  result"
+        );
+        assert_eq!(
+            lines[2],
+            "ours          1,000,000 + 10,000  346,123  1,010,000       1.80    1.85       192,291        41,000  \
+             \x20           0  PASS"
+        );
+        assert_eq!(lines[3], "redis-server  FAIL: could not be measured: redis-server did not start");
+        assert_eq!(migration_text(&Migration::Skipped, &Palette::plain()), "skipped (--skip-migration)\n");
+
+        let md = markdown(&sample_report());
+        for needle in [
+            "## Migration",
+            "| backends | keys | moved | elapsed s | moved keys/s | concurrent client req/s | result |",
+            "| ours | 1,000,000 + 10,000 | 346,123 | 1.80 (wall 1.85) | 192,291 | 41,000 | PASS |",
+            "| redis-server | 1,000,000 | - | - | - | - | FAIL (not measured) |",
+            "- redis-server: could not be measured: redis-server did not start",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
     }
 
     #[test]

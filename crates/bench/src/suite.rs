@@ -1,5 +1,5 @@
 //! One run of the suite, start to end: set up, load every target in turn, check, measure
-//! memory, optionally the ring, report.
+//! memory, time a migration, optionally the ring, report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -13,13 +13,13 @@ use crate::load::{self, Case, Test};
 use crate::machine::Machine;
 use crate::processes::{self, ScratchDir};
 use crate::procfs::{self, ClockTicks};
-use crate::report::{self, Memory, Report, RingBench};
+use crate::report::{self, Memory, Migration, Report, RingBench};
 use crate::sanity::{self, Sanity, TargetLog};
 use crate::services::{Fleet, Service};
 use crate::setup::{self, Tools};
 use crate::stats::{Grid, Measurement};
 use crate::target::Target;
-use crate::{memory, microbench};
+use crate::{memory, microbench, migration};
 
 /// Runs the suite; `Ok(false)` when it ran but a sanity check failed.
 pub fn run(args: &Args) -> Result<bool> {
@@ -48,7 +48,7 @@ pub fn run(args: &Args) -> Result<bool> {
         timeout: Duration::from_secs(args.timeout_secs),
     };
 
-    let (grid, sanity) = {
+    let (grid, mut sanity) = {
         let fleet = Fleet::start(&targets, &tools, &binaries, &scratch)?;
         for &target in &targets {
             if let Some(front) = fleet.front(target) {
@@ -84,6 +84,13 @@ pub fn run(args: &Args) -> Result<bool> {
             Err(e) => Memory::Failed(format!("{e:#}")),
         }
     };
+    let migration = if args.skip_migration {
+        Migration::Skipped
+    } else {
+        let attempts = migration::measure(&tools, &binaries, &scratch, args.migration_keys, args.migration_backends);
+        sanity.checks.extend(migration::checks(&attempts));
+        Migration::Ran(attempts)
+    };
     let ring = if args.ring { microbench::run(&root)? } else { RingBench::NotRun };
 
     let report = Report {
@@ -95,6 +102,7 @@ pub fn run(args: &Args) -> Result<bool> {
         ),
         sanity,
         memory,
+        migration,
         ring,
         machine,
         command: command_line(),
