@@ -225,3 +225,32 @@ fn remove_server_closes_its_pooled_connections() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_broken_connection_is_redialled_when_the_server_comes_back() {
+    let mut cluster = Cluster::ours(1, &["--no-greeting"], &["--no-greeting", "--no-auto-eject"]);
+    let mut c = Conn::connect(&cluster.proxy.addr());
+    assert_eq!(c.call(&["SET", "k", "v"]), Frame::simple("OK"));
+    let port = cluster.servers[0].port;
+    cluster.servers[0].kill();
+    assert!(matches!(c.call(&["GET", "k"]), Frame::Error(_)));
+    let _back = e2e::start_on_port("server", port, &["--no-greeting", "--name", "cache-A"], &[]);
+    // The pooled connection died with the server; the next request dials a new one.
+    assert_eq!(c.call(&["SET", "k", "again"]), Frame::simple("OK"));
+    assert_eq!(c.call(&["GET", "k"]), bulk("again"));
+}
+
+#[test]
+fn commands_a_proxy_cannot_serve_are_refused_by_name() {
+    let cluster = Cluster::ours(2, &[], &["--no-greeting"]);
+    let mut c = Conn::connect(&cluster.proxy.addr());
+    assert_eq!(
+        c.call(&["MULTI"]),
+        Frame::error("ERR MULTI is not supported through the proxy: transactions would span servers")
+    );
+    assert_eq!(
+        c.call(&["WHOAMI"]),
+        Frame::error("ERR WHOAMI is not supported through the proxy: ask a cache server directly")
+    );
+    assert_eq!(c.call(&["PING"]), Frame::simple("PONG"));
+}

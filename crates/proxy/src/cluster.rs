@@ -282,3 +282,90 @@ fn check_address(addr: &str) -> Result<(), MembershipError> {
         _ => Err(MembershipError::BadAddress(addr.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(replication: usize) -> Cluster {
+        Cluster::new(ClusterConfig {
+            vnodes: 160,
+            replication,
+            connections_per_backend: 1,
+            connect_timeout: Duration::from_millis(100),
+        })
+    }
+
+    #[test]
+    fn addresses_must_be_host_and_port() {
+        assert!(check_address("127.0.0.1:6381").is_ok());
+        assert!(check_address("cache.local:6379").is_ok());
+        for bad in ["nonsense", ":6379", "host:", "host:0", "host:99999", "host:port"] {
+            assert_eq!(check_address(bad), Err(MembershipError::BadAddress(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn changes_keep_history_until_a_migration_finishes() {
+        let cluster = cluster(1);
+        cluster.add("127.0.0.1:1", 1, false).unwrap();
+        cluster.add("127.0.0.1:2", 1, false).unwrap();
+        assert_eq!(cluster.add("127.0.0.1:2", 1, false), Err(MembershipError::AlreadyPresent("127.0.0.1:2".into())));
+        assert_eq!(cluster.add("127.0.0.1:3", 1, true), Err(MembershipError::MigrationRunning));
+        assert_eq!(cluster.load().history.len(), 1, "the one-server ring is remembered");
+        cluster.remove("127.0.0.1:1", true, false).unwrap();
+        let topology = cluster.snapshot();
+        assert_eq!(topology.draining.len(), 1, "a server removed with MIGRATE drains");
+        assert!(topology.find("127.0.0.1:1").is_some());
+        cluster.finish_migration();
+        let topology = cluster.snapshot();
+        assert!(!topology.has_history());
+        assert!(topology.find("127.0.0.1:1").is_none());
+    }
+
+    #[test]
+    fn stranded_sources_are_the_old_owners() {
+        let cluster = cluster(1);
+        cluster.add("127.0.0.1:1", 1, false).unwrap();
+        cluster.add("127.0.0.1:2", 1, false).unwrap();
+        cluster.finish_migration();
+        let before = cluster.snapshot();
+        cluster.add("127.0.0.1:3", 1, false).unwrap();
+        let after = cluster.snapshot();
+        let mut moved = 0;
+        for i in 0..2000 {
+            let key = format!("key:{i}");
+            let (old, new) = (before.primary(key.as_bytes()).unwrap(), after.primary(key.as_bytes()).unwrap());
+            let sources = after.stranded_sources(key.as_bytes(), &[new]);
+            if before.ring.server(old) == after.ring.server(new) {
+                assert!(sources.is_empty(), "{key} did not move");
+            } else {
+                moved += 1;
+                let names: Vec<&str> = sources.iter().map(|b| b.addr()).collect();
+                assert_eq!(names, [before.ring.server(old)], "{key}");
+            }
+        }
+        assert!(moved > 0);
+    }
+
+    #[test]
+    fn replicas_are_distinct_and_skip_servers_marked_down() {
+        let cluster = cluster(2);
+        for port in 1..=3 {
+            cluster.add(&format!("127.0.0.1:{port}"), 1, false).unwrap();
+        }
+        let topology = cluster.snapshot();
+        let replicas = topology.replicas(b"user:1001");
+        assert_eq!(replicas.len(), 2);
+        assert_ne!(replicas[0], replicas[1]);
+        assert_eq!(topology.primary(b"user:1001"), Some(replicas[0]));
+        // Mark the primary down: the key is served by the next server clockwise.
+        let down = topology.backend(replicas[0]);
+        for _ in 0..3 {
+            down.health.record_for_test(false);
+        }
+        cluster.set_any_down(true);
+        assert_eq!(topology.primary(b"user:1001"), Some(replicas[1]));
+        assert!(!topology.replicas(b"user:1001").contains(&replicas[0]));
+    }
+}

@@ -119,3 +119,57 @@ fn array(frame: &Frame) -> Result<&Vec<Frame>, String> {
         other => Err(format!("ERR unexpected reply from server: {other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_reply(cursor: &str, keys: &[&str]) -> Frame {
+        Frame::Array(vec![
+            Frame::bulk(cursor.to_string()),
+            Frame::Array(keys.iter().map(|k| Frame::bulk(k.to_string())).collect()),
+        ])
+    }
+
+    fn combined(how: &Combine, frames: Vec<Frame>) -> Frame {
+        let mut out = BytesMut::new();
+        write_combined(how, frames, &mut out).unwrap();
+        Frame::parse(&mut out, &resp::Limits::default()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn scan_cursors_carry_the_server_index() {
+        let first = Combine::Scan { server: 0, servers: 3 };
+        // The server is not done: its cursor moves up, the server index stays in the low bits.
+        assert_eq!(combined(&first, vec![scan_reply("5", &["a"])]), scan_reply("5120", &["a"]));
+        // The server is done: the next one starts at cursor 0.
+        assert_eq!(combined(&first, vec![scan_reply("0", &["b"])]), scan_reply("1", &["b"]));
+        let last = Combine::Scan { server: 2, servers: 3 };
+        assert_eq!(combined(&last, vec![scan_reply("0", &[])]), scan_reply("0", &[]));
+        assert_eq!(combined(&last, vec![scan_reply("7", &[])]), scan_reply(&((7 << 10) | 2).to_string(), &[]));
+    }
+
+    #[test]
+    fn mget_puts_values_back_in_key_order() {
+        // Keys 0 and 2 on the first server, key 1 on the second.
+        let how = Combine::Mget(vec![(0, 0), (1, 0), (0, 1)]);
+        let parts = vec![Frame::Array(vec![Frame::bulk("a"), Frame::Null]), Frame::Array(vec![Frame::bulk("b")])];
+        assert_eq!(combined(&how, parts), Frame::Array(vec![Frame::bulk("a"), Frame::bulk("b"), Frame::Null]));
+    }
+
+    #[test]
+    fn keys_are_listed_once_under_replication() {
+        let how = Combine::Keys { seed_style: true, distinct: true };
+        let parts =
+            vec![Frame::Array(vec![Frame::simple("k1"), Frame::simple("k2")]), Frame::Array(vec![Frame::bulk("k2")])];
+        assert_eq!(combined(&how, parts), Frame::Array(vec![Frame::simple("k1"), Frame::simple("k2")]));
+    }
+
+    #[test]
+    fn sums_and_acknowledgements() {
+        assert_eq!(combined(&Combine::Sum, vec![Frame::Integer(2), Frame::Integer(3)]), Frame::Integer(5));
+        assert_eq!(combined(&Combine::AllOk, vec![Frame::simple("OK"), Frame::simple("OK")]), Frame::simple("OK"));
+        let mut out = BytesMut::new();
+        assert!(write_combined(&Combine::AllOk, vec![Frame::simple("OK"), Frame::Integer(1)], &mut out).is_err());
+    }
+}

@@ -65,6 +65,12 @@ impl Health {
         since.is_none_or(|t| t.elapsed() >= retry_timeout)
     }
 
+    /// Records a check with a failure limit of three (for tests of other modules).
+    #[cfg(test)]
+    pub(crate) fn record_for_test(&self, ok: bool) -> bool {
+        self.record(ok, 3)
+    }
+
     /// Records a check; true when the state changed.
     fn record(&self, ok: bool, failure_limit: u32) -> bool {
         let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
@@ -135,5 +141,35 @@ async fn ping(backend: &Arc<Backend>, timeout: Duration) -> bool {
     match tokio::time::timeout(timeout, reply).await {
         Ok(Ok(Ok(replies))) => replies.get(0) == b"+PONG\r\n",
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_after_the_failure_limit_and_up_after_one_success() {
+        let health = Health::default();
+        assert!(!health.record(false, 3));
+        assert!(!health.record(false, 3));
+        assert!(health.is_up(), "two failures are below the limit");
+        assert!(health.record(false, 3), "the third failure marks it down");
+        assert_eq!(health.state(), "down");
+        assert!(!health.record(false, 3), "still down: no change to report");
+        assert!(!health.due(Duration::from_secs(60)), "a down server waits for the retry timeout");
+        assert!(health.due(Duration::ZERO));
+        assert!(health.record(true, 3), "one success puts it back");
+        assert!(health.is_up());
+        assert_eq!(health.failures(), 0);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let health = Health::default();
+        health.record(false, 2);
+        health.record(true, 2);
+        assert!(!health.record(false, 2));
+        assert!(health.is_up());
     }
 }

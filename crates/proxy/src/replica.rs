@@ -255,3 +255,18 @@ fn parse_integer(reply: &[u8]) -> i64 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_asks_the_next_replica() {
+        assert!(Miss::of("GET").is_miss(b"$-1\r\n"));
+        assert!(!Miss::of("GET").is_miss(b"$1\r\nv\r\n"));
+        assert!(Miss::of("EXISTS").is_miss(b":0\r\n"));
+        assert!(Miss::of("TTL").is_miss(b":-2\r\n"));
+        assert!(!Miss::of("TTL").is_miss(b":-1\r\n"));
+        assert!(!Miss::of("INCR").is_miss(b":0\r\n"), "writes are never retried elsewhere");
+    }
+}

@@ -23,6 +23,37 @@ const BROADCAST: &[&str] = &["KEYS", "DBSIZE", "FLUSHALL", "FLUSHDB"];
 /// Commands of the cache server that make no sense through the proxy.
 const NOT_THROUGH_PROXY: &[&str] = &["WHOAMI"];
 
+/// Redis commands a sharding proxy cannot serve, and why: they need one server to see
+/// several keys or the whole connection (as in twemproxy, which refuses them too).
+const REFUSED: &[(&str, &str)] = &[
+    ("MULTI", "transactions would span servers"),
+    ("EXEC", "transactions would span servers"),
+    ("DISCARD", "transactions would span servers"),
+    ("WATCH", "transactions would span servers"),
+    ("UNWATCH", "transactions would span servers"),
+    ("EVAL", "scripts would span servers"),
+    ("EVALSHA", "scripts would span servers"),
+    ("SCRIPT", "scripts would span servers"),
+    ("SUBSCRIBE", "pub/sub needs a connection of its own to one server"),
+    ("PSUBSCRIBE", "pub/sub needs a connection of its own to one server"),
+    ("PUBLISH", "pub/sub needs a connection of its own to one server"),
+    ("MONITOR", "it watches one server"),
+    ("BLPOP", "blocking commands would hold a shared server connection"),
+    ("BRPOP", "blocking commands would hold a shared server connection"),
+    ("RENAME", "the two keys may live on different servers"),
+    ("MOVE", "there is one database"),
+    ("SWAPDB", "there is one database"),
+];
+
+/// The error for a command the proxy does not know: names the command when Redis has it but
+/// a proxy cannot serve it, else the seed's `unknown command (type HELP)`.
+fn unknown(name: &[u8]) -> String {
+    match REFUSED.iter().find(|(refused, _)| refused.as_bytes().eq_ignore_ascii_case(name)) {
+        Some((refused, why)) => format!("ERR {refused} is not supported through the proxy: {why}"),
+        None => "ERR unknown command (type HELP)".into(),
+    }
+}
+
 /// Answers a batch of requests into `out`, in order.
 ///
 /// Every decision for a request (gated or not, which servers) and its execution use one
@@ -121,7 +152,7 @@ async fn run_segment(proxy: &Proxy, topology: &Topology, requests: &[Request], o
 fn plan(proxy: &Proxy, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     proxy.stats.record_command();
     let Some(spec) = command::lookup(request.name()) else {
-        return Step::Error("ERR unknown command (type HELP)".into());
+        return Step::Error(unknown(request.name()));
     };
     if !spec.accepts(request.args.len()) {
         return Step::Error(spec.usage_error());
@@ -134,5 +165,16 @@ fn plan(proxy: &Proxy, request: &Request, topology: &Topology, jobs: &mut Jobs) 
         "SCAN" => plan::plan_scan(request, topology, jobs),
         _ if spec.keys != Keys::None => plan::plan_keyed(spec, request, topology, jobs),
         _ => Step::Local,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_a_proxy_cannot_serve_are_named() {
+        assert_eq!(unknown(b"multi"), "ERR MULTI is not supported through the proxy: transactions would span servers");
+        assert_eq!(unknown(b"FROBNICATE"), "ERR unknown command (type HELP)");
     }
 }
