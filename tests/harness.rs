@@ -6,15 +6,17 @@
 //! it from the process's `listening on` log line, so tests never race for ports and can run
 //! in parallel.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use resp::{Frame, Limits};
+
+pub use launch::{have, Process};
 
 /// How long a process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,56 +47,6 @@ pub fn binary(name: &str) -> PathBuf {
     profile_dir.join(name)
 }
 
-/// A process the test started; killed and reaped on drop.
-pub struct Process {
-    child: Child,
-    /// The port it listens on.
-    pub port: u16,
-    /// Its log lines (stderr) so far.
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    /// `127.0.0.1:<port>`.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A copy of the log lines so far.
-    pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap().clone()
-    }
-
-    /// Waits until a log line contains `needle`.
-    pub fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.logs().iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// kill -9, and wait for it to be gone.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The OS process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Starts one of our binaries with `--port 0` and waits for its `listening on` line.
 pub fn start(binary_name: &str, args: &[&str]) -> Process {
     start_with_env(binary_name, args, &[])
@@ -106,45 +58,26 @@ pub fn start_with_env(binary_name: &str, args: &[&str], env: &[(&str, &str)]) ->
 }
 
 /// Starts one of our binaries on `port` (0: the OS picks), e.g. to restart a killed server
-/// where the proxy expects it.
+/// where the proxy expects it. It runs with `RUST_LOG=info` and `NO_COLOR=1` (then `env`), and
+/// every log line it prints is kept for [`Process::wait_for_log`].
 pub fn start_on_port(binary_name: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Process {
-    let mut command = Command::new(binary(binary_name));
-    command
-        .args(["--port", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    command.env("RUST_LOG", "info").env("NO_COLOR", "1");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        let mut port_tx = Some(port_tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line
-                .split("listening on 127.0.0.1:")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse::<u16>().ok()))
-            {
-                if let Some(tx) = port_tx.take() {
-                    let _ = tx.send(port);
-                }
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let mut process = Process { child, port: 0, logs };
-    match port_rx.recv_timeout(START_TIMEOUT) {
-        Ok(port) => process.port = port,
-        Err(_) => panic!("{binary_name} did not start listening; logs: {:?}", process.logs()),
-    }
-    process
+    started(
+        launch::Launch::new(binary(binary_name))
+            .name(binary_name)
+            .port(port)
+            .args(args)
+            .envs(env.iter().copied())
+            .timeout(START_TIMEOUT)
+            .start(),
+    )
+}
+
+/// The process, or a panic saying why it did not start (and the cause the OS gave, if any).
+fn started(result: Result<Process, launch::Error>) -> Process {
+    result.unwrap_or_else(|error| match std::error::Error::source(&error) {
+        Some(cause) => panic!("{error}: {cause}"),
+        None => panic!("{error}"),
+    })
 }
 
 /// Starts a cache server named `name`; `extra` flags follow.
@@ -196,15 +129,6 @@ impl Cluster {
     }
 }
 
-/// Whether a command is on the PATH.
-pub fn have(command: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {command}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Starts a real `redis-server` on a free port with persistence off.
 pub fn redis_server() -> Process {
     redis_server_on(None)
@@ -213,46 +137,12 @@ pub fn redis_server() -> Process {
 /// Starts a real `redis-server` with persistence off on `port`, or on a free port.
 pub fn redis_server_on(port: Option<u16>) -> Process {
     assert!(have("redis-server"), "redis-server is not installed (apt-get install -y redis-server)");
-    for _ in 0..10 {
-        let port = port.unwrap_or_else(free_port);
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server");
-        let mut process = Process { child, port, logs: Arc::default() };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(mut conn) = Conn::try_connect(&process.addr()) {
-                if conn.call(&["PING"]) == Frame::simple("PONG") {
-                    return process;
-                }
-            }
-            if process.child.try_wait().ok().flatten().is_some() {
-                break; // port taken meanwhile: try another
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        process.kill();
-    }
-    panic!("redis-server did not start");
+    started(launch::redis_server(port))
 }
 
 /// A port that was free a moment ago (for programs that cannot listen on port 0).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    launch::free_port().expect("free port")
 }
 
 /// A test connection speaking RESP, with exact-bytes helpers for the seed's contract.

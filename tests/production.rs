@@ -240,7 +240,7 @@ fn replication_survives_a_kill(kind: Backends) {
     let victim = 1;
     let dead = cluster.servers[victim].addr();
     let port = cluster.servers[victim].port;
-    cluster.servers[victim].kill();
+    cluster.servers[victim].kill().expect("kill");
     // Every key written before still reads back, at once.
     for key in &keys {
         assert_eq!(c.call(&["GET", key]), bulk(&format!("value-of-{key}")), "{key} after kill -9 of {dead}");
@@ -281,7 +281,7 @@ fn a_dead_server_is_ejected_and_its_keys_go_to_the_next_server() {
     let mut cluster = cluster(Backends::Ours, 3, &[]);
     let mut c = Conn::connect(&cluster.proxy.addr());
     let dead = cluster.servers[0].addr();
-    cluster.servers[0].kill();
+    cluster.servers[0].kill().expect("kill");
     assert!(wait_until(Duration::from_secs(3), || server_state(&mut c, &dead) == "down"));
     let ring = ring_of(&cluster.addrs());
     let key = (0..10_000).map(|i| format!("k{i}")).find(|k| ring.get(k.as_bytes()) == Some(dead.as_str())).unwrap();

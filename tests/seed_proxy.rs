@@ -3,7 +3,7 @@
 
 use std::thread;
 
-use e2e::{bulk, proxy, server, Cluster, Conn, DEMO_KEYS};
+use e2e::{bulk, proxy, server, Cluster, Conn, DEMO_KEYS, REPLY_TIMEOUT};
 use resp::Frame;
 use ring::HashRing;
 
@@ -71,9 +71,9 @@ fn the_seed_example_session() {
         format!("[proxy] Added server: {}", a.addr()),
         format!("[proxy] SET {key} -> routing to {owner}"),
     ] {
-        assert!(proxy.wait_for_log(&line), "missing {line:?} in {:?}", proxy.logs());
+        assert!(proxy.wait_for_log(&line, REPLY_TIMEOUT), "missing {line:?} in {:?}", proxy.logs());
     }
-    assert!(owner_process.wait_for_log(&format!("[{owner_name}] SET {key} = Alice")));
+    assert!(owner_process.wait_for_log(&format!("[{owner_name}] SET {key} = Alice"), REPLY_TIMEOUT));
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn a_dead_server_gives_err_and_the_proxy_keeps_serving() {
     }
     // Kill the owner of the first key, so that some keys are on the dead server.
     let victim = addrs.iter().position(|a| Some(a.as_str()) == ring.get(keys[0].as_bytes())).unwrap();
-    cluster.servers[victim].kill();
+    cluster.servers[victim].kill().expect("kill");
     let dead = &addrs[victim];
     for key in &keys {
         let reply = c.call(&["GET", key]);
@@ -232,7 +232,7 @@ fn a_broken_connection_is_redialled_when_the_server_comes_back() {
     let mut c = Conn::connect(&cluster.proxy.addr());
     assert_eq!(c.call(&["SET", "k", "v"]), Frame::simple("OK"));
     let port = cluster.servers[0].port;
-    cluster.servers[0].kill();
+    cluster.servers[0].kill().expect("kill");
     assert!(matches!(c.call(&["GET", "k"]), Frame::Error(_)));
     let _back = e2e::start_on_port("server", port, &["--no-greeting", "--name", "cache-A"], &[]);
     // The pooled connection died with the server; the next request dials a new one.

@@ -1,6 +1,6 @@
 //! The seed's cache server contract, line by line (DESIGN.md, "The seed contract").
 
-use e2e::{server, start, Conn, Process};
+use e2e::{server, start, Conn, Process, REPLY_TIMEOUT};
 use resp::Frame;
 
 fn greeted(server: &Process) -> Conn {
@@ -67,7 +67,7 @@ fn operations_are_logged_as_the_seed_logged_them() {
         "[cache-A] GET nobody -> (nil)",
         "[cache-A] DEL user:1001 -> 1",
     ] {
-        assert!(server.wait_for_log(line), "missing log line {line:?} in {:?}", server.logs());
+        assert!(server.wait_for_log(line, REPLY_TIMEOUT), "missing log line {line:?} in {:?}", server.logs());
     }
 }
 

@@ -328,14 +328,6 @@ impl Drop for ScratchDir {
     }
 }
 
-/// A loopback port that was free a moment ago, for programs that cannot listen on port 0
-/// (`redis-server`, `nutcracker`). Whoever uses it checks that it got it
-/// ([`crate::procfs::listening_ports`]) and retries with another when it did not.
-pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
-    Ok(listener.local_addr().context("reading the bound port")?.port())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

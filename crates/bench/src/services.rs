@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::processes::{free_port, ScratchDir, Spawned};
+use crate::processes::{ScratchDir, Spawned};
 use crate::setup::{Binaries, Tools};
 use crate::target::Target;
 use crate::{probe, procfs};
@@ -55,19 +55,7 @@ enum Ready {
 pub fn redis_server(tools: &Tools, label: &str, scratch: &ScratchDir) -> Result<Service> {
     let log = log_path(scratch, label);
     with_free_port(label, |port| {
-        let mut command = Command::new(&tools.redis_server);
-        command.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-        ]);
+        let mut command = launch::redis_command(&tools.redis_server, port);
         command.arg("--dir").arg(scratch.path());
         start(label, &mut command, &log, Some(port), Ready::Ping)
     })
@@ -148,6 +136,12 @@ pub fn twemproxy_config(port: u16, servers: &[String]) -> String {
 
 fn log_path(scratch: &ScratchDir, label: &str) -> PathBuf {
     scratch.path().join(format!("{}.log", label.replace('/', "-")))
+}
+
+/// A loopback port that was free a moment ago, for programs that cannot listen on port 0
+/// (`redis-server`, `nutcracker`); [`start`] checks that the program got it.
+fn free_port() -> Result<u16> {
+    launch::free_port().context("finding a free loopback port")
 }
 
 /// Runs `attempt` with a free port until it gets one (a program that lost its port to
