@@ -137,8 +137,15 @@ fn client_library_against_the_server_alone() {
     data_command_suite(&server.addr(), &[server.addr()]);
 }
 
+/// `tool` under coreutils' `timeout`: a hung server fails the test instead of hanging CI.
+fn bounded(tool: &str, seconds: u32) -> Command {
+    let mut command = Command::new("timeout");
+    command.args(["--kill-after=5", &seconds.to_string(), tool]);
+    command
+}
+
 fn redis_cli(process: &Process, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
+    let output = bounded("redis-cli", 30)
         .args(["-h", "127.0.0.1", "-p", &process.port.to_string()])
         .args(args)
         .output()
@@ -175,13 +182,13 @@ fn redis_cli_against_the_server_and_the_proxy() {
 }
 
 fn redis_benchmark(target: &Process) {
-    let output = Command::new("redis-benchmark")
+    let output = bounded("redis-benchmark", 120)
         .args(["-h", "127.0.0.1", "-p", &target.port.to_string()])
         .args(["-t", "set,get,mset", "-P", "16", "-c", "50", "-n", "100000", "-r", "100000", "-e", "--csv"])
         .output()
         .expect("redis-benchmark is installed");
     // redis-benchmark has no built-in MGET test: run one as a custom command.
-    let mget = Command::new("redis-benchmark")
+    let mget = bounded("redis-benchmark", 120)
         .args(["-h", "127.0.0.1", "-p", &target.port.to_string()])
         .args(["-P", "16", "-c", "50", "-n", "100000", "-r", "100000", "-e", "--csv"])
         .args([
