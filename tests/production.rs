@@ -57,6 +57,21 @@ fn dbsize(addr: &str) -> i64 {
     }
 }
 
+/// Each server in `addrs` holds exactly the keys `ring` gives it.
+fn assert_placed(ring: &HashRing, addrs: &[String], keys: &[String]) {
+    for addr in addrs {
+        let expected = keys.iter().filter(|k| ring.get(k.as_bytes()) == Some(addr.as_str())).count();
+        assert_eq!(dbsize(addr), expected as i64, "{addr} holds exactly the keys it owns");
+    }
+}
+
+/// Every key reads back the value [`load`] gave it.
+fn assert_loaded_values(c: &mut Conn, keys: &[String]) {
+    for key in keys {
+        assert_eq!(c.call(&["GET", key]), bulk(&format!("value-of-{key}")), "{key}");
+    }
+}
+
 fn rebalance_moves_exactly_the_keys_whose_owner_changed(kind: Backends) {
     let cluster = cluster(kind, 3, &[]);
     let mut c = Conn::connect(&cluster.proxy.addr());
@@ -80,14 +95,8 @@ fn rebalance_moves_exactly_the_keys_whose_owner_changed(kind: Backends) {
     // Every key was looked at (keys moved onto a server scanned later are looked at twice).
     let scanned: usize = c.field(&["MIGRATION"], "keys_scanned").and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(scanned >= keys.len(), "scanned {scanned}");
-    for (addr, expected) in
-        addrs.iter().map(|a| (a, keys.iter().filter(|k| after.get(k.as_bytes()) == Some(a)).count()))
-    {
-        assert_eq!(dbsize(addr), expected as i64, "{addr} holds exactly the keys it owns");
-    }
-    for key in &keys {
-        assert_eq!(c.call(&["GET", key]), bulk(&format!("value-of-{key}")));
-    }
+    assert_placed(&after, &addrs, &keys);
+    assert_loaded_values(&mut c, &keys);
 
     // REMOVE_SERVER ... MIGRATE drains the leaving server before dropping it.
     let leaving = addrs[0].clone();
@@ -101,14 +110,8 @@ fn rebalance_moves_exactly_the_keys_whose_owner_changed(kind: Backends) {
     assert_eq!(c.wait_for_migration(Duration::from_secs(60)), "done");
     assert_eq!(c.field(&["MIGRATION"], "keys_moved"), Some(expected_moves.to_string()));
     assert_eq!(dbsize(&leaving), 0, "the leaving server was drained");
-    for (addr, expected) in
-        remaining.iter().map(|a| (a, keys.iter().filter(|k| final_ring.get(k.as_bytes()) == Some(a)).count()))
-    {
-        assert_eq!(dbsize(addr), expected as i64);
-    }
-    for key in &keys {
-        assert_eq!(c.call(&["GET", key]), bulk(&format!("value-of-{key}")));
-    }
+    assert_placed(&final_ring, &remaining, &keys);
+    assert_loaded_values(&mut c, &keys);
 }
 
 #[test]
@@ -261,9 +264,7 @@ fn replication_survives_a_kill(kind: Backends) {
     };
     assert!(wait_until(Duration::from_secs(6), || server_state(&mut c, &dead) == "up"), "{dead} not back up");
     // The restarted server is empty: reads that miss there fall back to the other replica.
-    for key in &keys {
-        assert_eq!(c.call(&["GET", key]), bulk(&format!("value-of-{key}")));
-    }
+    assert_loaded_values(&mut c, &keys);
 }
 
 #[test]
