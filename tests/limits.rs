@@ -6,9 +6,13 @@ use resp::Frame;
 
 /// A server and a proxy with small limits, both without greeting.
 fn targets() -> (Process, Process) {
-    let limits = ["--no-greeting", "--max-inline-len", "1024", "--max-bulk-len", "4096", "--max-args", "16"];
-    let server = server("cache-A", &limits);
-    let proxy = proxy(&[server.addr()], &limits);
+    targets_with(&["--no-greeting", "--max-inline-len", "1024", "--max-bulk-len", "4096", "--max-args", "16"])
+}
+
+/// A server and a proxy in front of it, both started with `flags`.
+fn targets_with(flags: &[&str]) -> (Process, Process) {
+    let server = server("cache-A", flags);
+    let proxy = proxy(&[server.addr()], flags);
     (server, proxy)
 }
 
@@ -105,5 +109,56 @@ fn clients_beyond_the_limit_are_refused() {
             assert!(std::time::Instant::now() < deadline, "{binary}: slot never freed");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+}
+
+/// Resident memory of a process, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS in /proc status");
+    kib * 1024
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_holds_bounded_memory() {
+    const VALUE_LEN: usize = 16 * 1024;
+    const GETS: usize = 16_000; // 256 MiB of replies
+    let (server, proxy) = targets_with(&["--no-greeting", "--max-bulk-len", "1048576"]);
+    // The server stops running a client's requests at 256 KiB of unsent replies; the proxy
+    // finishes the batch it is on (at most 1,024 requests, here 16 MiB of replies) first.
+    for (target, bound) in [(&server, 16 << 20), (&proxy, 64 << 20)] {
+        let mut setup = Conn::connect(&target.addr());
+        let value = vec![b'v'; VALUE_LEN];
+        assert_eq!(setup.call(&[&b"SET"[..], b"big", &value]), Frame::simple("OK"));
+        let before = resident_bytes(target.pid());
+
+        let stream = std::net::TcpStream::connect(target.addr()).expect("connect");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+        let mut requests = bytes::BytesMut::new();
+        for _ in 0..GETS {
+            resp::write::command(&mut requests, &["GET", "big"]);
+        }
+        let mut writer = stream.try_clone().expect("clone");
+        let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &requests));
+        // Replies pile up while nobody reads them: the server must stop running requests.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let grown = resident_bytes(target.pid()).saturating_sub(before);
+        assert!(grown < bound, "{} grew by {grown} bytes for a client that does not read", target.addr());
+        // And every reply still arrives, in order, once the client reads.
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, stream);
+        let header = format!("${VALUE_LEN}\r\n");
+        let mut reply = vec![0u8; header.len() + VALUE_LEN + 2];
+        for i in 0..GETS {
+            std::io::Read::read_exact(&mut reader, &mut reply).unwrap_or_else(|e| panic!("reply {i}: {e}"));
+            assert!(
+                reply.starts_with(header.as_bytes()) && reply[header.len()..].starts_with(&value[..16]),
+                "reply {i}"
+            );
+        }
+        sender.join().expect("sender thread").expect("requests sent");
     }
 }

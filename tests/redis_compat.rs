@@ -137,6 +137,19 @@ fn client_library_against_the_server_alone() {
     data_command_suite(&server.addr(), &[server.addr()]);
 }
 
+#[test]
+fn the_server_on_two_event_loops_serves_the_suite_and_a_benchmark() {
+    let server = server("cache-A", &["--no-greeting", "--threads", "2"]);
+    data_command_suite(&server.addr(), &[server.addr()]);
+    redis_benchmark(&server);
+}
+
+#[test]
+fn the_server_without_coalescing_serves_the_suite() {
+    let server = server("cache-A", &["--no-greeting", "--coalesce-us", "0"]);
+    data_command_suite(&server.addr(), &[server.addr()]);
+}
+
 /// `tool` under coreutils' `timeout`: a hung server fails the test instead of hanging CI.
 fn bounded(tool: &str, seconds: u32) -> Command {
     let mut command = Command::new("timeout");

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod event_loop;
 mod glob;
 pub mod store;
 
@@ -13,8 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resp::Limits;
-use service::ClientConn;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub use service::Stats;
 use store::Store;
@@ -35,6 +35,11 @@ pub struct Config {
     pub limits: Limits,
     /// Most clients served at once.
     pub max_clients: usize,
+    /// Event loops serving clients, each on its own thread.
+    pub threads: usize,
+    /// The pause that lets requests of several busy clients gather before a poll (see
+    /// [`event_loop`]); zero blocks in the poll at once, like Redis.
+    pub coalesce: Duration,
 }
 
 /// What every connection of one server shares.
@@ -52,61 +57,56 @@ pub struct Ctx {
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) {
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+///
+/// The clients are served by `config.threads` event loops (see [`event_loop`]) on threads of
+/// their own; this future only waits for `shutdown`, then stops them and waits until they
+/// have closed their clients.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let address = listener.local_addr()?;
     let ctx = Arc::new(Ctx {
         store: Store::new(),
         name: config.name.clone(),
         stats: Stats::default(),
-        port,
+        port: address.port(),
         started: Instant::now(),
     });
-    tokio::spawn(sweep_expired(Arc::downgrade(&ctx)));
-    tracing::info!(
-        "[{}] listening on {} (greeting={})",
-        config.name,
-        listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        config.greeting
-    );
+    tracing::info!("[{}] listening on {} (greeting={})", config.name, address, config.greeting);
     let config = Arc::new(config);
-    service::serve(listener, config.max_clients, shutdown, |stream, peer| {
-        let (ctx, config) = (ctx.clone(), config.clone());
-        async move {
-            if let Err(error) = handle_client(&ctx, &config, stream).await {
-                tracing::debug!(%peer, %error, "client connection ended");
-            }
-        }
-    })
-    .await;
-}
-
-async fn handle_client(ctx: &Ctx, config: &Config, stream: TcpStream) -> std::io::Result<()> {
-    let _client = ctx.stats.client_connected();
-    let mut conn = ClientConn::new(stream, config.limits);
-    if config.greeting {
-        resp::write::simple(conn.output(), format!("OK {} ready", ctx.name).as_bytes());
-        conn.flush().await?;
+    let (stoppers_tx, stoppers) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    for index in 0..config.threads.max(1) {
+        let (ctx, config, listener, stoppers_tx) =
+            (ctx.clone(), config.clone(), listener.try_clone()?, stoppers_tx.clone());
+        let thread = std::thread::Builder::new().name(format!("event-loop-{index}")).spawn(move || {
+            let (event_loop, stopper) = event_loop::EventLoop::new(&ctx, &config, listener, index == 0)?;
+            let _ = stoppers_tx.send(stopper);
+            event_loop.run()
+        })?;
+        threads.push(thread);
     }
-    let mut batch = Vec::new();
-    while conn.next_batch(&mut batch).await? {
-        for request in &batch {
-            if cmd::execute(ctx, request, conn.output()) == cmd::Flow::Quit {
-                return conn.flush().await;
-            }
+    drop(stoppers_tx);
+    let stoppers: Vec<_> = stoppers.iter().collect();
+    if stoppers.len() == threads.len() {
+        shutdown.await;
+    }
+    for stopper in &stoppers {
+        stopper.stop();
+    }
+    for thread in threads {
+        match thread.join() {
+            Ok(result) => result?,
+            Err(_) => return Err(std::io::Error::other("an event loop panicked")),
         }
-        conn.flush().await?;
     }
     Ok(())
 }
 
-/// Sweeps one shard per tick so expired keys do not hold memory until they are read.
-async fn sweep_expired(ctx: std::sync::Weak<Ctx>) {
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-    for round in 0usize.. {
-        tick.tick().await;
-        let Some(ctx) = ctx.upgrade() else { return };
-        for shard in round * SHARDS_PER_SWEEP..(round + 1) * SHARDS_PER_SWEEP {
-            ctx.store.sweep(shard);
-        }
+/// Sweeps [`SHARDS_PER_SWEEP`] shards, the `round`-th group, so expired keys do not hold
+/// memory until they are read; called every [`SWEEP_INTERVAL`].
+fn sweep_round(store: &Store, round: usize) {
+    let first = round.wrapping_mul(SHARDS_PER_SWEEP);
+    for shard in first..first + SHARDS_PER_SWEEP {
+        store.sweep(shard);
     }
 }

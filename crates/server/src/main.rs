@@ -17,6 +17,10 @@ struct Args {
     /// Name shown in the greeting, WHOAMI and logs [default: cache-<port>].
     #[arg(long)]
     name: Option<String>,
+    /// Microseconds to let requests gather when several clients are busy, instead of being
+    /// woken by each one; 0 turns it off. A lone client never waits for it.
+    #[arg(long, default_value_t = 10)]
+    coalesce_us: u64,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -28,9 +32,13 @@ fn main() -> anyhow::Result<()> {
         greeting: !args.serve.no_greeting,
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
+        threads: service::default_threads(args.serve.threads),
+        coalesce: std::time::Duration::from_micros(args.coalesce_us),
     };
-    args.serve.run(args.port, |listener| async {
-        server::run(listener, config, service::shutdown_signal()).await;
+    // Clients are served on the event loops' own threads: the runtime only waits for signals.
+    let serve = service::ServeArgs { threads: Some(1), ..args.serve };
+    serve.run(args.port, |listener| async {
+        server::run(listener, config, service::shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -15,6 +15,13 @@ pub use args::ServeArgs;
 pub use conn::{Batch, ClientConn};
 pub use stats::{ClientGuard, Stats};
 
+/// The number of threads to serve clients on: `threads` when given, else half the cores (at
+/// least one).
+pub fn default_threads(threads: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads.unwrap_or(cores / 2).max(1)
+}
+
 /// Builds the tokio runtime for a server process.
 ///
 /// `threads` worker threads, by default half the cores (at least one): the proxy and the
@@ -23,8 +30,7 @@ pub use stats::{ClientGuard, Stats};
 /// on a 2-core machine that is the fastest choice, as single-threaded Redis and twemproxy
 /// show.
 pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = threads.unwrap_or(cores / 2).max(1);
+    let threads = default_threads(threads);
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

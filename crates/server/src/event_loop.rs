@@ -1,0 +1,400 @@
+//! The server's event loop: Redis's `ae` shape on `mio`.
+//!
+//! One thread polls every client socket. Each round it reads what arrived on every ready
+//! socket and runs those commands, and only then writes the replies, one `send` per client
+//! (Redis's `beforeSleep`). Commands never wait on I/O (the store is in memory), so there is
+//! no task to schedule per request, and the loop itself decides when it blocks, which
+//! coalescing needs.
+//!
+//! Coalescing: a server that blocks in `epoll_wait` must be woken by the next client write,
+//! and the kernel charges that wake-up (an inter-processor interrupt and a context switch) to
+//! the writer. When a round found several clients active, the loop instead sleeps
+//! [`Config::coalesce`] (10 µs by default) off every wait queue, so the requests that arrive
+//! meanwhile cost their senders no wake-up, and then takes them all in one poll: interrupt
+//! moderation, as network cards do it. A lone client or an idle server never pauses, so its
+//! latency is unchanged; under load a request waits at most the pause. Measured with
+//! redis-benchmark (50 clients, GET and SET) against redis-server on this 2-core machine:
+//! 0.95-1.02x at pipeline 1 without the pause (as with tokio tasks), 1.10-1.18x with it; at
+//! pipeline 16 the pause lifted GET from about 1.2x to 1.7x.
+//!
+//! Edge-triggered: a read shorter than the space offered means the socket was drained (a new
+//! arrival raises a new event), so a request costs one `recv` and one `send`. A client whose
+//! replies the socket will not take is not read from until they drain, so a client that
+//! pipelines without reading holds at most [`OUTPUT_HIGH_WATER`] of replies plus one request.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::cmd::{self, Flow};
+use crate::{Config, Ctx};
+
+/// Bytes asked of a socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies buffered for one client before its remaining requests wait for them to be sent.
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// A reply buffer that grew past this is given back once it drains.
+const OUTPUT_KEEP: usize = 4 * 1024 * 1024;
+/// Events taken per poll.
+const EVENTS: usize = 1024;
+/// Pause before accepting again after an accept error (such as running out of descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// A round that found at least this many ready sockets counts as busy: the next one starts
+/// with a [`Config::coalesce`] pause instead of blocking in the poll.
+const BUSY_ROUND: usize = 2;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+
+/// Stops an event loop from another thread.
+#[derive(Clone)]
+pub struct Stopper(Arc<Waker>);
+
+impl Stopper {
+    /// Asks the loop to close its clients and return.
+    pub fn stop(&self) {
+        if let Err(error) = self.0.wake() {
+            tracing::warn!(%error, "could not wake the event loop to stop it");
+        }
+    }
+}
+
+/// Makes this thread's short sleeps last what they ask: Linux lets a sleep overrun by the
+/// thread's timer slack, 50 µs by default, five times a 10 µs coalescing pause.
+fn precise_sleeps() {
+    const SLACK_NS: libc::c_ulong = 1_000;
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and touches no memory of ours.
+    let done = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, SLACK_NS, 0, 0, 0) };
+    if done != 0 {
+        tracing::debug!("could not shorten the timer slack; coalescing pauses run longer");
+    }
+}
+
+/// One client's connection.
+struct Conn<'a> {
+    stream: TcpStream,
+    /// Received bytes not yet parsed into a whole request.
+    input: BytesMut,
+    /// Replies not yet sent.
+    output: BytesMut,
+    /// Already in the round's list of connections with replies to send.
+    queued: bool,
+    /// The socket would not take more: wait for a writable event before sending or reading.
+    blocked: bool,
+    /// Close once the replies are sent (QUIT, a protocol error).
+    closing: bool,
+    /// Counts the client as connected while it lives.
+    _client: service::ClientGuard<'a>,
+}
+
+/// An event loop and the clients it serves.
+pub struct EventLoop<'a> {
+    ctx: &'a Ctx,
+    config: &'a Config,
+    poll: Poll,
+    listener: TcpListener,
+    /// Clients by token; `None` slots are free and listed in `free`.
+    conns: Vec<Option<Conn<'a>>>,
+    free: Vec<usize>,
+    /// Connections with replies to send at the end of this round.
+    pending: Vec<usize>,
+    /// Shared scratch space for reads, so idle clients hold no read buffer.
+    scratch: Box<[u8]>,
+    /// Whether this loop runs the expiry sweep (one loop of several does).
+    sweeps: bool,
+    /// When accepting resumes after an accept error.
+    accept_paused_until: Option<Instant>,
+}
+
+impl<'a> EventLoop<'a> {
+    /// A loop accepting on `listener` (every loop of a server may share one listening socket).
+    pub fn new(
+        ctx: &'a Ctx,
+        config: &'a Config,
+        listener: std::net::TcpListener,
+        sweeps: bool,
+    ) -> io::Result<(Self, Stopper)> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let event_loop = EventLoop {
+            ctx,
+            config,
+            poll,
+            listener,
+            conns: Vec::new(),
+            free: Vec::new(),
+            pending: Vec::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            sweeps,
+            accept_paused_until: None,
+        };
+        Ok((event_loop, Stopper(waker)))
+    }
+
+    /// Serves clients until stopped.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS);
+        let mut next_sweep = Instant::now() + crate::SWEEP_INTERVAL;
+        let mut sweep_round = 0usize;
+        if !self.config.coalesce.is_zero() {
+            precise_sleeps();
+        }
+        loop {
+            let mut timeout = self.timeout(next_sweep);
+            if timeout > Duration::ZERO && !self.config.coalesce.is_zero() && events.iter().count() >= BUSY_ROUND {
+                // Several clients were active: let their next requests gather off the wait
+                // queue (see the module's doc), then take them all without blocking.
+                std::thread::sleep(self.config.coalesce);
+                timeout = Duration::ZERO;
+            }
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => return Ok(()),
+                    LISTENER => self.accept_all(),
+                    Token(slot) => {
+                        if event.is_writable() {
+                            self.on_writable(slot);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(slot);
+                        }
+                    }
+                }
+            }
+            self.send_pending();
+            let now = Instant::now();
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                self.accept_all();
+            }
+            if now >= next_sweep {
+                next_sweep = now + crate::SWEEP_INTERVAL;
+                if self.sweeps {
+                    crate::sweep_round(&self.ctx.store, sweep_round);
+                    sweep_round += 1;
+                }
+            }
+        }
+    }
+
+    /// How long the next poll may wait: until the next timer, or not at all when replies are
+    /// still due.
+    fn timeout(&self, next_sweep: Instant) -> Duration {
+        if !self.pending.is_empty() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut until = next_sweep;
+        if let Some(paused) = self.accept_paused_until {
+            until = until.min(paused);
+        }
+        until.saturating_duration_since(now)
+    }
+
+    /// Accepts every waiting client.
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // Edge-triggered: clients already waiting raise no new event, so retry on
+                    // a timer.
+                    tracing::warn!(%error, "accept failed; retrying in {ACCEPT_RETRY:?}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a new client, or refuses it when the server is full.
+    fn admit(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+        if self.ctx.stats.clients() >= self.config.max_clients {
+            tracing::warn!(%peer, max_clients = self.config.max_clients, "refusing client: max number of clients reached");
+            let mut refusal = BytesMut::new();
+            resp::write::error(&mut refusal, b"ERR max number of clients reached");
+            // Best effort: a fresh socket takes a few bytes without blocking.
+            let _ = stream.write(&refusal);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        if let Err(error) =
+            self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
+        {
+            tracing::warn!(%peer, %error, "could not watch a client socket");
+            self.free.push(slot);
+            return;
+        }
+        let mut conn = Conn {
+            stream,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            queued: false,
+            blocked: false,
+            closing: false,
+            _client: self.ctx.stats.client_connected(),
+        };
+        if self.config.greeting {
+            resp::write::simple(&mut conn.output, format!("OK {} ready", self.ctx.name).as_bytes());
+        }
+        self.conns[slot] = Some(conn);
+        self.queue(slot);
+        // Bytes sent with the connection raise no further edge: look now.
+        self.on_readable(slot);
+    }
+
+    /// Reads what arrived and runs the whole requests in it.
+    fn on_readable(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+            if conn.blocked || conn.closing || conn.output.len() >= OUTPUT_HIGH_WATER {
+                // Read again once the replies are sent (see `on_writable`).
+                return;
+            }
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => return self.close(slot),
+                Ok(n) => {
+                    conn.input.extend_from_slice(&self.scratch[..n]);
+                    self.run_requests(slot);
+                    if n < self.scratch.len() {
+                        return;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::debug!(%error, "client connection ended");
+                    return self.close(slot);
+                }
+            }
+        }
+    }
+
+    /// Runs the whole requests in a client's input, until its replies reach the high water.
+    fn run_requests(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        while conn.output.len() < OUTPUT_HIGH_WATER {
+            match resp::parse_request(&mut conn.input, &self.config.limits) {
+                Ok(Some(request)) => {
+                    if cmd::execute(self.ctx, &request, &mut conn.output) == Flow::Quit {
+                        conn.closing = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // Answered after the replies already due; then the connection ends.
+                    resp::write::error(&mut conn.output, error.reply_text().as_bytes());
+                    conn.closing = true;
+                    break;
+                }
+            }
+        }
+        if conn.closing {
+            conn.input = BytesMut::new();
+        }
+        if !conn.output.is_empty() || conn.closing {
+            self.queue(slot);
+        }
+    }
+
+    /// Lists a connection for the end-of-round send.
+    fn queue(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            if !conn.queued && !conn.blocked {
+                conn.queued = true;
+                self.pending.push(slot);
+            }
+        }
+    }
+
+    /// Sends the replies of this round.
+    fn send_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for &slot in &pending {
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.queued = false;
+                self.send(slot, false);
+            }
+        }
+        // Keep the list's allocation for the next round.
+        let mut pending = pending;
+        pending.clear();
+        if self.pending.is_empty() {
+            self.pending = pending;
+        }
+    }
+
+    /// The socket takes bytes again: send what waited, then run and read what waited.
+    fn on_writable(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if !conn.blocked {
+            return;
+        }
+        conn.blocked = false;
+        self.send(slot, true);
+    }
+
+    /// Writes a client's replies; once they are all out, resumes its input if it was held
+    /// back (`resume`, or replies at the high water).
+    fn send(&mut self, slot: usize, resume: bool) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let resume = resume || conn.output.len() >= OUTPUT_HIGH_WATER;
+        while !conn.output.is_empty() {
+            match conn.stream.write(&conn.output) {
+                Ok(n) => conn.output.advance(n),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    conn.blocked = true;
+                    return;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::debug!(%error, "client connection ended");
+                    return self.close(slot);
+                }
+            }
+        }
+        if conn.closing {
+            return self.close(slot);
+        }
+        if conn.output.capacity() > OUTPUT_KEEP {
+            conn.output = BytesMut::new();
+        }
+        if resume {
+            // Requests and bytes left waiting while the replies were full.
+            self.run_requests(slot);
+            self.on_readable(slot);
+        }
+    }
+
+    /// Drops a client: its socket closes and leaves the poll.
+    fn close(&mut self, slot: usize) {
+        if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.free.push(slot);
+        }
+    }
+}
