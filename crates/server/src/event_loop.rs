@@ -6,13 +6,9 @@
 //! no task to schedule per request, and the loop itself decides when it blocks, which
 //! coalescing needs.
 //!
-//! Coalescing: a server that blocks in `epoll_wait` must be woken by the next client write,
-//! and the kernel charges that wake-up (an inter-processor interrupt and a context switch) to
-//! the writer. When a round found several clients active, the loop instead sleeps
-//! [`Config::coalesce`] (10 µs by default) off every wait queue, so the requests that arrive
-//! meanwhile cost their senders no wake-up, and then takes them all in one poll: interrupt
-//! moderation, as network cards do it. A lone client or an idle server never pauses, so its
-//! latency is unchanged; under load a request waits at most the pause. Measured with
+//! Coalescing ([`service::coalesce`]): when a round found several sockets ready, the loop
+//! sleeps [`Config::coalesce`] (10 µs by default) before polling without blocking, so the
+//! clients' next requests cost them no wake-up of a blocked server. Measured with
 //! redis-benchmark (50 clients, GET and SET) against redis-server on this 2-core machine:
 //! 0.95-1.02x at pipeline 1 without the pause (as with tokio tasks), 1.10-1.18x with it; at
 //! pipeline 16 the pause lifted GET from about 1.2x to 1.7x.
@@ -44,10 +40,6 @@ const EVENTS: usize = 1024;
 /// Pause before accepting again after an accept error (such as running out of descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// A round that found at least this many ready sockets counts as busy: the next one starts
-/// with a [`Config::coalesce`] pause instead of blocking in the poll.
-const BUSY_ROUND: usize = 2;
-
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 
@@ -61,17 +53,6 @@ impl Stopper {
         if let Err(error) = self.0.wake() {
             tracing::warn!(%error, "could not wake the event loop to stop it");
         }
-    }
-}
-
-/// Makes this thread's short sleeps last what they ask: Linux lets a sleep overrun by the
-/// thread's timer slack, 50 µs by default, five times a 10 µs coalescing pause.
-fn precise_sleeps() {
-    const SLACK_NS: libc::c_ulong = 1_000;
-    // SAFETY: PR_SET_TIMERSLACK takes an integer and touches no memory of ours.
-    let done = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, SLACK_NS, 0, 0, 0) };
-    if done != 0 {
-        tracing::debug!("could not shorten the timer slack; coalescing pauses run longer");
     }
 }
 
@@ -145,11 +126,14 @@ impl<'a> EventLoop<'a> {
         let mut next_sweep = Instant::now() + crate::SWEEP_INTERVAL;
         let mut sweep_round = 0usize;
         if !self.config.coalesce.is_zero() {
-            precise_sleeps();
+            service::coalesce::precise_sleeps();
         }
         loop {
             let mut timeout = self.timeout(next_sweep);
-            if timeout > Duration::ZERO && !self.config.coalesce.is_zero() && events.iter().count() >= BUSY_ROUND {
+            if timeout > Duration::ZERO
+                && !self.config.coalesce.is_zero()
+                && events.iter().count() >= service::coalesce::BUSY
+            {
                 // Several clients were active: let their next requests gather off the wait
                 // queue (see the module's doc), then take them all without blocking.
                 std::thread::sleep(self.config.coalesce);

@@ -17,10 +17,6 @@ struct Args {
     /// Name shown in the greeting, WHOAMI and logs [default: cache-<port>].
     #[arg(long)]
     name: Option<String>,
-    /// Microseconds to let requests gather when several clients are busy, instead of being
-    /// woken by each one; 0 turns it off. A lone client never waits for it.
-    #[arg(long, default_value_t = 10)]
-    coalesce_us: u64,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -33,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
         threads: service::default_threads(args.serve.threads),
-        coalesce: std::time::Duration::from_micros(args.coalesce_us),
+        coalesce: args.serve.coalesce(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Most arguments in one command.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_ARGS)]
     pub max_args: usize,
+    /// Microseconds to let requests gather when several clients are busy, instead of being
+    /// woken by each one; 0 turns it off. A lone client never waits for it.
+    #[arg(long, default_value_t = crate::coalesce::DEFAULT_PAUSE_US)]
+    pub coalesce_us: u64,
     /// Runtime worker threads [default: half the cores, at least 1; 1 runs everything on one thread].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -38,6 +42,11 @@ impl ServeArgs {
         Limits { max_inline_len: self.max_inline_len, max_bulk_len: self.max_bulk_len, max_args: self.max_args }
     }
 
+    /// The coalescing pause the flags set.
+    pub fn coalesce(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.coalesce_us)
+    }
+
     /// Starts tracing and the runtime, binds `bind:port`, and runs `serve` on the listener
     /// with Ctrl-C / SIGTERM as its shutdown signal.
     pub fn run<F, Fut>(&self, port: u16, serve: F) -> anyhow::Result<()>
@@ -46,7 +55,7 @@ impl ServeArgs {
         Fut: Future<Output = anyhow::Result<()>>,
     {
         cli::init_tracing();
-        let runtime = crate::runtime(self.threads).context("starting the runtime")?;
+        let runtime = crate::runtime(self.threads, self.coalesce()).context("starting the runtime")?;
         runtime.block_on(async {
             let address = format!("{}:{}", self.bind, port);
             let listener = TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;

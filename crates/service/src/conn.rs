@@ -69,6 +69,7 @@ impl ClientConn {
                 }
             }
             if !batch.is_empty() {
+                crate::coalesce::note_batch();
                 return Ok(true);
             }
             self.input.reserve(READ_CHUNK);

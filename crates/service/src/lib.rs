@@ -6,6 +6,7 @@
 
 mod accept;
 mod args;
+pub mod coalesce;
 pub mod common;
 mod conn;
 mod stats;
@@ -28,15 +29,18 @@ pub fn default_threads(threads: Option<usize>) -> usize {
 /// cache server share their machine with the processes they talk to. One thread gets
 /// tokio's current-thread scheduler, which skips work stealing and cross-thread wake-ups:
 /// on a 2-core machine that is the fastest choice, as single-threaded Redis and twemproxy
-/// show.
-pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+/// show. A thread that served several clients pauses `coalesce` before it blocks (see
+/// [`coalesce`]).
+pub fn runtime(threads: Option<usize>, coalesce: std::time::Duration) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = default_threads(threads);
     let mut builder = if threads == 1 {
+        // The current-thread runtime runs on the thread that calls `block_on`: this one.
+        coalesce::precise_sleeps();
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads);
+        builder.worker_threads(threads).on_thread_start(coalesce::precise_sleeps);
         builder
     };
-    builder.enable_all().build()
+    builder.on_thread_park(move || coalesce::before_blocking(coalesce)).enable_all().build()
 }
