@@ -244,3 +244,26 @@ fn redis_benchmark_against_the_server_and_the_proxy() {
     redis_benchmark(&cluster.servers[0]);
     redis_benchmark(&cluster.proxy);
 }
+
+/// A client that sends its requests and shuts down its side (as `nc -N` does) gets every
+/// reply, then the end of the stream.
+#[test]
+fn a_client_that_shuts_down_its_side_gets_every_reply_then_eof() {
+    let cluster = Cluster::ours(2, &["--no-greeting"], &["--no-greeting"]);
+    for target in [&cluster.servers[0], &cluster.proxy] {
+        for round in 0..20 {
+            let mut stream = std::net::TcpStream::connect(target.addr()).expect("connect");
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+            let mut requests = bytes::BytesMut::new();
+            for i in 0..200 {
+                resp::write::command(&mut requests, &["SET", &format!("half:{round}:{i}"), "v"]);
+                resp::write::command(&mut requests, &["GET", &format!("half:{round}:{i}")]);
+            }
+            std::io::Write::write_all(&mut stream, &requests).expect("send");
+            stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let mut replies = Vec::new();
+            std::io::Read::read_to_end(&mut stream, &mut replies).expect("read to EOF");
+            assert_eq!(replies, b"+OK\r\n$1\r\nv\r\n".repeat(200), "{} round {round}", target.addr());
+        }
+    }
+}

@@ -67,8 +67,11 @@ struct Conn<'a> {
     queued: bool,
     /// The socket would not take more: wait for a writable event before sending or reading.
     blocked: bool,
-    /// Close once the replies are sent (QUIT, a protocol error).
+    /// Close once the replies are sent (QUIT, a protocol error, the client's end of input).
     closing: bool,
+    /// The client shut down its side: read to the end rather than trusting a short read, as
+    /// no further event will come.
+    hung_up: bool,
     /// Counts the client as connected while it lives.
     _client: service::ClientGuard<'a>,
 }
@@ -152,6 +155,9 @@ impl<'a> EventLoop<'a> {
                     Token(slot) => {
                         if event.is_writable() {
                             self.on_writable(slot);
+                        }
+                        if event.is_read_closed() || event.is_error() {
+                            self.note_hang_up(slot);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(slot);
@@ -239,6 +245,7 @@ impl<'a> EventLoop<'a> {
             queued: false,
             blocked: false,
             closing: false,
+            hung_up: false,
             _client: self.ctx.stats.client_connected(),
         };
         if self.config.greeting {
@@ -259,11 +266,17 @@ impl<'a> EventLoop<'a> {
                 return;
             }
             match conn.stream.read(&mut self.scratch) {
-                Ok(0) => return self.close(slot),
+                Ok(0) => {
+                    // The client sent all it will: answer what it asked, then close.
+                    conn.closing = true;
+                    conn.input = BytesMut::new();
+                    return self.queue(slot);
+                }
                 Ok(n) => {
                     conn.input.extend_from_slice(&self.scratch[..n]);
+                    let drain = conn.hung_up;
                     self.run_requests(slot);
-                    if n < self.scratch.len() {
+                    if n < self.scratch.len() && !drain {
                         return;
                     }
                 }
@@ -274,6 +287,13 @@ impl<'a> EventLoop<'a> {
                     return self.close(slot);
                 }
             }
+        }
+    }
+
+    /// Remembers that a client shut down its side of the connection.
+    fn note_hang_up(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            conn.hung_up = true;
         }
     }
 
