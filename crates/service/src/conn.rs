@@ -14,6 +14,13 @@ const READ_CHUNK: usize = 16 * 1024;
 /// parts, so the reply buffer stays bounded too.
 const MAX_BATCH: usize = 1024;
 
+/// The reply bytes a batch should stay under: after a batch with large replies, the next
+/// batch is cut to this many bytes' worth of such replies (at least one request).
+const REPLY_BUDGET: usize = 1024 * 1024;
+
+/// Requests in a connection's first batch, before its replies have shown their size.
+const FIRST_BATCH: usize = 64;
+
 /// A batch of pipelined requests, in the order they arrived.
 pub type Batch = Vec<Request>;
 
@@ -26,6 +33,11 @@ pub struct ClientConn {
     limits: Limits,
     /// A protocol error found after requests that are still to be answered.
     pending_error: Option<ProtocolError>,
+    /// Requests in the next batch at most: [`FIRST_BATCH`] at first, then up to
+    /// [`MAX_BATCH`] as the replies' size allows.
+    batch_limit: usize,
+    /// Requests handed out since the last flush.
+    unanswered: usize,
 }
 
 impl ClientConn {
@@ -37,6 +49,8 @@ impl ClientConn {
             output: BytesMut::with_capacity(READ_CHUNK),
             limits,
             pending_error: None,
+            batch_limit: FIRST_BATCH,
+            unanswered: 0,
         }
     }
 
@@ -56,7 +70,7 @@ impl ClientConn {
             return self.fail(error).await;
         }
         loop {
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.batch_limit {
                 match resp::parse_request(&mut self.input, &self.limits) {
                     Ok(Some(request)) => batch.push(request),
                     Ok(None) => break,
@@ -70,6 +84,7 @@ impl ClientConn {
             }
             if !batch.is_empty() {
                 crate::coalesce::note_batch();
+                self.unanswered += batch.len();
                 return Ok(true);
             }
             self.input.reserve(READ_CHUNK);
@@ -88,6 +103,10 @@ impl ClientConn {
 
     /// Writes every buffered reply.
     pub async fn flush(&mut self) -> io::Result<()> {
+        if let Some(per_request) = self.output.len().checked_div(self.unanswered) {
+            self.batch_limit = (REPLY_BUDGET / per_request.max(1)).clamp(1, MAX_BATCH);
+            self.unanswered = 0;
+        }
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
             self.output.clear();
