@@ -25,16 +25,13 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use service::{BUFFER_KEEP, READ_CHUNK};
 
 use crate::cmd::{self, Flow};
 use crate::{Config, Ctx};
 
-/// Bytes asked of a socket per read.
-const READ_CHUNK: usize = 16 * 1024;
 /// Replies buffered for one client before its remaining requests wait for them to be sent.
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
-/// A reply buffer that grew past this is given back once it drains.
-const OUTPUT_KEEP: usize = 4 * 1024 * 1024;
 /// Events taken per poll.
 const EVENTS: usize = 1024;
 /// Pause before accepting again after an accept error (such as running out of descriptors).
@@ -317,7 +314,7 @@ impl<'a> EventLoop<'a> {
                 }
             }
         }
-        if conn.closing {
+        if conn.closing || (conn.input.is_empty() && conn.input.capacity() > BUFFER_KEEP) {
             conn.input = BytesMut::new();
         }
         if !conn.output.is_empty() || conn.closing {
@@ -384,7 +381,7 @@ impl<'a> EventLoop<'a> {
         if conn.closing {
             return self.close(slot);
         }
-        if conn.output.capacity() > OUTPUT_KEEP {
+        if conn.output.capacity() > BUFFER_KEEP {
             conn.output = BytesMut::new();
         }
         if resume {

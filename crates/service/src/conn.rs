@@ -8,7 +8,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// A buffer that grew past this for a large request or reply is given back once empty, so
+/// thousands of idle clients do not each keep the largest buffer they ever needed.
+pub const BUFFER_KEEP: usize = 64 * 1024;
 
 /// The most requests handed out in one batch: replies to a long pipeline are flushed in
 /// parts, so the reply buffer stays bounded too.
@@ -83,6 +87,9 @@ impl ClientConn {
                 }
             }
             if !batch.is_empty() {
+                if self.input.is_empty() && self.input.capacity() > BUFFER_KEEP {
+                    self.input = BytesMut::with_capacity(READ_CHUNK);
+                }
                 crate::coalesce::note_batch();
                 self.unanswered += batch.len();
                 return Ok(true);
@@ -110,7 +117,7 @@ impl ClientConn {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
             self.output.clear();
-            if self.output.capacity() > 4 * 1024 * 1024 {
+            if self.output.capacity() > BUFFER_KEEP {
                 self.output = BytesMut::with_capacity(READ_CHUNK);
             }
         }

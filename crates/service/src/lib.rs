@@ -13,7 +13,7 @@ mod stats;
 
 pub use accept::{serve, shutdown_signal};
 pub use args::ServeArgs;
-pub use conn::{Batch, ClientConn};
+pub use conn::{Batch, ClientConn, BUFFER_KEEP, READ_CHUNK};
 pub use stats::{ClientGuard, Stats};
 
 /// The number of threads to serve clients on: `threads` when given, else half the cores (at
