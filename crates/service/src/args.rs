@@ -31,7 +31,8 @@ pub struct ServeArgs {
     /// woken by each one; 0 turns it off. A lone client never waits for it.
     #[arg(long, default_value_t = crate::coalesce::DEFAULT_PAUSE_US)]
     pub coalesce_us: u64,
-    /// Runtime worker threads [default: half the cores, at least 1; 1 runs everything on one thread].
+    /// Threads serving clients: the server's event loops, the proxy's runtime workers [default:
+    /// half the cores, at least 1].
     #[arg(long)]
     pub threads: Option<usize>,
 }
