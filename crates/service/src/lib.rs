@@ -1,7 +1,9 @@
-//! What the server and the proxy share about serving clients: the accept loop (a client
-//! limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection with a
-//! bounded read buffer that hands out pipelined requests in batches and flushes their
-//! replies once per batch.
+//! What the server and the proxy share about serving clients: their flags and start-up
+//! ([`ServeArgs`]), connection commands ([`common`]), counters ([`Stats`]) and
+//! [`coalesce`]. The proxy, built on tokio tasks, also uses the accept loop ([`serve`]: a
+//! client limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection
+//! with a bounded read buffer that hands out pipelined requests in batches and flushes their
+//! replies once per batch; the server runs its own event loop instead.
 #![warn(missing_docs)]
 
 mod accept;
