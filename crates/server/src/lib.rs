@@ -74,21 +74,28 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     tracing::info!("[{}] listening on {} (greeting={})", config.name, address, config.greeting);
     let config = Arc::new(config);
     let (stoppers_tx, stoppers) = std::sync::mpsc::channel();
+    // A loop that ends on its own (its poll failed) stops the whole server rather than leave
+    // it listening with nobody serving.
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut threads = Vec::new();
     for index in 0..config.threads.max(1) {
-        let (ctx, config, listener, stoppers_tx) =
-            (ctx.clone(), config.clone(), listener.try_clone()?, stoppers_tx.clone());
+        let (ctx, config, listener) = (ctx.clone(), config.clone(), listener.try_clone()?);
+        let (stoppers_tx, ended_tx) = (stoppers_tx.clone(), ended_tx.clone());
         let thread = std::thread::Builder::new().name(format!("event-loop-{index}")).spawn(move || {
+            let _ended = NotifyOnDrop(ended_tx);
             let (event_loop, stopper) = event_loop::EventLoop::new(&ctx, &config, listener, index == 0)?;
             let _ = stoppers_tx.send(stopper);
             event_loop.run()
         })?;
         threads.push(thread);
     }
-    drop(stoppers_tx);
+    drop((stoppers_tx, ended_tx));
     let stoppers: Vec<_> = stoppers.iter().collect();
     if stoppers.len() == threads.len() {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = ended.recv() => tracing::error!("an event loop ended; stopping the server"),
+        }
     }
     for stopper in &stoppers {
         stopper.stop();
@@ -100,6 +107,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         }
     }
     Ok(())
+}
+
+/// Sends a message when dropped: when its thread ends, also by a panic.
+struct NotifyOnDrop(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// Sweeps [`SHARDS_PER_SWEEP`] shards, the `round`-th group, so expired keys do not hold
