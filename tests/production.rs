@@ -321,3 +321,22 @@ fn weights_and_detail_views() {
     let Frame::Simple(owner) = c.call(&["ROUTE", "user:1001"]) else { panic!() };
     assert!(route.iter().any(|l| *l == format!("owner {}", String::from_utf8_lossy(&owner))));
 }
+
+/// The server (one event loop or two) and the proxy stop cleanly on SIGTERM and on SIGINT
+/// (Ctrl-C): exit status 0 within seconds, their clients' connections closed.
+#[test]
+fn server_and_proxy_stop_cleanly_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let one_loop = e2e::server("cache-A", &["--no-greeting"]);
+        let two_loops = e2e::server("cache-B", &["--no-greeting", "--threads", "2"]);
+        let proxy = e2e::proxy(&[one_loop.addr()], &["--no-greeting"]);
+        for mut target in [proxy, one_loop, two_loops] {
+            let mut client = Conn::connect(&target.addr());
+            assert_eq!(client.call(&["PING"]), Frame::simple("PONG"));
+            let status = target.stop_with(signal, Duration::from_secs(10)).expect("send the signal");
+            let status = status.unwrap_or_else(|| panic!("{} ignored SIG{signal}", target.addr()));
+            assert!(status.success(), "{} exited with {status} on SIG{signal}", target.addr());
+            assert!(client.is_closed(), "{}: the client's connection stays open", target.addr());
+        }
+    }
+}

@@ -130,6 +130,26 @@ impl Process {
         Ok(())
     }
 
+    /// Sends `signal` (a name `kill` knows: `TERM`, `INT`, ...) and waits up to `timeout` for
+    /// the process to exit; its exit status, or `None` if it did not exit in time (it is then
+    /// killed, so the caller can report a process that ignores the signal).
+    pub fn stop_with(&mut self, signal: &str, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
+        if !sent.success() {
+            return Err(io::Error::other(format!("kill -{signal} {} failed", self.pid())));
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.exited() {
+                self.stopped = true;
+                return Ok(Some(status));
+            }
+            std::thread::sleep(LOG_POLL);
+        }
+        self.kill()?;
+        Ok(None)
+    }
+
     /// Whether it has been stopped (killed and reaped).
     pub fn is_stopped(&self) -> bool {
         self.stopped

@@ -85,6 +85,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
             let _ended = NotifyOnDrop(ended_tx);
             let (event_loop, stopper) = event_loop::EventLoop::new(&ctx, &config, listener, index == 0)?;
             let _ = stoppers_tx.send(stopper);
+            // `run` below collects the stoppers until every sender is gone.
+            drop(stoppers_tx);
             event_loop.run()
         })?;
         threads.push(thread);
