@@ -79,9 +79,8 @@ pub struct EventLoop<'a> {
     config: &'a Config,
     poll: Poll,
     listener: TcpListener,
-    /// Clients by token; `None` slots are free and listed in `free`.
-    conns: Vec<Option<Conn<'a>>>,
-    free: Vec<usize>,
+    /// Clients by token.
+    conns: Slots<Conn<'a>>,
     /// Connections with replies to send at the end of this round.
     pending: Vec<usize>,
     /// Shared scratch space for reads, so idle clients hold no read buffer.
@@ -110,8 +109,7 @@ impl<'a> EventLoop<'a> {
             config,
             poll,
             listener,
-            conns: Vec::new(),
-            free: Vec::new(),
+            conns: Slots::default(),
             pending: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             sweeps,
@@ -224,15 +222,11 @@ impl<'a> EventLoop<'a> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
+        let slot = self.conns.vacant();
         if let Err(error) =
             self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
         {
             tracing::warn!(%peer, %error, "could not watch a client socket");
-            self.free.push(slot);
             return;
         }
         let mut conn = Conn {
@@ -248,7 +242,7 @@ impl<'a> EventLoop<'a> {
         if self.config.greeting {
             resp::write::simple(&mut conn.output, format!("OK {} ready", self.ctx.name).as_bytes());
         }
-        self.conns[slot] = Some(conn);
+        self.conns.fill(slot, conn);
         self.queue(slot);
         // Bytes sent with the connection raise no further edge: look now.
         self.on_readable(slot);
@@ -257,7 +251,7 @@ impl<'a> EventLoop<'a> {
     /// Reads what arrived and runs the whole requests in it.
     fn on_readable(&mut self, slot: usize) {
         loop {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+            let Some(conn) = self.conns.get(slot) else { return };
             if conn.blocked || conn.closing || conn.output.len() >= OUTPUT_HIGH_WATER {
                 // Read again once the replies are sent (see `on_writable`).
                 return;
@@ -289,14 +283,14 @@ impl<'a> EventLoop<'a> {
 
     /// Remembers that a client shut down its side of the connection.
     fn note_hang_up(&mut self, slot: usize) {
-        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+        if let Some(conn) = self.conns.get(slot) {
             conn.hung_up = true;
         }
     }
 
     /// Runs the whole requests in a client's input, until its replies reach the high water.
     fn run_requests(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get(slot) else { return };
         while conn.output.len() < OUTPUT_HIGH_WATER {
             match resp::parse_request(&mut conn.input, &self.config.limits) {
                 Ok(Some(request)) => {
@@ -324,7 +318,7 @@ impl<'a> EventLoop<'a> {
 
     /// Lists a connection for the end-of-round send.
     fn queue(&mut self, slot: usize) {
-        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+        if let Some(conn) = self.conns.get(slot) {
             if !conn.queued && !conn.blocked {
                 conn.queued = true;
                 self.pending.push(slot);
@@ -334,15 +328,14 @@ impl<'a> EventLoop<'a> {
 
     /// Sends the replies of this round.
     fn send_pending(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         for &slot in &pending {
-            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            if let Some(conn) = self.conns.get(slot) {
                 conn.queued = false;
                 self.send(slot, false);
             }
         }
-        // Keep the list's allocation for the next round.
-        let mut pending = pending;
+        // Keep the list's allocation for the next round (sends may have queued new entries).
         pending.clear();
         if self.pending.is_empty() {
             self.pending = pending;
@@ -351,7 +344,7 @@ impl<'a> EventLoop<'a> {
 
     /// The socket takes bytes again: send what waited, then run and read what waited.
     fn on_writable(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get(slot) else { return };
         if !conn.blocked {
             return;
         }
@@ -362,7 +355,7 @@ impl<'a> EventLoop<'a> {
     /// Writes a client's replies; once they are all out, resumes its input if it was held
     /// back (`resume`, or replies at the high water).
     fn send(&mut self, slot: usize, resume: bool) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get(slot) else { return };
         let resume = resume || conn.output.len() >= OUTPUT_HIGH_WATER;
         while !conn.output.is_empty() {
             match conn.stream.write(&conn.output) {
@@ -393,9 +386,74 @@ impl<'a> EventLoop<'a> {
 
     /// Drops a client: its socket closes and leaves the poll.
     fn close(&mut self, slot: usize) {
-        if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+        if let Some(mut conn) = self.conns.take(slot) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+}
+
+/// A table whose indexes are poll tokens: freed slots are reused, so tokens stay small.
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    /// Indexes of empty slots.
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots { items: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slots<T> {
+    /// An empty slot to [`fill`](Self::fill); it stays free until filled.
+    fn vacant(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.items.len())
+    }
+
+    /// Puts `item` in the slot [`vacant`](Self::vacant) gave.
+    fn fill(&mut self, slot: usize, item: T) {
+        if self.free.last() == Some(&slot) {
+            self.free.pop();
+        } else {
+            self.items.push(None);
+        }
+        self.items[slot] = Some(item);
+    }
+
+    /// The item in `slot`, if any.
+    fn get(&mut self, slot: usize) -> Option<&mut T> {
+        self.items.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Empties `slot`, returning what it held.
+    fn take(&mut self, slot: usize) -> Option<T> {
+        let item = self.items.get_mut(slot).and_then(Option::take);
+        if item.is_some() {
             self.free.push(slot);
         }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn slots_reuse_freed_indexes_and_keep_the_others() {
+        let mut slots = Slots::default();
+        for item in ["a", "b", "c"] {
+            let slot = slots.vacant();
+            slots.fill(slot, item);
+        }
+        assert_eq!(slots.take(1), Some("b"));
+        assert_eq!(slots.take(1), None);
+        assert_eq!(slots.get(1), None);
+        assert_eq!(slots.vacant(), 1);
+        slots.fill(1, "d");
+        assert_eq!(slots.vacant(), 3);
+        assert_eq!([0, 1, 2].map(|slot| slots.get(slot).copied()), [Some("a"), Some("d"), Some("c")]);
+        assert_eq!(slots.get(7), None);
     }
 }
