@@ -35,13 +35,19 @@ pub fn default_threads(threads: Option<usize>) -> usize {
 /// [`coalesce`]).
 pub fn runtime(threads: Option<usize>, coalesce: std::time::Duration) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = default_threads(threads);
+    let pauses = !coalesce.is_zero();
     let mut builder = if threads == 1 {
         // The current-thread runtime runs on the thread that calls `block_on`: this one.
-        coalesce::precise_sleeps();
+        if pauses {
+            coalesce::precise_sleeps();
+        }
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads).on_thread_start(coalesce::precise_sleeps);
+        builder.worker_threads(threads);
+        if pauses {
+            builder.on_thread_start(coalesce::precise_sleeps);
+        }
         builder
     };
     builder.on_thread_park(move || coalesce::before_blocking(coalesce)).enable_all().build()
