@@ -245,12 +245,14 @@ fn commands_a_proxy_cannot_serve_are_refused_by_name() {
     let cluster = Cluster::ours(2, &[], &["--no-greeting"]);
     let mut c = Conn::connect(&cluster.proxy.addr());
     assert_eq!(
-        c.call(&["MULTI"]),
-        Frame::error("ERR MULTI is not supported through the proxy: transactions would span servers")
+        c.call(&["MONITOR"]),
+        Frame::error("ERR MONITOR is not supported through the proxy: it watches one server; ask a server directly")
     );
     assert_eq!(
         c.call(&["WHOAMI"]),
-        Frame::error("ERR WHOAMI is not supported through the proxy: ask a cache server directly")
+        Frame::error(
+            "ERR WHOAMI is not supported through the proxy: it names one cache server; ask a cache server directly"
+        )
     );
     assert_eq!(c.call(&["PING"]), Frame::simple("PONG"));
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ring::{HashRing, ServerId};
+use ring::{HashRing, HashTag, ServerId};
 
 use crate::backend::Backend;
 
@@ -34,6 +34,8 @@ pub struct Topology {
     pub history: Vec<HashRing>,
     /// Servers removed with MIGRATE whose keys are still being moved away.
     pub draining: Vec<Arc<Backend>>,
+    /// The part of a key that is hashed (`--hash-tag`).
+    pub hash_tag: HashTag,
 }
 
 impl Topology {
@@ -56,6 +58,7 @@ impl Topology {
     /// down, the next server clockwise that is up (twemproxy's auto-eject). `None` on an
     /// empty ring.
     pub fn primary(&self, key: &[u8]) -> Option<ServerId> {
+        let key = self.hash_tag.routing_key(key);
         let owner = self.ring.locate(key)?;
         if !self.any_down.load(Relaxed) {
             return Some(owner);
@@ -66,6 +69,7 @@ impl Topology {
     /// The servers that hold copies of `key`: the first `replication` distinct servers
     /// clockwise that are up (the owner alone when nothing is up, so the client hears why).
     pub fn replicas(&self, key: &[u8]) -> Vec<ServerId> {
+        let key = self.hash_tag.routing_key(key);
         let mut up: Vec<ServerId> =
             self.ring.preference(key).filter(|id| self.backend(*id).health.is_up()).take(self.replication).collect();
         if up.is_empty() {
@@ -77,6 +81,7 @@ impl Topology {
     /// Servers other than `targets` where earlier rings placed `key` (sources to move it
     /// from). Empty when no ring change is waiting for a rebalance.
     pub fn stranded_sources(&self, key: &[u8], targets: &[ServerId]) -> Vec<Arc<Backend>> {
+        let key = self.hash_tag.routing_key(key);
         let mut sources: Vec<Arc<Backend>> = Vec::new();
         for ring in &self.history {
             for addr in ring.preference(key).take(self.replication).map(|id| ring.server(id)) {
@@ -139,6 +144,8 @@ pub struct ClusterConfig {
     pub connections_per_backend: usize,
     /// Dial timeout.
     pub connect_timeout: Duration,
+    /// The part of a key that is hashed.
+    pub hash_tag: HashTag,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -161,6 +168,7 @@ impl Cluster {
             any_down: any_down.clone(),
             history: Vec::new(),
             draining: Vec::new(),
+            hash_tag: config.hash_tag,
         };
         Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down }
     }
@@ -270,6 +278,7 @@ impl Cluster {
             any_down: self.any_down.clone(),
             history,
             draining,
+            hash_tag: current.hash_tag,
         }));
         Ok(())
     }
@@ -289,6 +298,7 @@ mod tests {
 
     fn cluster(replication: usize) -> Cluster {
         Cluster::new(ClusterConfig {
+            hash_tag: HashTag::NONE,
             vnodes: 160,
             replication,
             connections_per_backend: 1,

@@ -48,6 +48,55 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
             }
             write::integer(out, total);
         }
+        Combine::Same => {
+            let first = frames.first().ok_or("ERR no servers available")?;
+            if let Some(other) = frames.iter().find(|f| *f != first) {
+                return Err(format!("ERR servers answered differently: {first:?} and {other:?}"));
+            }
+            first.encode(out);
+        }
+        Combine::AllOnes => {
+            let lists = frames.iter().map(array).collect::<Result<Vec<_>, _>>()?;
+            let len = lists.first().map_or(0, |l| l.len());
+            write::array_header(out, len);
+            for i in 0..len {
+                let all = lists.iter().all(|l| matches!(l.get(i), Some(Frame::Integer(1))));
+                write::integer(out, i64::from(all));
+            }
+        }
+        Combine::FirstNonNull => match frames.iter().find(|f| !matches!(f, Frame::Null)) {
+            Some(frame) => frame.encode(out),
+            None => write::null(out),
+        },
+        Combine::Union => {
+            let mut items: Vec<&Frame> = Vec::new();
+            for list in frames.iter().map(array) {
+                for item in list? {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+            }
+            write::array_header(out, items.len());
+            items.iter().for_each(|item| item.encode(out));
+        }
+        Combine::SumPairs => {
+            let mut sums: Vec<(&Frame, i64)> = Vec::new();
+            for list in frames.iter().map(array) {
+                for pair in list?.chunks(2) {
+                    let [channel, Frame::Integer(n)] = pair else { return Err(unexpected(&pair[0])) };
+                    match sums.iter_mut().find(|(c, _)| *c == channel) {
+                        Some((_, total)) => *total += n,
+                        None => sums.push((channel, *n)),
+                    }
+                }
+            }
+            write::array_header(out, sums.len() * 2);
+            for (channel, total) in sums {
+                channel.encode(out);
+                write::integer(out, total);
+            }
+        }
         Combine::AllOk => {
             if let Some(other) = frames.iter().find(|f| !matches!(f, Frame::Simple(s) if &s[..] == b"OK")) {
                 return Err(unexpected(other));

@@ -50,6 +50,8 @@ pub struct Config {
     pub migrate: bool,
     /// Health checks and ejection.
     pub health: HealthConfig,
+    /// The part of a key that is hashed (`--hash-tag "{}"`); none by default.
+    pub hash_tag: ring::HashTag,
 }
 
 /// The proxy's shared state.
@@ -76,6 +78,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         replication: config.replication,
         connections_per_backend: config.server_connections,
         connect_timeout: config.connect_timeout,
+        hash_tag: config.hash_tag,
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
@@ -113,9 +116,10 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -
         resp::write::simple(conn.output(), b"OK proxy ready (type HELP for commands)");
         conn.flush().await?;
     }
+    let mut session = session::Session::default();
     let mut batch = Vec::new();
     while conn.next_batch(&mut batch).await? {
-        let flow = session::run_batch(proxy, &batch, conn.output()).await;
+        let flow = session::run_batch(proxy, &mut session, &batch, conn.output()).await;
         conn.flush().await?;
         if flow == local::Flow::Quit {
             break;

@@ -2,11 +2,13 @@
 //! HELP, INFO, and the connection commands shared with the server.
 
 use bytes::BytesMut;
+use resp::command::{Command, Route};
 use resp::{write, Request};
 use service::common;
 
 use crate::cluster::Topology;
 use crate::plan::NO_SERVERS;
+use crate::session::Session;
 use crate::Proxy;
 
 /// What the connection does after a command.
@@ -24,36 +26,61 @@ also ADD_SERVER host:port [weight] [MIGRATE], REMOVE_SERVER host:port [MIGRATE],
 SERVERS DETAIL, ROUTE key DETAIL, \
 MGET/MSET/EXISTS/EXPIRE/PEXPIRE/PERSIST/TTL/PTTL/INCR/DECR/INCRBY/DECRBY/SCAN/DBSIZE/FLUSHALL/ECHO/INFO";
 
+/// Whether the proxy serves `command` (what `COMMAND` lists): everything it does not refuse.
+fn serves(command: &Command) -> bool {
+    !matches!(command.route, Route::Refused(_))
+}
+
 /// Answers a command that needs no server; argument count checked.
-pub fn run(proxy: &Proxy, topology: &Topology, request: &Request, out: &mut BytesMut) {
+pub fn run(
+    proxy: &Proxy,
+    session: &mut Session,
+    topology: &Topology,
+    command: &Command,
+    request: &Request,
+    out: &mut BytesMut,
+) {
     let args = &request.args;
-    let name = resp::command::lookup(request.name()).map_or("", |spec| spec.name);
-    match name {
-        "HELP" => write::simple(out, HELP.as_bytes()),
-        "SERVERS" if args.len() > 1 => match detail_flag(&args[1]) {
+    match command.name {
+        "help" => write::simple(out, HELP.as_bytes()),
+        "servers" if args.len() > 1 => match detail_flag(&args[1]) {
             true => servers_detail(topology, out),
             false => write::error(out, b"ERR usage: SERVERS [DETAIL]"),
         },
-        "SERVERS" => {
+        "servers" => {
             write::array_header(out, topology.ring.len());
             topology.ring.servers().for_each(|server| write::simple(out, server.as_bytes()));
         }
-        "ROUTE" => match (topology.primary(&args[1]), args.get(2)) {
+        "route" => match (topology.primary(&args[1]), args.get(2)) {
             (None, _) => write::error(out, NO_SERVERS.as_bytes()),
             (Some(owner), None) => write::simple(out, topology.ring.server(owner).as_bytes()),
             (Some(_), Some(flag)) if detail_flag(flag) => route_detail(topology, &args[1], out),
             (Some(_), Some(_)) => write::error(out, b"ERR usage: ROUTE key [DETAIL]"),
         },
-        "MIGRATION" => write::bulk(out, proxy.migrator.report().as_bytes()),
-        "INFO" => write::bulk(out, info(proxy, topology).as_bytes()),
+        "migration" => write::bulk(out, proxy.migrator.report().as_bytes()),
+        "info" => write::bulk(out, info(proxy, topology).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
-        "SCAN" => {
+        "scan" => {
             write::array_header(out, 2);
             write::bulk(out, b"0");
             write::array_header(out, 0);
         }
+        "auth" => write::error(
+            out,
+            b"ERR AUTH <password> called without any password configured for the default user. \
+              Are you sure your configuration is correct?",
+        ),
+        "reset" => {
+            session.client = common::ClientState::new();
+            write::simple(out, b"RESET");
+        }
         _ => {
-            if let Err(text) = common::run(name, args, "proxy", out) {
+            if let Err(text) = common::run(command, args, "proxy", &mut session.client, serves, out) {
+                let text = if text == "ERR unknown command" {
+                    format!("ERR {} is not supported through the proxy", command.display)
+                } else {
+                    text
+                };
                 write::error(out, text.as_bytes());
             }
         }

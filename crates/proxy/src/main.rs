@@ -51,8 +51,17 @@ struct Args {
     /// Never mark servers down: a dead server's keys answer -ERR until it is back or removed.
     #[arg(long)]
     no_auto_eject: bool,
+    /// Hash only the part of a key between these two characters, when that part is not
+    /// empty: with "{}", {user1}:cart and {user1}:orders land on one server (twemproxy's
+    /// hash_tag, Redis Cluster's rule). Off by default: keys are hashed whole, as in the seed.
+    #[arg(long, value_parser = parse_hash_tag, default_value = "")]
+    hash_tag: ring::HashTag,
     #[command(flatten)]
     serve: service::ServeArgs,
+}
+
+fn parse_hash_tag(spec: &str) -> Result<ring::HashTag, String> {
+    ring::HashTag::parse(spec).ok_or_else(|| format!("a hash tag is two characters, such as \"{{}}\"; got {spec:?}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         server_connections: args.server_connections.max(1),
         replication: args.replication_factor.max(1),
         migrate: args.migrate,
+        hash_tag: args.hash_tag,
         health: proxy::health::HealthConfig {
             enabled: !args.no_auto_eject,
             interval: Duration::from_millis(args.health_interval_ms.max(10)),

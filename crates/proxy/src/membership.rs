@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use resp::command::CommandSpec;
+use resp::command::Command;
 use resp::{write, Request};
 
 use crate::local::Flow;
@@ -12,14 +12,17 @@ use crate::migration::Migrator;
 use crate::Proxy;
 
 /// Runs a ring command (argument count checked) and writes its reply.
-pub fn run(proxy: &Arc<Proxy>, spec: &CommandSpec, request: &Request, out: &mut BytesMut) -> Flow {
-    let outcome = match spec.name {
-        "QUIT" => {
-            write::simple(out, b"BYE");
+///
+/// QUIT answers the seed's `+BYE` to a person typing (an inline request) and Redis's `+OK`
+/// to programs.
+pub fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: &mut BytesMut) -> Flow {
+    let outcome = match command.name {
+        "quit" => {
+            write::simple(out, if request.raw.is_none() { b"BYE" } else { b"OK" });
             return Flow::Quit;
         }
-        "ADD_SERVER" => add(proxy, &request.args),
-        "REMOVE_SERVER" => remove(proxy, &request.args),
+        "add_server" => add(proxy, &request.args),
+        "remove_server" => remove(proxy, &request.args),
         _ => rebalance(proxy),
     };
     match outcome {

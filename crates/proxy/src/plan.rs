@@ -2,7 +2,7 @@
 //! gathered into one [`Jobs`] entry per server, so a batch costs one write per server.
 
 use bytes::{Bytes, BytesMut};
-use resp::command::{CommandSpec, Keys};
+use resp::command::{Command, FindKeys, Merge};
 use resp::Request;
 use ring::ServerId;
 
@@ -28,6 +28,16 @@ pub enum Combine {
     Sum,
     /// MSET, FLUSHALL: `+OK` when every server said OK.
     AllOk,
+    /// SCRIPT LOAD, FUNCTION LOAD: every server answered the same; that answer.
+    Same,
+    /// SCRIPT EXISTS: 1 where every server says 1.
+    AllOnes,
+    /// RANDOMKEY: the first answer that is not null.
+    FirstNonNull,
+    /// PUBSUB CHANNELS: the union of the arrays.
+    Union,
+    /// PUBSUB NUMSUB: (channel, count) pairs summed by channel.
+    SumPairs,
     /// KEYS: every server's keys; as the seed lists them (`+key`) for the seed's `KEYS`,
     /// as bulk strings for Redis's `KEYS pattern`.
     Keys {
@@ -51,7 +61,9 @@ pub enum Combine {
 #[derive(Debug)]
 pub enum Step {
     /// Answered by the proxy itself when the replies are written (PING, SERVERS, ...).
-    Local,
+    Local(&'static Command),
+    /// A status reply decided while planning (`+QUEUED`, `+OK` to MULTI).
+    Status(&'static str),
     /// An error found while planning.
     Error(String),
     /// One server's reply, passed through unchanged.
@@ -71,6 +83,12 @@ pub struct Jobs {
 impl Jobs {
     /// Appends a request for `server`, encoded by `encode`; where its reply will be.
     pub fn push(&mut self, server: ServerId, encode: impl FnOnce(&mut BytesMut)) -> Part {
+        self.push_many(server, 1, encode)
+    }
+
+    /// Appends `count` requests for `server` that must stay together (a transaction), encoded
+    /// by `encode`; where the last one's reply will be.
+    pub fn push_many(&mut self, server: ServerId, requests: usize, encode: impl FnOnce(&mut BytesMut)) -> Part {
         let job = match self.jobs.iter().position(|(s, _, _)| *s == server) {
             Some(job) => job,
             None => {
@@ -80,7 +98,7 @@ impl Jobs {
         };
         let (_, bytes, count) = &mut self.jobs[job];
         encode(bytes);
-        *count += 1;
+        *count += requests;
         Part { job, index: *count - 1 }
     }
 
@@ -109,95 +127,201 @@ impl Jobs {
 /// SCAN cursors carry the server index in their low bits.
 pub const SCAN_SERVER_BITS: u32 = 10;
 
-/// Plans a request whose keys decide where it goes. `spec` has accepted the argument count.
-pub fn plan_keyed(spec: &CommandSpec, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+/// The reply when the ring is empty.
+pub const NO_SERVERS: &str = "ERR no servers available";
+
+/// The servers a request's keys route to, in key order, one entry per distinct server.
+fn owners(topology: &Topology, request: &Request, positions: &[usize]) -> Result<Vec<ServerId>, String> {
+    let mut owners: Vec<ServerId> = Vec::new();
+    for &i in positions {
+        let owner = topology.primary(&request.args[i]).ok_or(NO_SERVERS)?;
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    Ok(owners)
+}
+
+/// The error for an atomic command whose keys live on several servers.
+pub fn cross_server(topology: &Topology, owners: &[ServerId]) -> String {
+    let names: Vec<&str> = owners.iter().map(|id| topology.ring.server(*id)).collect();
+    format!(
+        "CROSSSLOT Keys in request don't hash to the same server ({}); give them a common hash tag \
+         such as {{user1}} and start the proxy with --hash-tag \"{{}}\"",
+        names.join(", ")
+    )
+}
+
+/// The one server a command's keys all route to; with no key, any server that is up.
+pub fn single_owner(topology: &Topology, command: &Command, request: &Request) -> Result<ServerId, String> {
+    if let Some(i) = command.fixed_key.filter(|i| *i < request.args.len()) {
+        return topology.primary(&request.args[i]).ok_or_else(|| NO_SERVERS.into());
+    }
+    let positions = command.key_positions(&request.args).unwrap_or_default();
+    if positions.is_empty() {
+        // No key (EVAL with 0 keys), or arguments the server will refuse: any server answers.
+        return any_server(topology);
+    }
+    match owners(topology, request, &positions)?.as_slice() {
+        [one] => Ok(*one),
+        several => Err(cross_server(topology, several)),
+    }
+}
+
+/// A server that is up (the first in ring order), for commands any server answers.
+pub fn any_server(topology: &Topology) -> Result<ServerId, String> {
+    topology.up_servers().next().or_else(|| topology.ring.server_ids().next()).ok_or_else(|| NO_SERVERS.into())
+}
+
+/// Plans a command sent whole to the owner of its keys.
+pub fn plan_keyed(
+    command: &'static Command,
+    request: &Request,
+    topology: &Topology,
+    jobs: &mut Jobs,
+    log: bool,
+) -> Step {
     if topology.replication > 1 {
-        return match Replicated::plan(spec, request, topology, jobs) {
+        return match Replicated::plan(command, request, topology, jobs) {
+            Ok(replicated) => Step::Replicated(replicated),
+            Err(text) => Step::Error(text),
+        };
+    }
+    match single_owner(topology, command, request) {
+        Ok(owner) => {
+            if log {
+                log_route(command, request.args.get(1), topology, owner);
+            }
+            Step::Forward(jobs.push(owner, |out| request.encode(out)))
+        }
+        Err(text) => Step::Error(text),
+    }
+}
+
+/// Plans a multi-key command that Redis itself does not run atomically (MGET, MSET, DEL,
+/// UNLINK, EXISTS, TOUCH): one sub-command per owner, with that owner's keys in order.
+pub fn plan_split(
+    command: &'static Command,
+    merge: Merge,
+    request: &Request,
+    topology: &Topology,
+    jobs: &mut Jobs,
+    log: bool,
+) -> Step {
+    if topology.replication > 1 {
+        return match Replicated::plan(command, request, topology, jobs) {
             Ok(replicated) => Step::Replicated(replicated),
             Err(text) => Step::Error(text),
         };
     }
     let args = &request.args;
-    if spec.keys == Keys::First {
-        // The common case, without allocating.
-        let Some(owner) = topology.primary(&args[1]) else { return Step::Error(NO_SERVERS.into()) };
-        log_route(spec, &args[1], topology, owner);
-        return Step::Forward(jobs.push(owner, |out| request.encode(out)));
+    if !(args.len() - 1).is_multiple_of(key_width(command)) {
+        return Step::Error(command.arity_error());
     }
-    let key_positions = key_positions(spec, args.len());
-    let owners: Vec<ServerId> = match key_positions.iter().map(|&i| topology.primary(&args[i])).collect() {
+    let positions = match command.key_positions(args) {
+        Ok(positions) if !positions.is_empty() => positions,
+        // Arguments the server will refuse: let one server say why.
+        _ => return plan_any(request, topology, jobs),
+    };
+    let owners: Vec<ServerId> = match positions.iter().map(|&i| topology.primary(&args[i])).collect() {
         Some(owners) => owners,
         None => return Step::Error(NO_SERVERS.into()),
     };
     if owners.iter().all(|o| *o == owners[0]) {
-        log_route(spec, &args[1], topology, owners[0]);
+        if log {
+            log_route(command, args.get(1), topology, owners[0]);
+        }
         return Step::Forward(jobs.push(owners[0], |out| request.encode(out)));
     }
-    // Keys on several servers: one sub-request per owner, with that owner's keys in order.
     let mut groups: Vec<(ServerId, Vec<usize>)> = Vec::new();
-    for (&position, &owner) in key_positions.iter().zip(&owners) {
+    for (&position, &owner) in positions.iter().zip(&owners) {
         match groups.iter_mut().find(|(o, _)| *o == owner) {
-            Some((_, positions)) => positions.push(position),
+            Some((_, group)) => group.push(position),
             None => groups.push((owner, vec![position])),
         }
     }
-    let width = if spec.keys == Keys::Pairs { 2 } else { 1 };
+    let width = key_width(command);
     let parts: Vec<Part> = groups
         .iter()
-        .map(|(owner, positions)| {
-            log_route(spec, &args[positions[0]], topology, *owner);
+        .map(|(owner, group)| {
+            if log {
+                log_route(command, args.get(group[0]), topology, *owner);
+            }
             let mut sub: Vec<&[u8]> = vec![&args[0]];
-            for &p in positions {
-                sub.extend(args[p..p + width].iter().map(|a| &a[..]));
+            for &p in group {
+                sub.extend(args[p..(p + width).min(args.len())].iter().map(|a| &a[..]));
             }
             jobs.push(*owner, |out| resp::write::command(out, &sub))
         })
         .collect();
-    let combine = match spec.name {
-        "MGET" => {
-            let mut slots = vec![(0, 0); key_positions.len()];
-            for (part, (_, positions)) in groups.iter().enumerate() {
-                for (element, &p) in positions.iter().enumerate() {
-                    slots[p - 1] = (part, element);
+    let combine = match merge {
+        Merge::Values => {
+            let mut slots = vec![(0, 0); positions.len()];
+            let mut order: Vec<usize> = positions.clone();
+            order.sort_unstable();
+            for (part, (_, group)) in groups.iter().enumerate() {
+                for (element, p) in group.iter().enumerate() {
+                    if let Ok(slot) = order.binary_search(p) {
+                        slots[slot] = (part, element);
+                    }
                 }
             }
             Combine::Mget(slots)
         }
-        "MSET" => Combine::AllOk,
+        Merge::AllOk => Combine::AllOk,
         _ => Combine::Sum,
     };
     Step::Combine(combine, parts)
 }
 
-/// Where `spec`'s keys are among `n` arguments.
-pub fn key_positions(spec: &CommandSpec, n: usize) -> Vec<usize> {
-    match spec.keys {
-        Keys::First => vec![1],
-        Keys::All => (1..n).collect(),
-        Keys::Pairs => (1..n).step_by(2).collect(),
-        Keys::None => Vec::new(),
+/// Arguments from one key to the next, each key's own arguments included: 2 for MSET's
+/// key-value pairs.
+fn key_width(command: &Command) -> usize {
+    match command.key_specs.first().map(|spec| spec.find) {
+        Some(FindKeys::Range { step, .. }) if step > 1 => step as usize,
+        _ => 1,
     }
 }
 
-/// Plans a command every server answers: KEYS, DBSIZE, FLUSHALL, FLUSHDB.
-pub fn plan_broadcast(spec: &CommandSpec, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+/// Plans a command any one server answers.
+pub fn plan_any(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+    match any_server(topology) {
+        Ok(server) => Step::Forward(jobs.push(server, |out| request.encode(out))),
+        Err(text) => Step::Error(text),
+    }
+}
+
+/// Plans a command every server answers, its replies merged as `merge` says.
+pub fn plan_fan_out(command: &Command, merge: Merge, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     let replicated = topology.replication > 1;
-    let (combine, request) = match spec.name {
-        "KEYS" => (Combine::Keys { seed_style: request.args.len() == 1, distinct: replicated }, request.clone()),
-        "DBSIZE" if replicated => {
+    let star = || Request::new(vec![request.args[0].clone(), Bytes::from_static(b"*")]);
+    let (combine, request) = match merge {
+        // The seed's bare KEYS: redis-server needs a pattern.
+        Merge::Keys if request.args.len() == 1 => (Combine::Keys { seed_style: true, distinct: replicated }, star()),
+        Merge::Keys => (Combine::Keys { seed_style: false, distinct: replicated }, request.clone()),
+        Merge::Sum if replicated && command.name == "dbsize" => {
             (Combine::CountDistinct, Request::new(vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")]))
         }
-        "DBSIZE" => (Combine::Sum, request.clone()),
-        _ => (Combine::AllOk, request.clone()),
+        Merge::Sum => (Combine::Sum, request.clone()),
+        Merge::AllOk => (Combine::AllOk, request.clone()),
+        Merge::Same => (Combine::Same, request.clone()),
+        Merge::AllOnes => (Combine::AllOnes, request.clone()),
+        Merge::FirstNonNull => (Combine::FirstNonNull, request.clone()),
+        Merge::Union => (Combine::Union, request.clone()),
+        Merge::SumPairs => (Combine::SumPairs, request.clone()),
+        Merge::Values => (Combine::Sum, request.clone()),
     };
     // Servers marked down are left out: their keys are served by the next servers.
-    let parts = topology.up_servers().map(|id| jobs.push(id, |out| request.encode(out))).collect();
+    let parts: Vec<Part> = topology.up_servers().map(|id| jobs.push(id, |out| request.encode(out))).collect();
+    if parts.is_empty() && matches!(combine, Combine::Same | Combine::FirstNonNull) {
+        return Step::Error(NO_SERVERS.into());
+    }
     Step::Combine(combine, parts)
 }
 
 /// Plans SCAN: the proxy's cursor is the server's cursor shifted left, plus the index of the
 /// server in the ring's sorted list; servers are scanned one after the other.
-pub fn plan_scan(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+pub fn plan_scan(command: &'static Command, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     let args = &request.args;
     let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
         return Step::Error("ERR invalid cursor".into());
@@ -206,7 +330,7 @@ pub fn plan_scan(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Ste
     let servers = topology.ring.len();
     let Some(id) = topology.ring.server_ids().nth(server) else {
         // Past the last server (or none at all): the scan is over.
-        return Step::Local;
+        return Step::Local(command);
     };
     let backend_cursor = (cursor >> SCAN_SERVER_BITS).to_string();
     let mut sub: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
@@ -215,14 +339,12 @@ pub fn plan_scan(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Ste
     Step::Combine(Combine::Scan { server, servers }, vec![part])
 }
 
-/// The reply when the ring is empty.
-pub const NO_SERVERS: &str = "ERR no servers available";
-
-fn log_route(spec: &CommandSpec, key: &Bytes, topology: &Topology, owner: ServerId) {
+/// The seed's routing line: `[proxy] SET key -> routing to host:port`.
+fn log_route(command: &Command, key: Option<&Bytes>, topology: &Topology, owner: ServerId) {
     tracing::info!(
         "[proxy] {} {} -> routing to {}",
-        spec.name,
-        String::from_utf8_lossy(key),
+        command.display,
+        String::from_utf8_lossy(key.map(|k| &k[..]).unwrap_or_default()),
         topology.ring.server(owner)
     );
 }

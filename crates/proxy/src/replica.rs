@@ -4,7 +4,7 @@
 //! back to the next on an error or a miss, round after round.
 
 use bytes::{Bytes, BytesMut};
-use resp::command::{CommandSpec, Keys};
+use resp::command::{Command, Merge as Split, Route};
 use resp::{write, Frame, Request};
 use ring::ServerId;
 
@@ -31,9 +31,9 @@ enum Miss {
 impl Miss {
     fn of(name: &str) -> Self {
         match name {
-            "GET" => Miss::Null,
-            "EXISTS" => Miss::Zero,
-            "TTL" | "PTTL" => Miss::NoKey,
+            "get" => Miss::Null,
+            "exists" => Miss::Zero,
+            "ttl" | "pttl" => Miss::NoKey,
             _ => Miss::Never,
         }
     }
@@ -145,7 +145,7 @@ fn error_bytes(text: &str) -> Bytes {
 }
 
 /// How the subs' replies become the command's reply.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Merge {
     /// One key: its reply unchanged.
     Single,
@@ -166,7 +166,7 @@ pub struct Replicated {
 
 impl Replicated {
     /// Plans `request` (argument count checked, keyed) on the replicas of its keys.
-    pub fn plan(spec: &CommandSpec, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Result<Self, String> {
+    pub fn plan(command: &Command, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Result<Self, String> {
         if topology.ring.is_empty() {
             return Err(NO_SERVERS.into());
         }
@@ -176,29 +176,45 @@ impl Replicated {
             write::command(&mut out, parts);
             out.freeze()
         };
-        let (merge, subs): (Merge, Vec<Sub>) = match spec.keys {
-            Keys::First => {
-                let mut out = BytesMut::new();
-                request.encode(&mut out);
-                (Merge::Single, vec![Sub::new(out.freeze(), spec.name, spec.write, topology.replicas(&args[1]))])
-            }
-            Keys::Pairs => {
-                let subs = args[1..]
-                    .chunks_exact(2)
-                    .map(|kv| Sub::new(encode(&[b"SET", &kv[0], &kv[1]]), "SET", true, topology.replicas(&kv[0])))
+        let positions = command.key_positions(args).unwrap_or_default();
+        let (merge, subs): (Merge, Vec<Sub>) = match command.route {
+            Route::Split(Split::AllOk) => {
+                let subs = positions
+                    .iter()
+                    .filter_map(|&i| Some((args.get(i)?, args.get(i + 1)?)))
+                    .map(|(k, v)| Sub::new(encode(&[b"SET", k, v]), "set", true, topology.replicas(k)))
                     .collect();
                 (Merge::AllOk, subs)
             }
-            _ => {
-                let (name, merge) = match spec.name {
-                    "MGET" => ("GET", Merge::Mget),
-                    other => (other, Merge::Sum),
+            Route::Split(split) => {
+                let (name, merge) = match split {
+                    Split::Values => ("get", Merge::Mget),
+                    _ => (command.name, Merge::Sum),
                 };
-                let subs = args[1..]
+                let subs = positions
                     .iter()
-                    .map(|key| Sub::new(encode(&[name.as_bytes(), key]), name, spec.write, topology.replicas(key)))
+                    .map(|&i| {
+                        let sub_name: &[u8] = if merge == Merge::Mget { b"GET" } else { &args[0] };
+                        Sub::new(encode(&[sub_name, &args[i]]), name, command.is_write(), topology.replicas(&args[i]))
+                    })
                     .collect();
                 (merge, subs)
+            }
+            _ => {
+                // One command on the replicas of its keys, which must be the same servers.
+                let targets = match positions.first() {
+                    Some(&first) => topology.replicas(&args[first]),
+                    None => crate::plan::any_server(topology).map(|id| vec![id])?,
+                };
+                if let Some(&other) = positions.iter().find(|&&i| topology.replicas(&args[i]) != targets) {
+                    let others = topology.replicas(&args[other]);
+                    let mut servers = targets.clone();
+                    servers.extend(others.into_iter().filter(|id| !targets.contains(id)));
+                    return Err(crate::plan::cross_server(topology, &servers));
+                }
+                let mut out = BytesMut::new();
+                request.encode(&mut out);
+                (Merge::Single, vec![Sub::new(out.freeze(), command.name, command.is_write(), targets)])
             }
         };
         let mut planned = Replicated { merge, subs };
@@ -262,11 +278,11 @@ mod tests {
 
     #[test]
     fn a_miss_asks_the_next_replica() {
-        assert!(Miss::of("GET").is_miss(b"$-1\r\n"));
-        assert!(!Miss::of("GET").is_miss(b"$1\r\nv\r\n"));
-        assert!(Miss::of("EXISTS").is_miss(b":0\r\n"));
-        assert!(Miss::of("TTL").is_miss(b":-2\r\n"));
-        assert!(!Miss::of("TTL").is_miss(b":-1\r\n"));
-        assert!(!Miss::of("INCR").is_miss(b":0\r\n"), "writes are never retried elsewhere");
+        assert!(Miss::of("get").is_miss(b"$-1\r\n"));
+        assert!(!Miss::of("get").is_miss(b"$1\r\nv\r\n"));
+        assert!(Miss::of("exists").is_miss(b":0\r\n"));
+        assert!(Miss::of("ttl").is_miss(b":-2\r\n"));
+        assert!(!Miss::of("ttl").is_miss(b":-1\r\n"));
+        assert!(!Miss::of("incr").is_miss(b":0\r\n"), "writes are never retried elsewhere");
     }
 }

@@ -1,11 +1,14 @@
-//! One client's pipelined batch: plan every request, send each server its share in one job,
-//! then write the replies in request order.
+//! One client's session: its state (name, protocol, an open transaction) and its pipelined
+//! batches. Every request is looked up once in the command table and planned by its
+//! [`Route`]; each server gets its share of a batch in one job, and the replies are written
+//! in request order.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use resp::command::{self, CommandSpec, Keys};
+use resp::command::{self, Command, LookupError, Route};
 use resp::{write, Request};
+use service::common::ClientState;
 
 use crate::cluster::Topology;
 use crate::local::{self, Flow};
@@ -13,45 +16,38 @@ use crate::membership;
 use crate::plan::{self, Jobs, Step};
 use crate::{combine, Proxy};
 
-/// Commands that change the ring (or end the connection): requests before them are
-/// answered first, requests after them see the new ring.
-const BARRIERS: &[&str] = &["ADD_SERVER", "REMOVE_SERVER", "REBALANCE", "QUIT"];
+/// What the proxy remembers about one client.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Name, id and protocol.
+    pub client: ClientState,
+    /// The transaction being queued since MULTI.
+    multi: Option<Multi>,
+}
 
-/// Commands that every server answers.
-const BROADCAST: &[&str] = &["KEYS", "DBSIZE", "FLUSHALL", "FLUSHDB"];
+/// A transaction being queued: its commands and the server they all route to.
+#[derive(Debug, Default)]
+struct Multi {
+    queued: Vec<Request>,
+    /// The server of the first keyed command; every later key must route there too.
+    server: Option<String>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    dirty: bool,
+}
 
-/// Commands of the cache server that make no sense through the proxy.
-const NOT_THROUGH_PROXY: &[&str] = &["WHOAMI"];
-
-/// Redis commands a sharding proxy cannot serve, and why: they need one server to see
-/// several keys or the whole connection (as in twemproxy, which refuses them too).
-const REFUSED: &[(&str, &str)] = &[
-    ("MULTI", "transactions would span servers"),
-    ("EXEC", "transactions would span servers"),
-    ("DISCARD", "transactions would span servers"),
-    ("WATCH", "transactions would span servers"),
-    ("UNWATCH", "transactions would span servers"),
-    ("EVAL", "scripts would span servers"),
-    ("EVALSHA", "scripts would span servers"),
-    ("SCRIPT", "scripts would span servers"),
-    ("SUBSCRIBE", "pub/sub needs a connection of its own to one server"),
-    ("PSUBSCRIBE", "pub/sub needs a connection of its own to one server"),
-    ("PUBLISH", "pub/sub needs a connection of its own to one server"),
-    ("MONITOR", "it watches one server"),
-    ("BLPOP", "blocking commands would hold a shared server connection"),
-    ("BRPOP", "blocking commands would hold a shared server connection"),
-    ("RENAME", "the two keys may live on different servers"),
-    ("MOVE", "there is one database"),
-    ("SWAPDB", "there is one database"),
-];
-
-/// The error for a command the proxy does not know: names the command when Redis has it but
-/// a proxy cannot serve it, else the seed's `unknown command (type HELP)`.
-fn unknown(name: &[u8]) -> String {
-    match REFUSED.iter().find(|(refused, _)| refused.as_bytes().eq_ignore_ascii_case(name)) {
-        Some((refused, why)) => format!("ERR {refused} is not supported through the proxy: {why}"),
-        None => "ERR unknown command (type HELP)".into(),
+/// The error for a command the table does not know: the seed's hint for a person typing
+/// (an inline request), Redis's wording, which names the command, for programs.
+fn unknown(request: &Request, error: LookupError) -> String {
+    match (request.raw.is_none(), error) {
+        (true, LookupError::UnknownCommand) => "ERR unknown command (type HELP)".into(),
+        _ => error.reply_text(&request.args),
     }
+}
+
+/// Whether a request changes the ring or ends the connection: requests before it are
+/// answered first, requests after it see the new ring.
+fn is_barrier(command: &Command) -> bool {
+    command.route == Route::Ring || command.name == "quit"
 }
 
 /// Answers a batch of requests into `out`, in order.
@@ -59,45 +55,46 @@ fn unknown(name: &[u8]) -> String {
 /// Every decision for a request (gated or not, which servers) and its execution use one
 /// snapshot of the ring, reloaded only after a ring command: a migration waits for requests
 /// planned on the snapshot before its ring change, so none of them can race a key's move.
-pub async fn run_batch(proxy: &Arc<Proxy>, batch: &[Request], out: &mut BytesMut) -> Flow {
+pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], out: &mut BytesMut) -> Flow {
     let mut topology = proxy.cluster.snapshot();
     let mut start = 0;
+    let mut in_multi = session.multi.is_some();
     for (i, request) in batch.iter().enumerate() {
-        // Most requests are neither ring commands nor run during a migration: skip the
-        // table lookup for them here (planning looks the command up once).
-        let initial = request.name().first().map(u8::to_ascii_uppercase);
-        let may_be_barrier = BARRIERS.iter().any(|b| Some(b.as_bytes()[0]) == initial);
-        if !may_be_barrier && !proxy.migrator.is_running() {
+        let Ok(command) = command::lookup(&request.args) else { continue };
+        match command.name {
+            "multi" => in_multi = true,
+            "exec" | "discard" => in_multi = false,
+            _ => {}
+        }
+        if in_multi || !command.accepts(request.args.len()) {
             continue;
         }
-        let spec = command::lookup(request.name()).filter(|spec| spec.accepts(request.args.len()));
-        if let Some(spec) = spec.filter(|spec| BARRIERS.contains(&spec.name)) {
-            run_segment(proxy, &topology, &batch[start..i], out).await;
-            if membership::run(proxy, spec, request, out) == Flow::Quit {
+        if is_barrier(command) {
+            run_segment(proxy, session, &topology, &batch[start..i], out).await;
+            if membership::run(proxy, command, request, out) == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
             start = i + 1;
-        } else if let Some(keys) = spec.and_then(|spec| stranded_keys(proxy, &topology, spec, request)) {
-            run_segment(proxy, &topology, &batch[start..i], out).await;
-            run_gated(proxy, &topology, request, keys, out).await;
+        } else if let Some(keys) = stranded_keys(proxy, &topology, command, request) {
+            run_segment(proxy, session, &topology, &batch[start..i], out).await;
+            run_gated(proxy, session, &topology, request, keys, out).await;
             start = i + 1;
         }
     }
-    run_segment(proxy, &topology, &batch[start..], out).await;
+    run_segment(proxy, session, &topology, &batch[start..], out).await;
     Flow::Continue
 }
 
 /// While a migration runs: the keys of `request` that a ring change may have left on
 /// another server. `None` (the fast path) when there are none.
-fn stranded_keys(proxy: &Proxy, topology: &Topology, spec: &CommandSpec, request: &Request) -> Option<Vec<Bytes>> {
-    if spec.keys == Keys::None || !proxy.migrator.is_running() {
+fn stranded_keys(proxy: &Proxy, topology: &Topology, command: &Command, request: &Request) -> Option<Vec<Bytes>> {
+    if command.key_specs.is_empty() || !proxy.migrator.is_running() || !topology.has_history() {
         return None;
     }
-    if !topology.has_history() {
-        return None;
-    }
-    let keys: Vec<Bytes> = plan::key_positions(spec, request.args.len())
+    let keys: Vec<Bytes> = command
+        .key_positions(&request.args)
+        .unwrap_or_default()
         .into_iter()
         .map(|i| request.args[i].clone())
         .filter(|key| !topology.stranded_sources(key, &topology.replicas(key)).is_empty())
@@ -107,22 +104,36 @@ fn stranded_keys(proxy: &Proxy, topology: &Topology, spec: &CommandSpec, request
 
 /// Runs a command whose keys may still be on an old owner: under the keys' migration locks,
 /// move them first, then run the command where they now belong.
-async fn run_gated(proxy: &Proxy, topology: &Topology, request: &Request, keys: Vec<Bytes>, out: &mut BytesMut) {
+async fn run_gated(
+    proxy: &Proxy,
+    session: &mut Session,
+    topology: &Topology,
+    request: &Request,
+    keys: Vec<Bytes>,
+    out: &mut BytesMut,
+) {
     let _locks = proxy.migrator.lock(keys.iter().map(|k| &k[..])).await;
     if let Err(error) = proxy.migrator.move_stranded(topology, &keys).await {
         write::error(out, format!("ERR moving the key to its new server failed: {error}").as_bytes());
         return;
     }
-    run_segment(proxy, topology, std::slice::from_ref(request), out).await;
+    run_segment(proxy, session, topology, std::slice::from_ref(request), out).await;
 }
 
 /// Requests with no ring change among them: one snapshot, one job per server per round.
-async fn run_segment(proxy: &Proxy, topology: &Topology, requests: &[Request], out: &mut BytesMut) {
+async fn run_segment(
+    proxy: &Proxy,
+    session: &mut Session,
+    topology: &Topology,
+    requests: &[Request],
+    out: &mut BytesMut,
+) {
     if requests.is_empty() {
         return;
     }
     let mut jobs = Jobs::default();
-    let mut steps: Vec<Step> = requests.iter().map(|request| plan(proxy, request, topology, &mut jobs)).collect();
+    let mut steps: Vec<Step> =
+        requests.iter().map(|request| plan(proxy, session, request, topology, &mut jobs)).collect();
     let mut rounds = vec![jobs.dispatch(topology).await];
     // Replicated reads that missed ask the next replica, round after round.
     loop {
@@ -140,7 +151,8 @@ async fn run_segment(proxy: &Proxy, topology: &Topology, requests: &[Request], o
     let results = &rounds[0];
     for (request, step) in requests.iter().zip(&steps) {
         match step {
-            Step::Local => local::run(proxy, topology, request, out),
+            Step::Local(command) => local::run(proxy, session, topology, command, request, out),
+            Step::Status(text) => write::simple(out, text.as_bytes()),
             Step::Error(text) => write::error(out, text.as_bytes()),
             Step::Forward(part) => combine::forward(results, *part, out),
             Step::Combine(how, parts) => combine::combine(how, parts, results, out),
@@ -149,32 +161,144 @@ async fn run_segment(proxy: &Proxy, topology: &Topology, requests: &[Request], o
     }
 }
 
-fn plan(proxy: &Proxy, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     proxy.stats.record_command();
-    let Some(spec) = command::lookup(request.name()) else {
-        return Step::Error(unknown(request.name()));
-    };
-    if !spec.accepts(request.args.len()) {
-        return Step::Error(spec.usage_error());
-    }
-    match spec.name {
-        name if NOT_THROUGH_PROXY.contains(&name) => {
-            Step::Error(format!("ERR {name} is not supported through the proxy: ask a cache server directly"))
+    let command = match command::lookup(&request.args) {
+        Ok(command) => command,
+        Err(error) => {
+            if let Some(multi) = &mut session.multi {
+                multi.dirty = true;
+            }
+            return Step::Error(unknown(request, error));
         }
-        name if BROADCAST.contains(&name) => plan::plan_broadcast(spec, request, topology, jobs),
-        "SCAN" => plan::plan_scan(request, topology, jobs),
-        _ if spec.keys != Keys::None => plan::plan_keyed(spec, request, topology, jobs),
-        _ => Step::Local,
+    };
+    if !command.accepts(request.args.len()) {
+        if let Some(multi) = &mut session.multi {
+            multi.dirty = true;
+        }
+        return Step::Error(command.arity_error());
+    }
+    if session.multi.is_some() && command.route != Route::Transaction {
+        return queue(session, command, request, topology);
+    }
+    match command.route {
+        Route::Keyed if command.is_blocking() => Step::Error(format!(
+            "ERR {} is not supported through the proxy yet: a blocking command needs a server connection of its own",
+            command.display
+        )),
+        Route::Keyed => plan::plan_keyed(command, request, topology, jobs, true),
+        Route::Split(merge) => plan::plan_split(command, merge, request, topology, jobs, true),
+        Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
+        Route::AnyServer => plan::plan_any(request, topology, jobs),
+        Route::Scan => plan::plan_scan(command, request, topology, jobs),
+        Route::Local | Route::Ring => Step::Local(command),
+        // PUBLISH is routed by its channel, to where SUBSCRIBE of that channel goes.
+        Route::PubSub if command.name == "publish" => match topology.primary(&request.args[1]) {
+            Some(owner) => Step::Forward(jobs.push(owner, |out| request.encode(out))),
+            None => Step::Error(plan::NO_SERVERS.into()),
+        },
+        Route::PubSub => Step::Error(format!(
+            "ERR {} is not supported through the proxy yet: a subscriber needs server connections of its own",
+            command.display
+        )),
+        Route::Transaction => transaction(session, command, topology, jobs),
+        Route::Refused(why) => {
+            Step::Error(format!("ERR {} is not supported through the proxy: {why}", command.display))
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_a_proxy_cannot_serve_are_named() {
-        assert_eq!(unknown(b"multi"), "ERR MULTI is not supported through the proxy: transactions would span servers");
-        assert_eq!(unknown(b"FROBNICATE"), "ERR unknown command (type HELP)");
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+fn transaction(session: &mut Session, command: &Command, topology: &Topology, jobs: &mut Jobs) -> Step {
+    match (command.name, session.multi.is_some()) {
+        ("multi", true) => Step::Error("ERR MULTI calls can not be nested".into()),
+        ("multi", false) => {
+            session.multi = Some(Multi::default());
+            Step::Status("OK")
+        }
+        ("exec", false) => Step::Error("ERR EXEC without MULTI".into()),
+        ("discard", false) => Step::Error("ERR DISCARD without MULTI".into()),
+        ("discard", true) => {
+            session.multi = None;
+            Step::Status("OK")
+        }
+        ("exec", true) => {
+            let multi = session.multi.take().unwrap_or_default();
+            exec(multi, topology, jobs)
+        }
+        ("watch", true) => Step::Error("ERR WATCH inside MULTI is not allowed".into()),
+        ("unwatch", _) => Step::Status("OK"),
+        _ => Step::Error("ERR WATCH is not supported through the proxy yet".into()),
     }
+}
+
+/// A command inside MULTI: checked now, as Redis checks it when it queues, and kept for EXEC.
+fn queue(session: &mut Session, command: &Command, request: &Request, topology: &Topology) -> Step {
+    let Some(multi) = session.multi.as_mut() else { return Step::Error("ERR not in a transaction".into()) };
+    let refuse = |multi: &mut Multi, text: String| {
+        multi.dirty = true;
+        Step::Error(text)
+    };
+    let allowed = match command.route {
+        Route::Keyed | Route::Split(_) | Route::AnyServer => true,
+        Route::Local => matches!(command.name, "ping" | "echo"),
+        Route::PubSub => command.name == "publish",
+        _ => false,
+    };
+    if !allowed {
+        return refuse(
+            multi,
+            format!(
+                "ERR {} is not supported inside a transaction through the proxy: it would not run on one server",
+                command.display
+            ),
+        );
+    }
+    let owners = command.key_positions(&request.args).unwrap_or_default();
+    for i in owners {
+        let Some(owner) = topology.primary(&request.args[i]) else {
+            return refuse(multi, plan::NO_SERVERS.into());
+        };
+        let addr = topology.ring.server(owner).to_string();
+        match &multi.server {
+            None => multi.server = Some(addr),
+            Some(server) if *server == addr => {}
+            Some(server) => {
+                let text = format!(
+                    "CROSSSLOT Keys in the transaction don't hash to the same server ({server}, {addr}); give them a \
+                     common hash tag such as {{user1}} and start the proxy with --hash-tag \"{{}}\""
+                );
+                return refuse(multi, text);
+            }
+        }
+    }
+    multi.queued.push(request.clone());
+    Step::Status("QUEUED")
+}
+
+/// EXEC: the whole transaction, MULTI to EXEC, as one job on one server connection, so no
+/// other client's request can come between its commands.
+fn exec(multi: Multi, topology: &Topology, jobs: &mut Jobs) -> Step {
+    if multi.dirty {
+        return Step::Error("EXECABORT Transaction discarded because of previous errors.".into());
+    }
+    if multi.queued.is_empty() {
+        return Step::Combine(plan::Combine::Union, Vec::new());
+    }
+    let server = match &multi.server {
+        Some(addr) => match topology.ring.id_of(addr) {
+            Some(id) => id,
+            None => return Step::Error(format!("EXECABORT server {addr} left the ring")),
+        },
+        None => match plan::any_server(topology) {
+            Ok(id) => id,
+            Err(text) => return Step::Error(text),
+        },
+    };
+    let part = jobs.push_many(server, multi.queued.len() + 2, |out| {
+        write::command(out, &[b"MULTI"]);
+        multi.queued.iter().for_each(|request| request.encode(out));
+        write::command(out, &[b"EXEC"]);
+    });
+    Step::Forward(part)
 }

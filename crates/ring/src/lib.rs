@@ -38,6 +38,9 @@
 //! Memory is about 8.5 to 9 bytes per point plus the server table.
 #![warn(missing_docs)]
 
+mod hash_tag;
+pub use hash_tag::HashTag;
+
 use std::fmt;
 use std::iter::FusedIterator;
 

@@ -69,6 +69,8 @@ struct Conn<'a> {
     /// The client shut down its side: read to the end rather than trusting a short read, as
     /// no further event will come.
     hung_up: bool,
+    /// Its name, id and protocol.
+    client: service::common::ClientState,
     /// Counts the client as connected while it lives.
     _client: service::ClientGuard<'a>,
 }
@@ -237,6 +239,7 @@ impl<'a> EventLoop<'a> {
             blocked: false,
             closing: false,
             hung_up: false,
+            client: service::common::ClientState::new(),
             _client: self.ctx.stats.client_connected(),
         };
         if self.config.greeting {
@@ -294,7 +297,7 @@ impl<'a> EventLoop<'a> {
         while conn.output.len() < OUTPUT_HIGH_WATER {
             match resp::parse_request(&mut conn.input, &self.config.limits) {
                 Ok(Some(request)) => {
-                    if cmd::execute(self.ctx, &request, &mut conn.output) == Flow::Quit {
+                    if cmd::execute(self.ctx, &mut conn.client, &request, &mut conn.output) == Flow::Quit {
                         conn.closing = true;
                         break;
                     }

@@ -1,61 +1,170 @@
 //! Connection and introspection commands that the server and the proxy answer alike:
-//! PING, ECHO, SELECT, CLIENT, HELLO, COMMAND, CONFIG.
+//! PING, ECHO, SELECT, CLIENT, HELLO, COMMAND, CONFIG GET.
 
 use bytes::{Bytes, BytesMut};
+use resp::command::{Command, CommandInfo, KeySpec};
 use resp::{write, Frame};
 
 /// The Redis version reported to clients (HELLO, INFO): the command set follows Redis 7.
 pub const REDIS_VERSION: &str = "7.0.0";
 
-/// The commands [`run`] answers.
-pub const COMMANDS: &[&str] = &["PING", "ECHO", "SELECT", "CLIENT", "HELLO", "COMMAND", "CONFIG"];
+/// The commands [`run`] answers (table names).
+pub const COMMANDS: &[&str] = &[
+    "ping",
+    "echo",
+    "select",
+    "hello",
+    "client|setname",
+    "client|getname",
+    "client|setinfo",
+    "client|id",
+    "client|info",
+    "client|list",
+    "command",
+    "command|count",
+    "command|info",
+    "command|docs",
+    "command|list",
+    "command|getkeys",
+    "config|get",
+    "config|set",
+    "config|resetstat",
+];
+
+/// What a connection remembers about its client.
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    /// The connection's id (`CLIENT ID`).
+    pub id: u64,
+    /// `CLIENT SETNAME`'s name.
+    pub name: Option<Bytes>,
+    /// The protocol `HELLO` chose: 2 or 3.
+    pub protocol: u8,
+}
+
+impl ClientState {
+    /// A new client with a process-wide unique id.
+    pub fn new() -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self { id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed), name: None, protocol: 2 }
+    }
+}
+
+impl Default for ClientState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Which commands a binary serves, for `COMMAND`, `COMMAND COUNT/LIST/INFO/DOCS`.
+pub type Serves = fn(&Command) -> bool;
 
 /// Answers one of [`COMMANDS`] (argument count already checked) into `out`; the error text
-/// on failure. `name` is the table's upper-case name, `who` the name HELLO reports.
-pub fn run(name: &str, args: &[Bytes], who: &str, out: &mut BytesMut) -> Result<(), String> {
-    match name {
-        "PING" => match args.get(1) {
+/// on failure. `who` is the name HELLO reports; `serves` says which commands to list.
+pub fn run(
+    command: &Command,
+    args: &[Bytes],
+    who: &str,
+    client: &mut ClientState,
+    serves: Serves,
+    out: &mut BytesMut,
+) -> Result<(), String> {
+    match command.name {
+        "ping" => match args.get(1) {
             Some(message) => write::bulk(out, message),
             None => write::simple(out, b"PONG"),
         },
-        "ECHO" => write::bulk(out, &args[1]),
-        "SELECT" if &args[1][..] == b"0" => write::simple(out, b"OK"),
-        "SELECT" => return Err("ERR DB index is out of range".into()),
-        "CLIENT" => client(args, out)?,
-        "HELLO" => hello(args, who, out)?,
-        // redis-cli asks COMMAND DOCS at start for hints; an empty answer keeps it happy.
-        "COMMAND" if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"COUNT")) => {
-            write::integer(out, resp::command::COMMANDS.len() as i64)
+        "echo" => write::bulk(out, &args[1]),
+        "select" if &args[1][..] == b"0" => write::simple(out, b"OK"),
+        "select" => return Err("ERR DB index is out of range".into()),
+        "hello" => hello(args, who, client, out)?,
+        "client|setname" => {
+            if args[2].iter().any(|b| *b <= b' ' || *b > b'~') {
+                return Err("ERR Client names cannot contain spaces, newlines or special characters.".into());
+            }
+            client.name = (!args[2].is_empty()).then(|| args[2].clone());
+            write::simple(out, b"OK");
         }
-        "COMMAND" => write::array_header(out, 0),
-        "CONFIG" => config(args, out)?,
+        "client|getname" => match &client.name {
+            Some(name) => write::bulk(out, name),
+            None => write::null(out),
+        },
+        "client|setinfo" => write::simple(out, b"OK"),
+        "client|id" => write::integer(out, client.id as i64),
+        "client|info" | "client|list" => {
+            let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            let line = format!("id={} name={} db=0 resp={}\n", client.id, name, client.protocol);
+            write::bulk(out, line.as_bytes());
+        }
+        "command" => {
+            let served: Vec<&Command> = resp::command::table().top_level().filter(|c| serves(c)).collect();
+            write::array_header(out, served.len());
+            served.iter().for_each(|c| info_frame(c.info, c.arity).encode(out));
+        }
+        "command|count" => write::integer(out, resp::command::table().top_level().filter(|c| serves(c)).count() as i64),
+        "command|list" => {
+            let names: Vec<&str> = resp::command::table().top_level().filter(|c| serves(c)).map(|c| c.name).collect();
+            write::array_header(out, names.len());
+            names.iter().for_each(|n| write::bulk(out, n.as_bytes()));
+        }
+        "command|info" => {
+            write::array_header(out, args.len() - 2);
+            for name in &args[2..] {
+                match find_served(name, serves) {
+                    Some(c) => info_frame(c.info, c.arity).encode(out),
+                    None => write::null_array(out),
+                }
+            }
+        }
+        "command|docs" => {
+            let served: Vec<&Command> = if args.len() > 2 {
+                args[2..].iter().filter_map(|name| find_served(name, serves)).collect()
+            } else {
+                resp::command::table().top_level().filter(|c| serves(c)).collect()
+            };
+            write::array_header(out, served.len() * 2);
+            for c in served {
+                write::bulk(out, c.name.as_bytes());
+                docs_frame(c.info).encode(out);
+            }
+        }
+        "command|getkeys" => {
+            let target = &args[2..];
+            let found = resp::command::lookup(target).map_err(|_| "ERR Invalid command specified".to_string())?;
+            if !found.accepts(target.len()) {
+                return Err("ERR Invalid number of arguments specified for command".into());
+            }
+            let keys =
+                found.key_positions(target).map_err(|_| "ERR Invalid arguments specified for command".to_string())?;
+            if keys.is_empty() {
+                return Err("ERR The command has no key arguments".into());
+            }
+            write::array_header(out, keys.len());
+            keys.iter().for_each(|&i| write::bulk(out, &target[i]));
+        }
+        "config|get" => config_get(&args[2..], out),
+        "config|set" | "config|resetstat" => write::simple(out, b"OK"),
         _ => return Err("ERR unknown command".into()),
     }
     Ok(())
 }
 
-/// CLIENT SETNAME|SETINFO|GETNAME|ID|INFO: enough for client libraries to connect.
-fn client(args: &[Bytes], out: &mut BytesMut) -> Result<(), String> {
-    match args[1].to_ascii_uppercase().as_slice() {
-        b"SETNAME" | b"SETINFO" => write::simple(out, b"OK"),
-        b"GETNAME" => write::null(out),
-        b"ID" => write::integer(out, 1),
-        b"INFO" => write::bulk(out, b"id=1 db=0"),
-        _ => return Err("ERR unknown CLIENT subcommand".into()),
-    }
-    Ok(())
+fn find_served(name: &[u8], serves: Serves) -> Option<&'static Command> {
+    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    resp::command::table().by_name(&name).filter(|c| serves(c))
 }
 
-/// HELLO [2]: RESP2 only.
-fn hello(args: &[Bytes], who: &str, out: &mut BytesMut) -> Result<(), String> {
+/// HELLO [protover]: RESP2 only for now.
+fn hello(args: &[Bytes], who: &str, client: &mut ClientState, out: &mut BytesMut) -> Result<(), String> {
     if args.get(1).is_some_and(|v| &v[..] != b"2") {
-        return Err("NOPROTO this server speaks RESP2 only".into());
+        return Err("NOPROTO sorry, this protocol version is not supported".into());
     }
+    client.protocol = 2;
     let fields = [
         ("server", Frame::bulk("redis")),
         ("version", Frame::bulk(REDIS_VERSION)),
         ("proto", Frame::Integer(2)),
-        ("id", Frame::Integer(1)),
+        ("id", Frame::Integer(client.id as i64)),
         ("mode", Frame::bulk("standalone")),
         ("role", Frame::bulk("master")),
         ("modules", Frame::Array(vec![])),
@@ -66,28 +175,107 @@ fn hello(args: &[Bytes], who: &str, out: &mut BytesMut) -> Result<(), String> {
     Ok(())
 }
 
-/// CONFIG GET parameter: what redis-benchmark asks at start. CONFIG SET and RESETSTAT are
-/// accepted and ignored.
-fn config(args: &[Bytes], out: &mut BytesMut) -> Result<(), String> {
-    match (args[1].to_ascii_uppercase().as_slice(), args.get(2)) {
-        (b"GET", Some(parameter)) => {
-            let value: Option<&[u8]> = match parameter.to_ascii_lowercase().as_slice() {
-                b"save" => Some(b""),
-                b"appendonly" => Some(b"no"),
-                b"databases" => Some(b"1"),
-                _ => None,
-            };
-            match value {
-                Some(value) => {
-                    write::array_header(out, 2);
-                    write::bulk(out, parameter);
-                    write::bulk(out, value);
-                }
-                None => write::array_header(out, 0),
+/// CONFIG GET parameter...: what redis-benchmark and client libraries ask at start.
+fn config_get(parameters: &[Bytes], out: &mut BytesMut) {
+    const KNOWN: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
+    let mut found = Vec::new();
+    for parameter in parameters {
+        let parameter = String::from_utf8_lossy(parameter).to_ascii_lowercase();
+        for (name, value) in KNOWN {
+            if (parameter == *name || parameter == "*") && !found.iter().any(|(n, _)| n == name) {
+                found.push((*name, *value));
             }
         }
-        (b"SET" | b"RESETSTAT", _) => write::simple(out, b"OK"),
-        _ => return Err("ERR usage: CONFIG GET parameter".into()),
     }
-    Ok(())
+    write::array_header(out, found.len() * 2);
+    for (name, value) in found {
+        write::bulk(out, name.as_bytes());
+        write::bulk(out, value.as_bytes());
+    }
+}
+
+fn statuses(items: &[&str]) -> Frame {
+    Frame::Array(items.iter().map(|s| Frame::simple(s.to_string())).collect())
+}
+
+fn bulks(items: &[&str]) -> Frame {
+    Frame::Array(items.iter().map(|s| Frame::bulk(s.to_string())).collect())
+}
+
+/// A row of `COMMAND INFO`, as Redis 7 writes it.
+fn info_frame(info: &CommandInfo, arity: i32) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk(info.name),
+        Frame::Integer(arity.into()),
+        statuses(info.flags),
+        Frame::Integer(info.first_key.into()),
+        Frame::Integer(info.last_key.into()),
+        Frame::Integer(info.key_step.into()),
+        statuses(info.acl_categories),
+        bulks(info.tips),
+        Frame::Array(info.key_specs.iter().map(key_spec_frame).collect()),
+        Frame::Array(info.subcommands.iter().map(|s| info_frame(s, s.arity)).collect()),
+    ])
+}
+
+fn key_spec_frame(spec: &KeySpec) -> Frame {
+    use resp::command::{BeginSearch, FindKeys};
+    let pairs = |items: Vec<(&'static str, Frame)>| {
+        Frame::Array(items.into_iter().flat_map(|(k, v)| [Frame::bulk(k), v]).collect())
+    };
+    let begin = match spec.begin {
+        BeginSearch::Index(i) => {
+            pairs(vec![("type", Frame::bulk("index")), ("spec", pairs(vec![("index", Frame::Integer(i.into()))]))])
+        }
+        BeginSearch::Keyword { keyword, start_from } => pairs(vec![
+            ("type", Frame::bulk("keyword")),
+            ("spec", pairs(vec![("keyword", Frame::bulk(keyword)), ("startfrom", Frame::Integer(start_from.into()))])),
+        ]),
+        BeginSearch::Unknown => pairs(vec![("type", Frame::bulk("unknown")), ("spec", pairs(vec![]))]),
+    };
+    let find = match spec.find {
+        FindKeys::Range { last_key, step, limit } => pairs(vec![
+            ("type", Frame::bulk("range")),
+            (
+                "spec",
+                pairs(vec![
+                    ("lastkey", Frame::Integer(last_key.into())),
+                    ("keystep", Frame::Integer(step.into())),
+                    ("limit", Frame::Integer(limit.into())),
+                ]),
+            ),
+        ]),
+        FindKeys::KeyNum { key_num_index, first_key, step } => pairs(vec![
+            ("type", Frame::bulk("keynum")),
+            (
+                "spec",
+                pairs(vec![
+                    ("keynumidx", Frame::Integer(key_num_index.into())),
+                    ("firstkey", Frame::Integer(first_key.into())),
+                    ("keystep", Frame::Integer(step.into())),
+                ]),
+            ),
+        ]),
+        FindKeys::Unknown => pairs(vec![("type", Frame::bulk("unknown")), ("spec", pairs(vec![]))]),
+    };
+    pairs(vec![("flags", statuses(spec.flags)), ("begin_search", begin), ("find_keys", find)])
+}
+
+/// A `COMMAND DOCS` entry: summary, since, group, complexity, subcommands.
+fn docs_frame(info: &CommandInfo) -> Frame {
+    let mut items = vec![
+        Frame::bulk("summary"),
+        Frame::bulk(info.summary),
+        Frame::bulk("since"),
+        Frame::bulk(info.since),
+        Frame::bulk("group"),
+        Frame::bulk(info.group),
+        Frame::bulk("complexity"),
+        Frame::bulk(info.complexity),
+    ];
+    if !info.subcommands.is_empty() {
+        items.push(Frame::bulk("subcommands"));
+        items.push(Frame::Array(info.subcommands.iter().flat_map(|s| [Frame::bulk(s.name), docs_frame(s)]).collect()));
+    }
+    Frame::Array(items)
 }

@@ -7,16 +7,15 @@ use service::common;
 use super::{Outcome, Reply};
 use crate::Ctx;
 
-/// Whether this module runs `name`.
-pub fn runs(name: &str) -> bool {
-    name == "WHOAMI" || name == "INFO" || common::COMMANDS.contains(&name)
-}
+/// The commands this module runs (table names); the connection commands are shared with
+/// the proxy ([`common::COMMANDS`]).
+pub const COMMANDS: &[&str] = &["whoami", "info"];
 
-pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
+pub fn run(ctx: &Ctx, name: &str, _args: &[Bytes], out: &mut BytesMut) -> Outcome {
     match name {
-        "WHOAMI" => write::simple(out, ctx.name.as_bytes()),
-        "INFO" => write::bulk(out, info(ctx).as_bytes()),
-        _ => common::run(name, args, &ctx.name, out).map_err(Reply::Other)?,
+        "whoami" => write::simple(out, ctx.name.as_bytes()),
+        "info" => write::bulk(out, info(ctx).as_bytes()),
+        _ => return Err(Reply::Other(format!("ERR {name} is not an admin command"))),
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::Ctx;
 
 /// The commands this module runs.
 pub const COMMANDS: &[&str] =
-    &["DEL", "EXISTS", "KEYS", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "EXPIRE", "PEXPIRE", "PERSIST", "TTL", "PTTL"];
+    &["del", "exists", "keys", "scan", "dbsize", "flushall", "flushdb", "expire", "pexpire", "persist", "ttl", "pttl"];
 
 /// SCAN's default COUNT, as in Redis.
 const DEFAULT_SCAN_COUNT: usize = 10;
@@ -20,32 +20,32 @@ const DEFAULT_SCAN_COUNT: usize = 10;
 pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     let store = &ctx.store;
     match name {
-        "DEL" => {
+        "del" => {
             let removed = args[1..].iter().filter(|key| store.remove(key)).count();
             tracing::info!("[{}] DEL {} -> {removed}", ctx.name, show(&args[1..].join(&b' ')));
             write::integer(out, removed as i64);
         }
-        "EXISTS" => write::integer(out, args[1..].iter().filter(|key| store.contains(key)).count() as i64),
-        "KEYS" => {
+        "exists" => write::integer(out, args[1..].iter().filter(|key| store.contains(key)).count() as i64),
+        "keys" => {
             // The seed's `KEYS` lists `+key` lines; Redis's `KEYS pattern` answers bulk strings.
             let keys = store.keys(args.get(1).map_or(&b"*"[..], |p| &p[..]));
             let write_key = if args.len() == 1 { write::text } else { write::bulk };
             write::array_header(out, keys.len());
             keys.iter().for_each(|key| write_key(out, key));
         }
-        "SCAN" => scan(ctx, args, out)?,
-        "DBSIZE" => write::integer(out, store.len() as i64),
-        "FLUSHALL" | "FLUSHDB" => {
+        "scan" => scan(ctx, args, out)?,
+        "dbsize" => write::integer(out, store.len() as i64),
+        "flushall" | "flushdb" => {
             store.clear();
             write::simple(out, b"OK");
         }
-        "EXPIRE" | "PEXPIRE" => {
+        "expire" | "pexpire" => {
             let n = int_arg(&args[2])?;
-            let unit = if name == "EXPIRE" { 1000 } else { 1 };
+            let unit = if name == "expire" { 1000 } else { 1 };
             let ttl = Duration::from_millis(u64::try_from(n).unwrap_or(0).saturating_mul(unit));
             write::integer(out, i64::from(store.expire(&args[1], Some(ttl))));
         }
-        "PERSIST" => {
+        "persist" => {
             let had_ttl = matches!(store.ttl(&args[1]), Ttl::Millis(_));
             write::integer(out, i64::from(had_ttl && store.expire(&args[1], None)));
         }
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
             let reply = match store.ttl(&args[1]) {
                 Ttl::Missing => -2,
                 Ttl::Persistent => -1,
-                Ttl::Millis(ms) if name == "TTL" => ((ms + 500) / 1000) as i64,
+                Ttl::Millis(ms) if name == "ttl" => ((ms + 500) / 1000) as i64,
                 Ttl::Millis(ms) => ms as i64,
             };
             write::integer(out, reply);

@@ -1,12 +1,16 @@
-//! Commands: argument checks from the shared table (`resp::command`), then one module per
-//! family applies them to the store and writes the reply.
+//! Commands: looked up once in the shared table (`resp::command`), argument count checked
+//! against it, then run by the family module whose handler table claims them.
 
 mod admin;
 mod keyspace;
 mod strings;
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use resp::command::{Command, LookupError};
 use resp::Request;
+use service::common::{self, ClientState};
 
 use crate::Ctx;
 
@@ -19,27 +23,73 @@ pub enum Flow {
     Quit,
 }
 
+/// The command families, each a module with a `run` and a list of the table rows it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Strings,
+    Keyspace,
+    Admin,
+    /// The connection commands shared with the proxy (`service::common`).
+    Connection,
+    Quit,
+}
+
+/// Every table row the server claims, and the family that runs it.
+fn claims() -> impl Iterator<Item = (&'static str, Family)> {
+    let family = |names: &'static [&'static str], family| names.iter().map(move |n| (*n, family));
+    family(strings::COMMANDS, Family::Strings)
+        .chain(family(keyspace::COMMANDS, Family::Keyspace))
+        .chain(family(admin::COMMANDS, Family::Admin))
+        .chain(family(common::COMMANDS, Family::Connection))
+        .chain(family(&["quit"], Family::Quit))
+}
+
+/// The handler of every command, indexed by [`Command::id`].
+static HANDLERS: LazyLock<Vec<Option<Family>>> = LazyLock::new(|| {
+    let table = resp::command::table();
+    let mut handlers = vec![None; table.commands().len()];
+    for (name, family) in claims() {
+        if let Some(command) = table.by_name(name) {
+            handlers[command.id] = Some(family);
+        }
+    }
+    handlers
+});
+
+/// Whether the server runs `command` (what `COMMAND` lists).
+pub fn serves(command: &Command) -> bool {
+    HANDLERS.get(command.id).is_some_and(|h| h.is_some())
+}
+
 /// Runs one request and appends its reply to `out`.
-pub fn execute(ctx: &Ctx, request: &Request, out: &mut BytesMut) -> Flow {
+pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut BytesMut) -> Flow {
     ctx.stats.record_command();
-    let Some(spec) = resp::command::lookup(request.name()) else {
-        resp::write::error(out, b"ERR unknown command");
+    let args = &request.args[..];
+    let command = match resp::command::lookup(args) {
+        Ok(command) => command,
+        Err(error) => {
+            unknown(request, error, out);
+            return Flow::Continue;
+        }
+    };
+    let Some(family) = HANDLERS.get(command.id).copied().flatten() else {
+        unknown(request, LookupError::UnknownCommand, out);
         return Flow::Continue;
     };
-    let args = &request.args[..];
-    if !spec.accepts(args.len()) {
-        resp::write::error(out, spec.usage_error().as_bytes());
+    if !command.accepts(args.len()) {
+        resp::write::error(out, command.arity_error().as_bytes());
         return Flow::Continue;
     }
-    let handled = match spec.name {
-        "QUIT" => {
-            resp::write::simple(out, b"BYE");
+    let handled = match family {
+        Family::Quit => {
+            // The seed's `+BYE` to a person typing, Redis's `+OK` to programs.
+            resp::write::simple(out, if request.raw.is_none() { b"BYE" } else { b"OK" });
             return Flow::Quit;
         }
-        name if strings::COMMANDS.contains(&name) => strings::run(ctx, name, args, out),
-        name if keyspace::COMMANDS.contains(&name) => keyspace::run(ctx, name, args, out),
-        name if admin::runs(name) => admin::run(ctx, name, args, out),
-        _ => Err(Reply::UnknownCommand),
+        Family::Strings => strings::run(ctx, command.name, args, out),
+        Family::Keyspace => keyspace::run(ctx, command.name, args, out),
+        Family::Admin => admin::run(ctx, command.name, args, out),
+        Family::Connection => common::run(command, args, &ctx.name, client, serves, out).map_err(Reply::Other),
     };
     if let Err(error) = handled {
         resp::write::error(out, error.text().as_bytes());
@@ -47,11 +97,19 @@ pub fn execute(ctx: &Ctx, request: &Request, out: &mut BytesMut) -> Flow {
     Flow::Continue
 }
 
+/// The seed's `-ERR unknown command` for a person typing (inline), Redis's wording, which
+/// names the command, for programs.
+fn unknown(request: &Request, error: LookupError, out: &mut BytesMut) {
+    if request.raw.is_none() {
+        resp::write::error(out, b"ERR unknown command");
+    } else {
+        resp::write::error(out, error.reply_text(&request.args).as_bytes());
+    }
+}
+
 /// An error reply of a command, with Redis's wording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// A command of the proxy's (ADD_SERVER, ROUTE, ...) sent to a cache server.
-    UnknownCommand,
     /// Options that do not parse.
     Syntax,
     /// An argument that should be an integer.
@@ -67,7 +125,6 @@ pub enum Reply {
 impl Reply {
     fn text(&self) -> String {
         match self {
-            Reply::UnknownCommand => "ERR unknown command".into(),
             Reply::Syntax => "ERR syntax error".into(),
             Reply::NotAnInteger => "ERR value is not an integer or out of range".into(),
             Reply::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command"),
@@ -88,4 +145,20 @@ fn int_arg(arg: &Bytes) -> Result<i64, Reply> {
 /// Bytes as text for logs.
 fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_the_server_claims_is_in_the_table_and_handled() {
+        let table = resp::command::table();
+        for (name, family) in claims() {
+            let command = table.by_name(name).unwrap_or_else(|| panic!("{name} is not in the command table"));
+            assert_eq!(HANDLERS[command.id], Some(family), "{name}");
+        }
+        assert!(serves(table.by_name("get").unwrap()));
+        assert!(!serves(table.by_name("add_server").unwrap()), "ring commands are the proxy's");
+    }
 }

@@ -9,20 +9,23 @@ use super::{int_arg, show, Outcome, Reply};
 use crate::store::{ttl_until_unix_ms, IncrError, SetOptions};
 use crate::Ctx;
 
-/// The commands this module runs.
-pub const COMMANDS: &[&str] = &["GET", "SET", "MGET", "MSET", "INCR", "DECR", "INCRBY", "DECRBY"];
+/// The commands this module runs (table names).
+pub const COMMANDS: &[&str] = &["get", "set", "mget", "mset", "incr", "decr", "incrby", "decrby"];
 
 pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     match name {
-        "GET" => get(ctx, &args[1], out),
-        "SET" => set(ctx, args, out)?,
-        "MGET" => {
+        "get" => get(ctx, &args[1], out),
+        "set" => set(ctx, args, out)?,
+        "mget" => {
             write::array_header(out, args.len() - 1);
             for key in &args[1..] {
                 ctx.store.get_with(key, |value| bulk_or_null(out, value));
             }
         }
-        "MSET" => {
+        "mset" if args.len().is_multiple_of(2) => {
+            return Err(Reply::Other("ERR wrong number of arguments for 'mset' command".into()));
+        }
+        "mset" => {
             for pair in args[1..].chunks_exact(2) {
                 ctx.store.set(&pair[0], &pair[1], SetOptions::default(), false);
             }
@@ -74,7 +77,7 @@ fn set_options(args: &[Bytes]) -> Result<(SetOptions, bool), Reply> {
         match &word[..] {
             b"NX" if !options.only_if_present => options.only_if_absent = true,
             b"XX" if !options.only_if_absent => options.only_if_present = true,
-            b"GET" => want_old = true,
+            b"get" => want_old = true,
             b"KEEPTTL" if options.ttl.is_none() => options.keep_ttl = true,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if options.ttl.is_none() && !options.keep_ttl => {
                 let n = int_arg(rest.next().ok_or(Reply::Syntax)?)?;
@@ -98,7 +101,7 @@ fn incr(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
         Some(arg) => int_arg(arg)?,
         None => 1,
     };
-    let delta = if name.starts_with("DECR") { amount.checked_neg().ok_or(Reply::Overflow)? } else { amount };
+    let delta = if name.starts_with("decr") { amount.checked_neg().ok_or(Reply::Overflow)? } else { amount };
     match ctx.store.incr_by(&args[1], delta) {
         Ok(n) => write::integer(out, n),
         Err(IncrError::NotAnInteger) => return Err(Reply::NotAnInteger),
