@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cases::{Case, KNOWN_DIFFERENCES};
-use e2e::{binary, have, redis_server, Conn, Process};
+use e2e::{have, redis_server, Conn, Process};
 use resp::{Frame, Limits};
 use ring::HashRing;
 
@@ -409,14 +409,6 @@ fn cross_server_keys(addrs: &[String]) -> [String; 2] {
     [first, second]
 }
 
-/// Whether the proxy binary knows `--hash-tag`.
-fn proxy_knows_hash_tags() -> bool {
-    Command::new(binary("proxy"))
-        .arg("--help")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--hash-tag"))
-}
-
 /// One target's results, compared with the expected replies.
 struct Column {
     name: &'static str,
@@ -553,7 +545,7 @@ fn redis_commands_through_the_proxy_match_redis_server() {
     let reference: Process = redis_server();
     let backends: Vec<Process> = (0..3).map(|_| redis_server()).collect();
     let addrs: Vec<String> = backends.iter().map(Process::addr).collect();
-    let hash_tags = proxy_knows_hash_tags();
+    let hash_tags = e2e::proxy_knows("--hash-tag");
     let mut flags = vec!["--no-greeting"];
     if hash_tags {
         flags.extend(["--hash-tag", "{}"]);
