@@ -98,6 +98,15 @@ pub fn proxy(servers: &[String], extra: &[&str]) -> Process {
     start("proxy", &args)
 }
 
+/// Whether the proxy binary lists `flag` (`--hash-tag`) in its `--help`, for tests that use
+/// a flag newer than some builds of it.
+pub fn proxy_knows(flag: &str) -> bool {
+    Command::new(binary("proxy"))
+        .arg("--help")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().any(|word| word == flag))
+}
+
 /// Three cache servers (cache-A, B, C) and a proxy in front of them.
 pub struct Cluster {
     /// The cache servers.
