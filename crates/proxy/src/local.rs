@@ -75,7 +75,7 @@ pub fn run(
             write::simple(out, b"RESET");
         }
         _ => {
-            if let Err(text) = common::run(command, args, "proxy", &mut session.client, serves, out) {
+            if let Err(text) = common::run(command, args, &mut session.client, serves, out) {
                 let text = if text == "ERR unknown command" {
                     format!("ERR {} is not supported through the proxy", command.display)
                 } else {

@@ -216,7 +216,7 @@ pub fn plan_split(
     }
     let args = &request.args;
     if !(args.len() - 1).is_multiple_of(key_width(command)) {
-        return Step::Error(command.arity_error());
+        return Step::Error(command.arity_error(request.raw.is_none()));
     }
     let positions = match command.key_positions(args) {
         Ok(positions) if !positions.is_empty() => positions,

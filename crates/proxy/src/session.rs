@@ -176,7 +176,7 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         if let Some(multi) = &mut session.multi {
             multi.dirty = true;
         }
-        return Step::Error(command.arity_error());
+        return Step::Error(command.arity_error(request.raw.is_none()));
     }
     if session.multi.is_some() && command.route != Route::Transaction {
         return queue(session, command, request, topology);

@@ -60,11 +60,10 @@ impl Default for ClientState {
 pub type Serves = fn(&Command) -> bool;
 
 /// Answers one of [`COMMANDS`] (argument count already checked) into `out`; the error text
-/// on failure. `who` is the name HELLO reports; `serves` says which commands to list.
+/// on failure. `serves` says which commands to list.
 pub fn run(
     command: &Command,
     args: &[Bytes],
-    who: &str,
     client: &mut ClientState,
     serves: Serves,
     out: &mut BytesMut,
@@ -77,7 +76,7 @@ pub fn run(
         "echo" => write::bulk(out, &args[1]),
         "select" if &args[1][..] == b"0" => write::simple(out, b"OK"),
         "select" => return Err("ERR DB index is out of range".into()),
-        "hello" => hello(args, who, client, out)?,
+        "hello" => hello(args, client, out)?,
         "client|setname" => {
             if args[2].iter().any(|b| *b <= b' ' || *b > b'~') {
                 return Err("ERR Client names cannot contain spaces, newlines or special characters.".into());
@@ -155,7 +154,7 @@ fn find_served(name: &[u8], serves: Serves) -> Option<&'static Command> {
 }
 
 /// HELLO [protover]: RESP2 only for now.
-fn hello(args: &[Bytes], who: &str, client: &mut ClientState, out: &mut BytesMut) -> Result<(), String> {
+fn hello(args: &[Bytes], client: &mut ClientState, out: &mut BytesMut) -> Result<(), String> {
     if args.get(1).is_some_and(|v| &v[..] != b"2") {
         return Err("NOPROTO sorry, this protocol version is not supported".into());
     }
@@ -168,7 +167,6 @@ fn hello(args: &[Bytes], who: &str, client: &mut ClientState, out: &mut BytesMut
         ("mode", Frame::bulk("standalone")),
         ("role", Frame::bulk("master")),
         ("modules", Frame::Array(vec![])),
-        ("name", Frame::bulk(who.to_string())),
     ];
     let items = fields.into_iter().flat_map(|(k, v)| [Frame::bulk(k), v]).collect();
     Frame::Array(items).encode(out);

@@ -129,11 +129,12 @@ impl Command {
     }
 
     /// The error for a wrong argument count (without `-`): the seed's usage line for the
-    /// seed's commands, Redis's wording for the rest.
-    pub fn arity_error(&self) -> String {
+    /// seed's commands typed by a person (`inline`), Redis's wording for everything else, so
+    /// client libraries see what redis-server would send.
+    pub fn arity_error(&self, inline: bool) -> String {
         match self.usage {
-            Some(usage) => format!("ERR usage: {usage}"),
-            None => format!("ERR wrong number of arguments for '{}' command", self.name),
+            Some(usage) if inline => format!("ERR usage: {usage}"),
+            _ => format!("ERR wrong number of arguments for '{}' command", self.name.replace('|', " ")),
         }
     }
 
@@ -350,11 +351,12 @@ mod tests {
     fn arity_follows_redis_and_the_seed() {
         let set = lookup(&args("SET")).unwrap();
         assert!(!set.accepts(2) && set.accepts(3) && set.accepts(6));
-        assert_eq!(set.arity_error(), "ERR usage: SET key value");
+        assert_eq!(set.arity_error(true), "ERR usage: SET key value");
+        assert_eq!(set.arity_error(false), "ERR wrong number of arguments for 'set' command");
         let get = lookup(&args("GET")).unwrap();
         assert!(get.accepts(2) && !get.accepts(3));
         let hset = lookup(&args("HSET")).unwrap();
-        assert_eq!(hset.arity_error(), "ERR wrong number of arguments for 'hset' command");
+        assert_eq!(hset.arity_error(true), "ERR wrong number of arguments for 'hset' command");
         assert!(lookup(&args("KEYS")).unwrap().accepts(1), "the seed's bare KEYS");
         assert!(set.is_write() && !get.is_write());
         assert!(lookup(&args("BLPOP")).unwrap().is_blocking());

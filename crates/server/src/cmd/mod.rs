@@ -77,7 +77,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         return Flow::Continue;
     };
     if !command.accepts(args.len()) {
-        resp::write::error(out, command.arity_error().as_bytes());
+        resp::write::error(out, command.arity_error(request.raw.is_none()).as_bytes());
         return Flow::Continue;
     }
     let handled = match family {
@@ -89,7 +89,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         Family::Strings => strings::run(ctx, command.name, args, out),
         Family::Keyspace => keyspace::run(ctx, command.name, args, out),
         Family::Admin => admin::run(ctx, command.name, args, out),
-        Family::Connection => common::run(command, args, &ctx.name, client, serves, out).map_err(Reply::Other),
+        Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
     };
     if let Err(error) = handled {
         resp::write::error(out, error.text().as_bytes());
