@@ -2,13 +2,16 @@
 //! clients keep reading and writing.
 //!
 //! The migrator walks every source server with SCAN and moves each key that sits where the
-//! ring no longer puts it: PTTL and GET on the source, `SET key value [PX ttl] NX` on each
-//! owner, then DEL on the source. A key is moved under a lock (one of [`STRIPES`], chosen
-//! by the key's hash) that client commands on keys left behind by a ring change take too:
-//! such a command first moves its key, then runs on the new owner. So a read never misses a
-//! value that is still on the old owner, a write is never overwritten by an older copy (NX,
-//! and the copy happens before the write), a delete stays deleted (the old copy is moved,
-//! then deleted with the key), and TTLs travel with their keys.
+//! ring no longer puts it: PTTL and DUMP on the source, `RESTORE key ttl payload` (without
+//! REPLACE) on each owner, then DEL on the source. DUMP/RESTORE carry every type (strings,
+//! hashes, lists, sets, sorted sets, streams) with its TTL, on redis-server and on our
+//! server alike. A key is moved under a lock (one of [`STRIPES`], chosen by the key's hash)
+//! that client commands on keys left behind by a ring change take too: such a command first
+//! moves its key, then runs on the new owner. So a read never misses a value that is still
+//! on the old owner, a write is never overwritten by an older copy (RESTORE without REPLACE
+//! answers BUSYKEY when the owner already has the key: the owner's write is newer, and the
+//! old copy is dropped), a delete stays deleted (the old copy is moved, then deleted with
+//! the key), and TTLs travel with their keys.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -187,12 +190,13 @@ impl Migrator {
     }
 
     /// Moves `keys` (locked by the caller) from `source` to their replicas under
-    /// `topology`: copy with NX and the remaining TTL, then delete from the source.
+    /// `topology`: RESTORE without REPLACE and with the remaining TTL, then delete from the
+    /// source.
     pub async fn transfer(&self, topology: &Topology, source: &Arc<Backend>, keys: &[Bytes]) -> Result<(), String> {
         let mut read = BytesMut::new();
         for key in keys {
             write::command(&mut read, &[&b"PTTL"[..], key]);
-            write::command(&mut read, &[&b"GET"[..], key]);
+            write::command(&mut read, &[&b"DUMP"[..], key]);
         }
         let replies = request(source, read, keys.len() * 2).await?;
         // Copies per target, and the keys that reached at least one target.
@@ -206,10 +210,10 @@ impl Migrator {
                 }
                 continue;
             };
-            if *ttl == -2 {
+            if *ttl == -2 || *ttl == 0 {
                 continue;
             }
-            let ttl_text = ttl.to_string();
+            let ttl_text = (*ttl).max(0).to_string();
             for target in topology.replicas(key) {
                 let backend = topology.backend(target).clone();
                 let at = match copies.iter().position(|(b, _, _)| b.addr() == backend.addr()) {
@@ -220,18 +224,16 @@ impl Migrator {
                     }
                 };
                 let (_, out, count) = &mut copies[at];
-                if *ttl > 0 {
-                    write::command(out, &[&b"SET"[..], key, value, b"PX", ttl_text.as_bytes(), b"NX"]);
-                } else {
-                    write::command(out, &[&b"SET"[..], key, value, b"NX"]);
-                }
+                write::command(out, &[&b"RESTORE"[..], key, ttl_text.as_bytes(), value]);
                 *count += 1;
             }
             found.push(key);
         }
         for (target, out, count) in copies {
             let replies = request(&target, out, count).await?;
-            if let Some(error) = replies.iter().find(|r| r.is_error()) {
+            // BUSYKEY: the owner was written after the ring change; its value is the newer.
+            let busy = |frame: &Frame| matches!(frame, Frame::Error(e) if e.starts_with(b"BUSYKEY"));
+            if let Some(error) = replies.iter().find(|r| r.is_error() && !busy(r)) {
                 return Err(format!("copy to {} failed: {error:?}", target.addr()));
             }
         }

@@ -2,6 +2,7 @@
 //! against it, then run by the family module whose handler table claims them.
 
 mod admin;
+mod dump;
 mod keyspace;
 mod strings;
 
@@ -28,6 +29,7 @@ pub enum Flow {
 enum Family {
     Strings,
     Keyspace,
+    Dump,
     Admin,
     /// The connection commands shared with the proxy (`service::common`).
     Connection,
@@ -39,6 +41,7 @@ fn claims() -> impl Iterator<Item = (&'static str, Family)> {
     let family = |names: &'static [&'static str], family| names.iter().map(move |n| (*n, family));
     family(strings::COMMANDS, Family::Strings)
         .chain(family(keyspace::COMMANDS, Family::Keyspace))
+        .chain(family(dump::COMMANDS, Family::Dump))
         .chain(family(admin::COMMANDS, Family::Admin))
         .chain(family(common::COMMANDS, Family::Connection))
         .chain(family(&["quit"], Family::Quit))
@@ -88,6 +91,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         }
         Family::Strings => strings::run(ctx, command.name, args, out),
         Family::Keyspace => keyspace::run(ctx, command.name, args, out),
+        Family::Dump => dump::run(ctx, command.name, args, out),
         Family::Admin => admin::run(ctx, command.name, args, out),
         Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
     };
