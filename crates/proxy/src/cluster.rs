@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use ring::{HashRing, HashTag, ServerId};
 
 use crate::backend::Backend;
+use crate::handoff::Hints;
 
 /// Ring changes whose placement is remembered for migration (older ones are forgotten).
 const MAX_HISTORY: usize = 16;
@@ -102,6 +103,17 @@ impl Topology {
         }
     }
 
+    /// Whether any server is marked down.
+    pub fn any_down(&self) -> bool {
+        self.any_down.load(Relaxed)
+    }
+
+    /// The servers that hold `key` when every server is up: the first `replication`
+    /// distinct servers clockwise.
+    pub fn natural_replicas(&self, key: &[u8]) -> impl Iterator<Item = ServerId> + '_ {
+        self.ring.preference(self.hash_tag.routing_key(key)).take(self.replication)
+    }
+
     /// Whether earlier rings may have left keys away from their servers.
     pub fn has_history(&self) -> bool {
         !self.history.is_empty() || !self.draining.is_empty()
@@ -146,6 +158,9 @@ pub struct ClusterConfig {
     pub connect_timeout: Duration,
     /// The part of a key that is hashed.
     pub hash_tag: HashTag,
+    /// Keys remembered per down server for hinted handoff; past it the server is flushed
+    /// when it returns.
+    pub max_hints: usize,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -155,6 +170,8 @@ pub struct Cluster {
     pool: Mutex<HashMap<String, Arc<Backend>>>,
     config: ClusterConfig,
     any_down: Arc<AtomicBool>,
+    /// Writes that landed elsewhere while their server was down.
+    pub hints: Hints,
 }
 
 impl Cluster {
@@ -170,7 +187,8 @@ impl Cluster {
             draining: Vec::new(),
             hash_tag: config.hash_tag,
         };
-        Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down }
+        let hints = Hints::new(config.max_hints);
+        Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down, hints }
     }
 
     /// The current snapshot: cheap, lock-free.
@@ -299,6 +317,7 @@ mod tests {
     fn cluster(replication: usize) -> Cluster {
         Cluster::new(ClusterConfig {
             hash_tag: HashTag::NONE,
+            max_hints: 1000,
             vnodes: 160,
             replication,
             connections_per_backend: 1,

@@ -109,7 +109,11 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
                 let backend = backend.clone();
                 let cluster = cluster.clone();
                 async move {
-                    let ok = ping(&backend, config.interval.max(Duration::from_millis(500))).await;
+                    let timeout = config.interval.max(Duration::from_millis(500));
+                    let mut ok = ping(&backend, timeout).await;
+                    if ok && !backend.health.is_up() && cluster.hints.overflowed(backend.addr()) {
+                        ok = flush_before_return(&cluster, &backend, timeout).await;
+                    }
                     if backend.health.record(ok, config.failure_limit) {
                         if backend.health.is_up() {
                             tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());
@@ -133,6 +137,26 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
         }
         cluster.set_any_down(topology.backends().any(|b| !b.health.is_up()));
     }
+}
+
+/// A server whose hint log overflowed while it was down may hold values older than writes
+/// it cannot be told about: it is flushed before it takes traffic again (it comes back cold,
+/// never stale). True when the flush succeeded.
+async fn flush_before_return(cluster: &Cluster, backend: &Arc<Backend>, timeout: Duration) -> bool {
+    let reply = backend.send(Bytes::from_static(b"*1\r\n$8\r\nFLUSHALL\r\n"), 1).await;
+    let flushed = matches!(
+        tokio::time::timeout(timeout, reply).await,
+        Ok(Ok(Ok(replies))) if replies.get(0) == b"+OK\r\n"
+    );
+    if flushed {
+        cluster.hints.clear(backend.addr());
+        tracing::warn!(
+            backend = %backend.addr(),
+            "[proxy] server {} flushed on its return: more writes went elsewhere while it was down than --max-hints",
+            backend.addr()
+        );
+    }
+    flushed
 }
 
 /// One PING over the pool; true on `+PONG` within `timeout`.

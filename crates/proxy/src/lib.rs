@@ -7,11 +7,13 @@
 pub mod backend;
 pub mod cluster;
 mod combine;
+pub mod handoff;
 pub mod health;
 mod local;
 mod membership;
 pub mod migration;
 mod plan;
+mod repair;
 mod replica;
 mod session;
 
@@ -52,6 +54,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// The part of a key that is hashed (`--hash-tag "{}"`); none by default.
     pub hash_tag: ring::HashTag,
+    /// Keys remembered per down server for hinted handoff (`--max-hints`).
+    pub max_hints: usize,
 }
 
 /// The proxy's shared state.
@@ -79,6 +83,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         connections_per_backend: config.server_connections,
         connect_timeout: config.connect_timeout,
         hash_tag: config.hash_tag,
+        max_hints: config.max_hints,
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
@@ -95,6 +100,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         port: local.port(),
         started: Instant::now(),
     });
+    tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);
     service::serve(listener, config.max_clients, shutdown, |stream, peer| {

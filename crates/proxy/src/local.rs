@@ -187,6 +187,7 @@ fn info(proxy: &Proxy, topology: &Topology) -> String {
             load(&stats.errors),
         ));
     }
+    text.push_str(&format!("\r\n# Handoff\r\nhinted_keys:{}\r\n", proxy.cluster.hints.len()));
     text.push_str("\r\n# Migration\r\n");
     text.push_str(&proxy.migrator.report());
     text

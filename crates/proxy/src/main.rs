@@ -56,6 +56,11 @@ struct Args {
     /// hash_tag, Redis Cluster's rule). Off by default: keys are hashed whole, as in the seed.
     #[arg(long, value_parser = parse_hash_tag, default_value = "")]
     hash_tag: ring::HashTag,
+    /// Keys remembered per down server for hinted handoff: writes that land on another server
+    /// while a server is down are copied back before it serves them again. Past this many, the
+    /// returning server is flushed instead (it comes back cold, never stale).
+    #[arg(long, default_value_t = 100_000)]
+    max_hints: usize,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -77,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         replication: args.replication_factor.max(1),
         migrate: args.migrate,
         hash_tag: args.hash_tag,
+        max_hints: args.max_hints.max(1),
         health: proxy::health::HealthConfig {
             enabled: !args.no_auto_eject,
             interval: Duration::from_millis(args.health_interval_ms.max(10)),

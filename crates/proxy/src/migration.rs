@@ -249,6 +249,47 @@ impl Migrator {
         Ok(())
     }
 
+    /// Repairs one hinted key (locked by the caller): `server` is back after being down while
+    /// `holder` took the key's writes. The holder's value replaces the server's copy (or the
+    /// copy is deleted when the holder has none: the key was deleted meanwhile); the holder's
+    /// copy goes unless the ring makes it a replica.
+    pub async fn repair_hint(
+        &self,
+        topology: &Topology,
+        server: &str,
+        holder: &str,
+        key: &Bytes,
+    ) -> Result<(), String> {
+        let (Some(target), Some(source)) = (topology.find(server), topology.find(holder)) else {
+            // One of them left the ring: nothing routes there any more.
+            return Ok(());
+        };
+        let mut read = BytesMut::new();
+        write::command(&mut read, &[&b"PTTL"[..], key]);
+        write::command(&mut read, &[&b"DUMP"[..], key]);
+        let replies = request(source, read, 2).await?;
+        let mut fix = BytesMut::new();
+        match (&replies[0], &replies[1]) {
+            (Frame::Integer(ttl), Frame::Bulk(payload)) if *ttl != 0 && *ttl != -2 => {
+                let ttl = (*ttl).max(0).to_string();
+                write::command(&mut fix, &[&b"RESTORE"[..], key, ttl.as_bytes(), payload, b"REPLACE"]);
+            }
+            (_, Frame::Error(e)) => return Err(format!("DUMP on {holder}: {}", String::from_utf8_lossy(e))),
+            _ => write::command(&mut fix, &[&b"DEL"[..], key]),
+        }
+        let reply = request(target, fix, 1).await?;
+        if let Some(Frame::Error(e)) = reply.first() {
+            return Err(format!("repair on {server}: {}", String::from_utf8_lossy(e)));
+        }
+        let holder_is_replica = topology.replicas(key).iter().any(|id| topology.backend(*id).addr() == holder);
+        if !holder_is_replica {
+            let mut delete = BytesMut::new();
+            write::command(&mut delete, &[&b"DEL"[..], key]);
+            request(source, delete, 1).await?;
+        }
+        Ok(())
+    }
+
     /// Moves `keys` (locked by the caller) from wherever earlier rings left them.
     pub async fn move_stranded(&self, topology: &Topology, keys: &[Bytes]) -> Result<(), String> {
         for key in keys {

@@ -76,6 +76,10 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
             }
             topology = proxy.cluster.snapshot();
             start = i + 1;
+        } else if let Some(keys) = handoff_keys(proxy, &topology, command, request) {
+            run_segment(proxy, session, &topology, &batch[start..i], out).await;
+            run_handoff(proxy, session, &topology, command, request, keys, out).await;
+            start = i + 1;
         } else if let Some(keys) = stranded_keys(proxy, &topology, command, request) {
             run_segment(proxy, session, &topology, &batch[start..i], out).await;
             run_gated(proxy, session, &topology, request, keys, out).await;
@@ -100,6 +104,60 @@ fn stranded_keys(proxy: &Proxy, topology: &Topology, command: &Command, request:
         .filter(|key| !topology.stranded_sources(key, &topology.replicas(key)).is_empty())
         .collect();
     (!keys.is_empty()).then_some(keys)
+}
+
+/// While a server is down or hinted keys wait for repair: the keys of `request` that are
+/// hinted, or that it writes while a server that should hold them is down. `None` (the fast
+/// path) when there are none.
+fn handoff_keys(proxy: &Proxy, topology: &Topology, command: &Command, request: &Request) -> Option<Vec<Bytes>> {
+    let hints = &proxy.cluster.hints;
+    let writes_while_down = topology.any_down() && command.is_write();
+    if !(writes_while_down || hints.pending()) || command.key_specs.is_empty() || session_local(command) {
+        return None;
+    }
+    let is_up = |addr: &str| topology.find(addr).is_some_and(|b| b.health.is_up());
+    let keys: Vec<Bytes> = command
+        .key_positions(&request.args)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| request.args[i].clone())
+        .filter(|key| {
+            (writes_while_down && topology.natural_replicas(key).any(|id| !topology.backend(id).health.is_up()))
+                || (hints.pending() && !hints.for_key(key, is_up).is_empty())
+        })
+        .collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// Commands the session keeps to itself (queued in MULTI): gated when EXEC runs, not here.
+fn session_local(command: &Command) -> bool {
+    command.route == Route::Transaction
+}
+
+/// Runs a request under its keys' locks: first repairs the hinted ones whose server is back,
+/// then records hints for the writes that land elsewhere because a server is down.
+async fn run_handoff(
+    proxy: &Proxy,
+    session: &mut Session,
+    topology: &Topology,
+    command: &Command,
+    request: &Request,
+    keys: Vec<Bytes>,
+    out: &mut BytesMut,
+) {
+    let _locks = proxy.migrator.lock(keys.iter().map(|k| &k[..])).await;
+    for key in &keys {
+        if let Err(error) = crate::repair::repair_key(proxy, topology, key).await {
+            write::error(out, format!("ERR repairing the key after its server came back failed: {error}").as_bytes());
+            return;
+        }
+    }
+    if command.is_write() && session.multi.is_none() {
+        for key in &keys {
+            crate::repair::record_write(proxy, topology, key);
+        }
+    }
+    run_segment(proxy, session, topology, std::slice::from_ref(request), out).await;
 }
 
 /// Runs a command whose keys may still be on an old owner: under the keys' migration locks,
@@ -179,7 +237,7 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         return Step::Error(command.arity_error(request.raw.is_none()));
     }
     if session.multi.is_some() && command.route != Route::Transaction {
-        return queue(session, command, request, topology);
+        return queue(session, command, request, topology, &proxy.cluster.hints);
     }
     match command.route {
         Route::Keyed if command.is_blocking() => Step::Error(format!(
@@ -233,7 +291,13 @@ fn transaction(session: &mut Session, command: &Command, topology: &Topology, jo
 }
 
 /// A command inside MULTI: checked now, as Redis checks it when it queues, and kept for EXEC.
-fn queue(session: &mut Session, command: &Command, request: &Request, topology: &Topology) -> Step {
+fn queue(
+    session: &mut Session,
+    command: &Command,
+    request: &Request,
+    topology: &Topology,
+    hints: &crate::handoff::Hints,
+) -> Step {
     let Some(multi) = session.multi.as_mut() else { return Step::Error("ERR not in a transaction".into()) };
     let refuse = |multi: &mut Multi, text: String| {
         multi.dirty = true;
@@ -255,6 +319,21 @@ fn queue(session: &mut Session, command: &Command, request: &Request, topology: 
         );
     }
     let owners = command.key_positions(&request.args).unwrap_or_default();
+    let is_up = |addr: &str| topology.find(addr).is_some_and(|b| b.health.is_up());
+    for &i in &owners {
+        if hints.pending() && !hints.for_key(&request.args[i], is_up).is_empty() {
+            let text = "TRYAGAIN the key is being repaired after its server came back; retry the transaction";
+            return refuse(multi, text.into());
+        }
+        if let Some(down) = topology.natural_replicas(&request.args[i]).find(|id| !topology.backend(*id).health.is_up())
+        {
+            let text = format!(
+                "TRYAGAIN server {} is down: a transaction does not run on a stand-in server",
+                topology.ring.server(down)
+            );
+            return refuse(multi, text);
+        }
+    }
     for i in owners {
         let Some(owner) = topology.primary(&request.args[i]) else {
             return refuse(multi, plan::NO_SERVERS.into());

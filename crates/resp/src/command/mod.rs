@@ -138,9 +138,13 @@ impl Command {
         }
     }
 
-    /// Whether it changes data.
+    /// Whether it changes data: flagged `write`, or a key spec says it may write its keys
+    /// (`EVAL`, `FCALL`: `RW`).
     pub fn is_write(&self) -> bool {
         self.flags.contains(Flags::WRITE)
+            || self.key_specs.iter().any(|spec| {
+                spec.flags.iter().any(|f| matches!(*f, "RW" | "OW" | "RM" | "insert" | "delete" | "update"))
+            })
     }
 
     /// Whether it may block its connection.
@@ -359,6 +363,7 @@ mod tests {
         assert_eq!(hset.arity_error(true), "ERR wrong number of arguments for 'hset' command");
         assert!(lookup(&args("KEYS")).unwrap().accepts(1), "the seed's bare KEYS");
         assert!(set.is_write() && !get.is_write());
+        assert!(lookup(&args("EVAL")).unwrap().is_write(), "a script may write its keys");
         assert!(lookup(&args("BLPOP")).unwrap().is_blocking());
     }
 
