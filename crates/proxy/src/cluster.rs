@@ -34,6 +34,8 @@ pub struct Topology {
     pub history: Vec<HashRing>,
     /// Servers removed with MIGRATE whose keys are still being moved away.
     pub draining: Vec<Arc<Backend>>,
+    /// Log a routing line per request (a plain field, read per request).
+    pub log_requests: bool,
 }
 
 impl Topology {
@@ -139,6 +141,8 @@ pub struct ClusterConfig {
     pub connections_per_backend: usize,
     /// Dial timeout.
     pub connect_timeout: Duration,
+    /// Log a routing line per request.
+    pub log_requests: bool,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -161,6 +165,7 @@ impl Cluster {
             any_down: any_down.clone(),
             history: Vec::new(),
             draining: Vec::new(),
+            log_requests: config.log_requests,
         };
         Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down }
     }
@@ -270,6 +275,7 @@ impl Cluster {
             any_down: self.any_down.clone(),
             history,
             draining,
+            log_requests: current.log_requests,
         }));
         Ok(())
     }
@@ -293,6 +299,7 @@ mod tests {
             replication,
             connections_per_backend: 1,
             connect_timeout: Duration::from_millis(100),
+            log_requests: false,
         })
     }
 

@@ -50,6 +50,9 @@ pub struct Config {
     pub migrate: bool,
     /// Health checks and ejection.
     pub health: HealthConfig,
+    /// Log a routing line per request (`[proxy] SET k -> routing to host:port`): see
+    /// `service::ServeArgs::log_requests`.
+    pub log_requests: bool,
 }
 
 /// The proxy's shared state.
@@ -76,6 +79,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         replication: config.replication,
         connections_per_backend: config.server_connections,
         connect_timeout: config.connect_timeout,
+        log_requests: config.log_requests,
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;

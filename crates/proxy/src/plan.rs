@@ -219,6 +219,9 @@ pub fn plan_scan(request: &Request, topology: &Topology, jobs: &mut Jobs) -> Ste
 pub const NO_SERVERS: &str = "ERR no servers available";
 
 fn log_route(spec: &CommandSpec, key: &Bytes, topology: &Topology, owner: ServerId) {
+    if !topology.log_requests {
+        return;
+    }
     tracing::info!(
         "[proxy] {} {} -> routing to {}",
         spec.name,
