@@ -99,11 +99,14 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start LOGFILE COMMAND...: runs COMMAND in the background and records its PID.
+# start LOGFILE COMMAND...: runs COMMAND in the background, its output to LOGFILE, and records
+# its PID. Its stderr is a file, not a terminal, so the seed's line per request
+# (`[proxy] SET k -> routing to ...`, `[cache-A] SET k = v`) is asked for with --log-requests:
+# `tail -f` the log files to watch them.
 start() {
   local log="$1"
   shift
-  RUST_LOG="${RUST_LOG:-warn}" "$@" >"$log" 2>&1 &
+  "$@" --log-requests >"$log" 2>&1 &
   pids+=("$!")
 }
 

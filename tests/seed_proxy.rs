@@ -28,8 +28,11 @@ fn key_that_moves(a: &str, b: &str, c: &str) -> (String, String) {
 
 #[test]
 fn the_seed_example_session() {
-    let (a, b, c) = (server("cache-A", &[]), server("cache-B", &[]), server("cache-C", &[]));
-    let proxy = proxy(&[], &[]);
+    // The harness reads stderr through a pipe, not a terminal: the seed's per-request lines
+    // need --log-requests there.
+    let log = ["--log-requests"];
+    let (a, b, c) = (server("cache-A", &log), server("cache-B", &log), server("cache-C", &log));
+    let proxy = proxy(&[], &log);
     let mut s = Conn::connect_greeted(&proxy.addr(), GREETING);
     s.exchange(&format!("ADD_SERVER {}", a.addr()), &[&format!("+OK added {}", a.addr())]);
     s.exchange(&format!("ADD_SERVER {}", b.addr()), &[&format!("+OK added {}", b.addr())]);
@@ -74,6 +77,25 @@ fn the_seed_example_session() {
         assert!(proxy.wait_for_log(&line, REPLY_TIMEOUT), "missing {line:?} in {:?}", proxy.logs());
     }
     assert!(owner_process.wait_for_log(&format!("[{owner_name}] SET {key} = Alice"), REPLY_TIMEOUT));
+}
+
+#[test]
+fn no_line_per_request_when_stderr_is_not_a_terminal() {
+    // The harness reads stderr through a pipe: by default, and with --no-log-requests after
+    // --log-requests, only lifecycle lines.
+    for flags in [&[][..], &["--log-requests", "--no-log-requests"][..]] {
+        let (a, b) = (server("cache-A", &[]), server("cache-B", &[]));
+        let proxy = proxy(&[a.addr()], flags);
+        let mut s = Conn::connect_greeted(&proxy.addr(), GREETING);
+        s.exchange("SET user:1001 Alice", &["+OK"]);
+        s.exchange("GET user:1001", &["$5", "Alice"]);
+        // A lifecycle line logged after the requests: once it is in, theirs would be too.
+        s.exchange(&format!("ADD_SERVER {}", b.addr()), &[&format!("+OK added {}", b.addr())]);
+        let added = format!("[proxy] Added server: {}", b.addr());
+        assert!(proxy.wait_for_log(&added, REPLY_TIMEOUT), "missing {added:?} in {:?}", proxy.logs());
+        let logs = proxy.logs();
+        assert!(!logs.iter().any(|line| line.contains("routing to")), "{flags:?}: {logs:?}");
+    }
 }
 
 #[test]

@@ -55,7 +55,9 @@ fn names_are_case_insensitive_and_lines_end_in_lf_or_crlf() {
 
 #[test]
 fn operations_are_logged_as_the_seed_logged_them() {
-    let server = server("cache-A", &[]);
+    // The harness reads stderr through a pipe, not a terminal: the seed's per-command lines
+    // need --log-requests there.
+    let server = server("cache-A", &["--log-requests"]);
     let mut c = greeted(&server);
     c.exchange("SET user:1001 Alice", &["+OK"]);
     c.exchange("GET user:1001", &["$5", "Alice"]);
@@ -68,6 +70,27 @@ fn operations_are_logged_as_the_seed_logged_them() {
         "[cache-A] DEL user:1001 -> 1",
     ] {
         assert!(server.wait_for_log(line, REPLY_TIMEOUT), "missing log line {line:?} in {:?}", server.logs());
+    }
+}
+
+#[test]
+fn no_line_per_command_when_stderr_is_not_a_terminal() {
+    // By default (stderr is a pipe here), and with --no-log-requests after --log-requests.
+    for flags in [&["--max-clients", "1"][..], &["--max-clients", "1", "--log-requests", "--no-log-requests"][..]] {
+        let server = server("cache-A", flags);
+        let mut c = greeted(&server);
+        c.exchange("SET user:1001 Alice", &["+OK"]);
+        c.exchange("GET user:1001", &["$5", "Alice"]);
+        c.exchange("DEL user:1001", &[":1"]);
+        // A second client is refused with a warning logged after the commands: once it is
+        // in, their lines would be too.
+        let mut refused = Conn::connect(&server.addr());
+        refused.expect_lines(&["-ERR max number of clients reached"]);
+        assert!(server.wait_for_log("refusing client", REPLY_TIMEOUT), "{:?}", server.logs());
+        let logs = server.logs();
+        let per_command =
+            |line: &String| ["SET", "GET", "DEL"].iter().any(|c| line.contains(&format!("[cache-A] {c} ")));
+        assert!(!logs.iter().any(per_command), "{flags:?}: {logs:?}");
     }
 }
 

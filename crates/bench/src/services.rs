@@ -83,9 +83,10 @@ pub fn our_proxy(binaries: &Binaries, label: &str, backends: &[&Service], scratc
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
 
-/// The environment of our processes under load: per-request logs off, no colour codes.
+/// The environment of our processes under load: the defaults a user gets (no `RUST_LOG`, so
+/// `info`; stderr to a log file, so no line per request), and no colour codes.
 fn ours(command: &mut Command) {
-    command.env("RUST_LOG", "warn").env("NO_COLOR", "1");
+    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
 }
 
 /// twemproxy and the port of its statistics.

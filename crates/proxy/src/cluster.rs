@@ -37,6 +37,8 @@ pub struct Topology {
     pub draining: Vec<Arc<Backend>>,
     /// The part of a key that is hashed (`--hash-tag`).
     pub hash_tag: HashTag,
+    /// Log a routing line per request (a plain field, read per request).
+    pub log_requests: bool,
 }
 
 impl Topology {
@@ -161,6 +163,8 @@ pub struct ClusterConfig {
     /// Keys remembered per down server for hinted handoff; past it the server is flushed
     /// when it returns.
     pub max_hints: usize,
+    /// Log a routing line per request.
+    pub log_requests: bool,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -186,6 +190,7 @@ impl Cluster {
             history: Vec::new(),
             draining: Vec::new(),
             hash_tag: config.hash_tag,
+            log_requests: config.log_requests,
         };
         let hints = Hints::new(config.max_hints);
         Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down, hints }
@@ -297,6 +302,7 @@ impl Cluster {
             history,
             draining,
             hash_tag: current.hash_tag,
+            log_requests: current.log_requests,
         }));
         Ok(())
     }
@@ -322,6 +328,7 @@ mod tests {
             replication,
             connections_per_backend: 1,
             connect_timeout: Duration::from_millis(100),
+            log_requests: false,
         })
     }
 

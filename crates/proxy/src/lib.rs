@@ -56,6 +56,9 @@ pub struct Config {
     pub hash_tag: ring::HashTag,
     /// Keys remembered per down server for hinted handoff (`--max-hints`).
     pub max_hints: usize,
+    /// Log a routing line per request (`[proxy] SET k -> routing to host:port`): see
+    /// `service::ServeArgs::log_requests`.
+    pub log_requests: bool,
 }
 
 /// The proxy's shared state.
@@ -84,6 +87,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         connect_timeout: config.connect_timeout,
         hash_tag: config.hash_tag,
         max_hints: config.max_hints,
+        log_requests: config.log_requests,
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;

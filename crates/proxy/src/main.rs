@@ -10,8 +10,9 @@ use clap::Parser;
 /// Start it with `proxy --port 6380`, then add servers with `ADD_SERVER 127.0.0.1:6381` over
 /// `nc 127.0.0.1 6380`, or at start with `--servers`. Use `--no-greeting` for redis-cli,
 /// redis-benchmark and client libraries. The seed's Go-style flags work too:
-/// `proxy -port 6380 -replicas 5`. Logs go to stderr; RUST_LOG filters them (`RUST_LOG=warn`
-/// silences the per-request routing lines under load).
+/// `proxy -port 6380 -replicas 5`. Logs go to stderr; RUST_LOG filters them. A routing line per
+/// request (`[proxy] SET k -> routing to ...`) is logged when stderr is a terminal or with
+/// --log-requests, never under --no-log-requests.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -89,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             failure_limit: args.server_failure_limit.max(1),
             retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
         },
+        log_requests: args.serve.log_requests(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

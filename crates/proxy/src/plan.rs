@@ -341,6 +341,9 @@ pub fn plan_scan(command: &'static Command, request: &Request, topology: &Topolo
 
 /// The seed's routing line: `[proxy] SET key -> routing to host:port`.
 fn log_route(command: &Command, key: Option<&Bytes>, topology: &Topology, owner: ServerId) {
+    if !topology.log_requests {
+        return;
+    }
     tracing::info!(
         "[proxy] {} {} -> routing to {}",
         command.display,

@@ -40,6 +40,8 @@ pub struct Config {
     /// The pause that lets requests of several busy clients gather before a poll (see
     /// [`event_loop`]); zero blocks in the poll at once, like Redis.
     pub coalesce: Duration,
+    /// Log a line per command (`[cache-A] SET k = v`): see `service::ServeArgs::log_requests`.
+    pub log_requests: bool,
 }
 
 /// What every connection of one server shares.
@@ -48,6 +50,8 @@ pub struct Ctx {
     pub store: Store,
     /// The server's name.
     pub name: String,
+    /// Log a line per command (read per request: a plain field, no tracing call when off).
+    pub log_requests: bool,
     /// Counters for INFO.
     pub stats: Stats,
     /// The port it listens on.
@@ -67,6 +71,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     let ctx = Arc::new(Ctx {
         store: Store::new(),
         name: config.name.clone(),
+        log_requests: config.log_requests,
         stats: Stats::default(),
         port: address.port(),
         started: Instant::now(),

@@ -6,8 +6,9 @@ use clap::Parser;
 ///
 /// Start three for the demo: `server --port 6381 --name cache-A`, then 6382/cache-B and
 /// 6383/cache-C. Connect with `nc 127.0.0.1 6381` or `redis-cli -p 6381`. The seed's Go-style
-/// flags work too: `server -port 6381 -name cache-A`. Logs go to stderr; RUST_LOG filters them
-/// (`RUST_LOG=warn` silences the per-command lines under load).
+/// flags work too: `server -port 6381 -name cache-A`. Logs go to stderr; RUST_LOG filters them.
+/// A line per command (`[cache-A] SET k = v`) is logged when stderr is a terminal or with
+/// --log-requests, never under --no-log-requests.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         max_clients: args.serve.max_clients.max(1),
         threads: service::default_threads(args.serve.threads),
         coalesce: args.serve.coalesce(),
+        log_requests: args.serve.log_requests(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

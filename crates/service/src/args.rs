@@ -35,6 +35,13 @@ pub struct ServeArgs {
     /// half the cores, at least 1].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Log one line per request (the seed's `[proxy] SET k -> routing to ...`,
+    /// `[cache-A] SET k = v`) [default: on when stderr is a terminal].
+    #[arg(long, overrides_with = "no_log_requests")]
+    pub log_requests: bool,
+    /// Never log one line per request, even on a terminal.
+    #[arg(long, overrides_with = "log_requests")]
+    pub no_log_requests: bool,
 }
 
 impl ServeArgs {
@@ -46,6 +53,24 @@ impl ServeArgs {
     /// The coalescing pause the flags set.
     pub fn coalesce(&self) -> std::time::Duration {
         std::time::Duration::from_micros(self.coalesce_us)
+    }
+
+    /// Whether to log one line per request: the one place this is decided, once at start-up.
+    ///
+    /// The seed's per-request lines are for a person watching a terminal (the five-terminal
+    /// way), so they are on when stderr is one. A program that sends stderr to a file or a
+    /// pipe gets lifecycle lines only: formatting and writing a line per request would cost
+    /// it a large share of its throughput. `--log-requests` and `--no-log-requests` decide
+    /// instead of the terminal (the last one given wins); `RUST_LOG` still filters the lines.
+    pub fn log_requests(&self) -> bool {
+        use std::io::IsTerminal;
+        if self.log_requests {
+            true
+        } else if self.no_log_requests {
+            false
+        } else {
+            std::io::stderr().is_terminal()
+        }
     }
 
     /// Starts tracing and the runtime, binds `bind:port`, and runs `serve` on the listener

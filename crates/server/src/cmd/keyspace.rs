@@ -22,7 +22,9 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
     match name {
         "del" => {
             let removed = args[1..].iter().filter(|key| store.remove(key)).count();
-            tracing::info!("[{}] DEL {} -> {removed}", ctx.name, show(&args[1..].join(&b' ')));
+            if ctx.log_requests {
+                tracing::info!("[{}] DEL {} -> {removed}", ctx.name, show(&args[1..].join(&b' ')));
+            }
             write::integer(out, removed as i64);
         }
         "exists" => write::integer(out, args[1..].iter().filter(|key| store.contains(key)).count() as i64),

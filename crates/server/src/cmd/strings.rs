@@ -39,9 +39,11 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
 /// GET key
 fn get(ctx: &Ctx, key: &[u8], out: &mut BytesMut) {
     ctx.store.get_with(key, |value| {
-        match value {
-            Some(v) => tracing::info!("[{}] GET {} -> {}", ctx.name, show(key), show(v)),
-            None => tracing::info!("[{}] GET {} -> (nil)", ctx.name, show(key)),
+        if ctx.log_requests {
+            match value {
+                Some(v) => tracing::info!("[{}] GET {} -> {}", ctx.name, show(key), show(v)),
+                None => tracing::info!("[{}] GET {} -> (nil)", ctx.name, show(key)),
+            }
         }
         bulk_or_null(out, value)
     });
@@ -59,7 +61,9 @@ fn set(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     let (key, value) = (&args[1], &args[2]);
     let (options, want_old) = set_options(&args[3..])?;
     let (stored, old) = ctx.store.set(key, value, options, want_old);
-    tracing::info!("[{}] SET {} = {}", ctx.name, show(key), show(value));
+    if ctx.log_requests {
+        tracing::info!("[{}] SET {} = {}", ctx.name, show(key), show(value));
+    }
     match (want_old, stored) {
         (true, _) => bulk_or_null(out, old.as_deref()),
         (false, true) => write::simple(out, b"OK"),
