@@ -56,6 +56,10 @@ struct Args {
     /// hash_tag, Redis Cluster's rule). Off by default: keys are hashed whole, as in the seed.
     #[arg(long, value_parser = parse_hash_tag, default_value = "")]
     hash_tag: ring::HashTag,
+    /// Most blocking commands (BLPOP, BRPOP, XREAD BLOCK, ...) waiting at once through the
+    /// proxy, each on a server connection of its own; past it they get -ERR at once.
+    #[arg(long, default_value_t = 1000)]
+    max_blocking_connections: usize,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -77,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         replication: args.replication_factor.max(1),
         migrate: args.migrate,
         hash_tag: args.hash_tag,
+        max_blocking_connections: args.max_blocking_connections,
         health: proxy::health::HealthConfig {
             enabled: !args.no_auto_eject,
             interval: Duration::from_millis(args.health_interval_ms.max(10)),
