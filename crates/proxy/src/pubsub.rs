@@ -360,5 +360,5 @@ fn confirmation(out: &mut BytesMut, verb: &[u8], name: Option<&Bytes>, count: i6
 fn is_confirmation(frame: &Frame) -> bool {
     let Frame::Array(items) = frame else { return false };
     let Some(Frame::Bulk(kind)) = items.first() else { return false };
-    Kind::of(&String::from_utf8_lossy(kind)).is_some()
+    std::str::from_utf8(kind).ok().and_then(Kind::of).is_some()
 }
