@@ -46,9 +46,10 @@ use resp::{Frame, Limits};
 use ring::HashRing;
 
 /// The proxy's overall figure (identical cases out of those not in [`KNOWN_DIFFERENCES`], in
-/// percent) must reach this. Today's proxy reaches 28/255 = 10.98%, rounded down: raise it as the
-/// proxy forwards more.
-const MIN_IDENTICAL_PERCENT: f64 = 10.0;
+/// percent) must reach this. Today's proxy reaches 255/255 (blocking commands, WATCH and
+/// pub/sub on dedicated connections); the bound leaves room for two cases, since the pub/sub
+/// and blocking cases wait on timers and the machines that run this are shared.
+const MIN_IDENTICAL_PERCENT: f64 = 99.0;
 
 /// How long one reply may take. Shorter than the harness's `REPLY_TIMEOUT`: a proxy that
 /// never answers costs this much per case, and the whole suite must stay under a minute.

@@ -249,7 +249,7 @@ impl Backend {
 /// Opens a connection with PING, so it works with and without a greeting: a status line
 /// before `+PONG` (our server's `+OK cache-A ready`) is skipped. Returns any bytes read past
 /// the PONG.
-async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
+pub(crate) async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
     stream.write_all(b"PING\r\n").await?;
     let mut buf = BytesMut::with_capacity(256);
     loop {
@@ -394,11 +394,11 @@ fn fail_all(
 }
 
 /// Replies are trusted more than requests but still bounded.
-fn reply_limits() -> Limits {
+pub(crate) fn reply_limits() -> Limits {
     Limits { max_inline_len: Limits::DEFAULT_MAX_BULK_LEN, ..Limits::default() }
 }
 
-fn describe(error: &io::Error) -> String {
+pub(crate) fn describe(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => error.to_string(),
         kind => kind.to_string(),

@@ -7,12 +7,14 @@
 pub mod backend;
 pub mod cluster;
 mod combine;
+pub mod dedicated;
 pub mod handoff;
 pub mod health;
 mod local;
 mod membership;
 pub mod migration;
 mod plan;
+mod pubsub;
 mod repair;
 mod replica;
 mod session;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use resp::Limits;
 use service::{ClientConn, Stats};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use cluster::{Cluster, ClusterConfig};
 use health::HealthConfig;
@@ -59,6 +62,9 @@ pub struct Config {
     /// Log a routing line per request (`[proxy] SET k -> routing to host:port`): see
     /// `service::ServeArgs::log_requests`.
     pub log_requests: bool,
+    /// Most blocking commands (`BLPOP`, `XREAD BLOCK`) waiting at once, each on a server
+    /// connection of its own.
+    pub max_blocking_connections: usize,
 }
 
 /// The proxy's shared state.
@@ -75,6 +81,14 @@ pub struct Proxy {
     pub port: u16,
     /// When it started.
     pub started: Instant,
+    /// How long dialling a server may take.
+    pub connect_timeout: Duration,
+    /// Idle dedicated connections (blocking commands, WATCH), by server.
+    pub dedicated: dedicated::Pool,
+    /// One permit per blocking command waiting on a dedicated connection.
+    pub blocking: Arc<Semaphore>,
+    /// The number of those permits, for the error past the bound.
+    pub max_blocking_connections: usize,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -103,6 +117,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         stats: Stats::default(),
         port: local.port(),
         started: Instant::now(),
+        connect_timeout: config.connect_timeout,
+        dedicated: dedicated::Pool::default(),
+        blocking: Arc::new(Semaphore::new(config.max_blocking_connections)),
+        max_blocking_connections: config.max_blocking_connections,
     });
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
@@ -128,8 +146,17 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -
     }
     let mut session = session::Session::default();
     let mut batch = Vec::new();
-    while conn.next_batch(&mut batch).await? {
-        let flow = session::run_batch(proxy, &mut session, &batch, conn.output()).await;
+    loop {
+        // A subscribed client also gets what its servers push.
+        let event = tokio::select! {
+            more = conn.next_batch(&mut batch) => Ok(more?),
+            Some(push) = session.next_push() => Err(push),
+        };
+        let flow = match event {
+            Ok(true) => session::run_batch(proxy, &mut session, &batch, &mut conn).await,
+            Ok(false) => break,
+            Err(push) => session.on_push(push, conn.output()),
+        };
         conn.flush().await?;
         if flow == local::Flow::Quit {
             break;

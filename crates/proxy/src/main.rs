@@ -62,6 +62,10 @@ struct Args {
     /// returning server is flushed instead (it comes back cold, never stale).
     #[arg(long, default_value_t = 100_000)]
     max_hints: usize,
+    /// Most blocking commands (BLPOP, BRPOP, XREAD BLOCK, ...) waiting at once through the
+    /// proxy, each on a server connection of its own; past it they get -ERR at once.
+    #[arg(long, default_value_t = 1000)]
+    max_blocking_connections: usize,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         migrate: args.migrate,
         hash_tag: args.hash_tag,
         max_hints: args.max_hints.max(1),
+        max_blocking_connections: args.max_blocking_connections,
         health: proxy::health::HealthConfig {
             enabled: !args.no_auto_eject,
             interval: Duration::from_millis(args.health_interval_ms.max(10)),

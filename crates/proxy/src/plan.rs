@@ -66,6 +66,8 @@ pub enum Step {
     Status(&'static str),
     /// An error found while planning.
     Error(String),
+    /// A reply decided while planning (PING in subscribed mode).
+    Frame(resp::Frame),
     /// One server's reply, passed through unchanged.
     Forward(Part),
     /// Several replies put back together.

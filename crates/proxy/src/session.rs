@@ -9,11 +9,14 @@ use bytes::{Bytes, BytesMut};
 use resp::command::{self, Command, LookupError, Route};
 use resp::{write, Request};
 use service::common::ClientState;
+use service::ClientConn;
 
 use crate::cluster::Topology;
+use crate::dedicated::{Dedicated, Push};
 use crate::local::{self, Flow};
 use crate::membership;
 use crate::plan::{self, Jobs, Step};
+use crate::pubsub::{self, Subscriber};
 use crate::{combine, Proxy};
 
 /// What the proxy remembers about one client.
@@ -23,6 +26,32 @@ pub struct Session {
     pub client: ClientState,
     /// The transaction being queued since MULTI.
     multi: Option<Multi>,
+    /// The connection WATCH pinned the client to, until EXEC, DISCARD, UNWATCH or RESET.
+    watching: Option<Dedicated>,
+    /// The client's subscriptions, while it has any (subscribed mode).
+    subscriber: Option<Subscriber>,
+}
+
+impl Session {
+    /// The next message for a subscribed client; never resolves for one that is not.
+    pub async fn next_push(&mut self) -> Option<Push> {
+        match self.subscriber.as_mut() {
+            Some(subscriber) => subscriber.next_push().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Writes a message pushed by a server; `Flow::Quit` when the client must be closed.
+    pub fn on_push(&mut self, push: Push, out: &mut BytesMut) -> Flow {
+        match self.subscriber.as_mut() {
+            Some(subscriber) => subscriber.on_push(push, out),
+            None => Flow::Continue,
+        }
+    }
+
+    fn is_subscribed(&self) -> bool {
+        self.subscriber.as_ref().is_some_and(|s| s.total() > 0)
+    }
 }
 
 /// A transaction being queued: its commands and the server they all route to.
@@ -55,7 +84,7 @@ fn is_barrier(command: &Command) -> bool {
 /// Every decision for a request (gated or not, which servers) and its execution use one
 /// snapshot of the ring, reloaded only after a ring command: a migration waits for requests
 /// planned on the snapshot before its ring change, so none of them can race a key's move.
-pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], out: &mut BytesMut) -> Flow {
+pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], conn: &mut ClientConn) -> Flow {
     let mut topology = proxy.cluster.snapshot();
     let mut start = 0;
     let mut in_multi = session.multi.is_some();
@@ -70,24 +99,215 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
             continue;
         }
         if is_barrier(command) {
-            run_segment(proxy, session, &topology, &batch[start..i], out).await;
-            if membership::run(proxy, command, request, out) == Flow::Quit {
+            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            if membership::run(proxy, command, request, conn.output()) == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
             start = i + 1;
+        } else if needs_dedicated(session, command, request) {
+            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            if run_dedicated(proxy, session, &topology, command, request, conn).await == Flow::Quit {
+                return Flow::Quit;
+            }
+            start = i + 1;
         } else if let Some(keys) = handoff_keys(proxy, &topology, command, request) {
-            run_segment(proxy, session, &topology, &batch[start..i], out).await;
-            run_handoff(proxy, session, &topology, command, request, keys, out).await;
+            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            run_handoff(proxy, session, &topology, command, request, keys, conn.output()).await;
             start = i + 1;
         } else if let Some(keys) = stranded_keys(proxy, &topology, command, request) {
-            run_segment(proxy, session, &topology, &batch[start..i], out).await;
-            run_gated(proxy, session, &topology, request, keys, out).await;
+            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            run_gated(proxy, session, &topology, request, keys, conn.output()).await;
             start = i + 1;
         }
     }
-    run_segment(proxy, session, &topology, &batch[start..], out).await;
+    run_segment(proxy, session, &topology, &batch[start..], conn.output()).await;
     Flow::Continue
+}
+
+/// Whether a request runs on a connection of the client's own rather than the shared ones:
+/// a command that blocks, WATCH and the EXEC after it, (un)subscribing. Its arguments are
+/// already checked.
+fn needs_dedicated(session: &Session, command: &Command, request: &Request) -> bool {
+    if pubsub::is_subscription(command) {
+        return true;
+    }
+    if session.is_subscribed() {
+        // Refused while planning, as Redis refuses it in subscribed mode.
+        return false;
+    }
+    match command.route {
+        Route::Keyed => blocks(command, request),
+        Route::Transaction => command.name == "watch" || (command.name == "exec" && session.watching.is_some()),
+        _ => false,
+    }
+}
+
+/// Whether a blocking command will block: XREAD and XREADGROUP only with `BLOCK` (before
+/// `STREAMS`); the others always may.
+fn blocks(command: &Command, request: &Request) -> bool {
+    if !command.is_blocking() {
+        return false;
+    }
+    if !matches!(command.name, "xread" | "xreadgroup") {
+        return true;
+    }
+    let options = request.args[1..].iter().take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"));
+    options.into_iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
+}
+
+/// Runs a request of [`needs_dedicated`] after the requests before it were answered.
+async fn run_dedicated(
+    proxy: &Arc<Proxy>,
+    session: &mut Session,
+    topology: &Topology,
+    command: &'static Command,
+    request: &Request,
+    conn: &mut ClientConn,
+) -> Flow {
+    proxy.stats.record_command();
+    match command.route {
+        Route::PubSub => pubsub::run(proxy, &mut session.subscriber, topology, command, request, conn.output()).await,
+        Route::Transaction if command.name == "watch" => {
+            watch(proxy, session, topology, command, request, conn.output()).await;
+            Flow::Continue
+        }
+        Route::Transaction => {
+            exec_watched(proxy, session, request, conn.output()).await;
+            Flow::Continue
+        }
+        _ => blocking(proxy, topology, command, request, conn).await,
+    }
+}
+
+/// A blocking command on a connection of its own to the owner of its keys, given back to
+/// the pool after its reply. A client that disconnects meanwhile drops the connection, which
+/// ends the wait on the server too.
+async fn blocking(
+    proxy: &Proxy,
+    topology: &Topology,
+    command: &Command,
+    request: &Request,
+    conn: &mut ClientConn,
+) -> Flow {
+    let Ok(_permit) = proxy.blocking.clone().try_acquire_owned() else {
+        let text = format!(
+            "ERR too many blocked clients through the proxy ({}); try again later",
+            proxy.max_blocking_connections
+        );
+        write::error(conn.output(), text.as_bytes());
+        return Flow::Continue;
+    };
+    let owner = match plan::single_owner(topology, command, request) {
+        Ok(owner) => owner,
+        Err(text) => {
+            write::error(conn.output(), text.as_bytes());
+            return Flow::Continue;
+        }
+    };
+    // The replies before it reach the client before it blocks.
+    if conn.flush().await.is_err() {
+        return Flow::Quit;
+    }
+    let addr = topology.backend(owner).addr();
+    let mut dedicated = match proxy.dedicated.checkout(addr, proxy.connect_timeout).await {
+        Ok(dedicated) => dedicated,
+        Err(error) => {
+            write::error(conn.output(), error.reply_text().as_bytes());
+            return Flow::Continue;
+        }
+    };
+    let mut bytes = BytesMut::new();
+    request.encode(&mut bytes);
+    let reply = tokio::select! {
+        reply = dedicated.call(&bytes, 1) => Some(reply),
+        () = conn.closed() => None,
+    };
+    match reply {
+        None => {
+            tracing::debug!(backend = %addr, cmd = command.display, "client left while blocked");
+            Flow::Quit
+        }
+        Some(Ok(reply)) => {
+            conn.output().extend_from_slice(&reply);
+            proxy.dedicated.checkin(dedicated);
+            Flow::Continue
+        }
+        Some(Err(error)) => {
+            write::error(conn.output(), error.reply_text().as_bytes());
+            Flow::Continue
+        }
+    }
+}
+
+/// WATCH: pins the client to a connection to the keys' owner and watches them there.
+async fn watch(
+    proxy: &Proxy,
+    session: &mut Session,
+    topology: &Topology,
+    command: &Command,
+    request: &Request,
+    out: &mut BytesMut,
+) {
+    let owner = match plan::single_owner(topology, command, request) {
+        Ok(owner) => topology.backend(owner).addr(),
+        Err(text) => return write::error(out, text.as_bytes()),
+    };
+    let mut dedicated = match session.watching.take() {
+        Some(pinned) if pinned.addr() == owner => pinned,
+        Some(pinned) => {
+            let text = cross_transaction(pinned.addr(), owner);
+            session.watching = Some(pinned);
+            return write::error(out, text.as_bytes());
+        }
+        None => match proxy.dedicated.checkout(owner, proxy.connect_timeout).await {
+            Ok(dedicated) => dedicated,
+            Err(error) => return write::error(out, error.reply_text().as_bytes()),
+        },
+    };
+    let mut bytes = BytesMut::new();
+    request.encode(&mut bytes);
+    match dedicated.call(&bytes, 1).await {
+        Ok(reply) => {
+            out.extend_from_slice(&reply);
+            session.watching = Some(dedicated);
+        }
+        Err(error) => write::error(out, error.reply_text().as_bytes()),
+    }
+}
+
+/// EXEC after WATCH: the transaction on the pinned connection, where the server checks the
+/// watched keys; then the pin is released (EXEC unwatches everything).
+async fn exec_watched(proxy: &Proxy, session: &mut Session, request: &Request, out: &mut BytesMut) {
+    let Some(multi) = session.multi.take() else {
+        return write::error(out, b"ERR EXEC without MULTI");
+    };
+    let Some(mut dedicated) = session.watching.take() else {
+        return write::error(out, b"ERR EXEC without WATCH");
+    };
+    if multi.dirty {
+        // The server never saw the transaction; dropping the connection unwatches.
+        return write::error(out, b"EXECABORT Transaction discarded because of previous errors.");
+    }
+    let mut bytes = BytesMut::new();
+    write::command(&mut bytes, &[b"MULTI"]);
+    multi.queued.iter().for_each(|queued| queued.encode(&mut bytes));
+    request.encode(&mut bytes);
+    match dedicated.call(&bytes, multi.queued.len() + 2).await {
+        Ok(reply) => {
+            out.extend_from_slice(&reply);
+            proxy.dedicated.checkin(dedicated);
+        }
+        Err(error) => write::error(out, error.reply_text().as_bytes()),
+    }
+}
+
+/// The error for a key of a transaction that routes to another server than the pinned one.
+fn cross_transaction(pinned: &str, other: &str) -> String {
+    format!(
+        "CROSSSLOT Keys in the transaction don't hash to the same server ({pinned}, {other}); give them a common \
+         hash tag such as {{user1}} and start the proxy with --hash-tag \"{{}}\""
+    )
 }
 
 /// While a migration runs: the keys of `request` that a ring change may have left on
@@ -212,6 +432,7 @@ async fn run_segment(
             Step::Local(command) => local::run(proxy, session, topology, command, request, out),
             Step::Status(text) => write::simple(out, text.as_bytes()),
             Step::Error(text) => write::error(out, text.as_bytes()),
+            Step::Frame(frame) => frame.encode(out),
             Step::Forward(part) => combine::forward(results, *part, out),
             Step::Combine(how, parts) => combine::combine(how, parts, results, out),
             Step::Replicated(replicated) => replicated.write(out),
@@ -236,29 +457,42 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         }
         return Step::Error(command.arity_error(request.raw.is_none()));
     }
+    if session.is_subscribed() {
+        match command.name {
+            "ping" => return Step::Frame(pubsub::pong(request.args.get(1))),
+            "quit" | "reset" => {}
+            _ if pubsub::is_subscription(command) => {}
+            _ => return Step::Error(pubsub::not_allowed(command)),
+        }
+    }
+    if command.name == "reset" {
+        // Redis's RESET discards the transaction, unwatches and unsubscribes.
+        session.multi = None;
+        session.watching = None;
+        session.subscriber = None;
+    }
     if session.multi.is_some() && command.route != Route::Transaction {
         return queue(session, command, request, topology, &proxy.cluster.hints);
     }
     match command.route {
-        Route::Keyed if command.is_blocking() => Step::Error(format!(
-            "ERR {} is not supported through the proxy yet: a blocking command needs a server connection of its own",
-            command.display
-        )),
+        // Only a blocking command that will not block gets here (XREAD without BLOCK, or
+        // inside a transaction, where Redis never blocks).
+        Route::Keyed if blocks(command, request) => {
+            Step::Error(format!("ERR {} could not get a server connection of its own", command.display))
+        }
         Route::Keyed => plan::plan_keyed(command, request, topology, jobs, true),
         Route::Split(merge) => plan::plan_split(command, merge, request, topology, jobs, true),
         Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
         Route::AnyServer => plan::plan_any(request, topology, jobs),
         Route::Scan => plan::plan_scan(command, request, topology, jobs),
         Route::Local | Route::Ring => Step::Local(command),
-        // PUBLISH is routed by its channel, to where SUBSCRIBE of that channel goes.
-        Route::PubSub if command.name == "publish" => match topology.primary(&request.args[1]) {
+        // PUBLISH and SPUBLISH are routed by their channel, to where SUBSCRIBE and
+        // SSUBSCRIBE of that channel go.
+        Route::PubSub if matches!(command.name, "publish" | "spublish") => match topology.primary(&request.args[1]) {
             Some(owner) => Step::Forward(jobs.push(owner, |out| request.encode(out))),
             None => Step::Error(plan::NO_SERVERS.into()),
         },
-        Route::PubSub => Step::Error(format!(
-            "ERR {} is not supported through the proxy yet: a subscriber needs server connections of its own",
-            command.display
-        )),
+        Route::PubSub => Step::Error(format!("ERR {} is not supported through the proxy", command.display)),
         Route::Transaction => transaction(session, command, topology, jobs),
         Route::Refused(why) => {
             Step::Error(format!("ERR {} is not supported through the proxy: {why}", command.display))
@@ -271,13 +505,17 @@ fn transaction(session: &mut Session, command: &Command, topology: &Topology, jo
     match (command.name, session.multi.is_some()) {
         ("multi", true) => Step::Error("ERR MULTI calls can not be nested".into()),
         ("multi", false) => {
-            session.multi = Some(Multi::default());
+            // After WATCH, every key must route to the watching server.
+            let server = session.watching.as_ref().map(|pinned| pinned.addr().to_string());
+            session.multi = Some(Multi { server, ..Multi::default() });
             Step::Status("OK")
         }
         ("exec", false) => Step::Error("ERR EXEC without MULTI".into()),
         ("discard", false) => Step::Error("ERR DISCARD without MULTI".into()),
         ("discard", true) => {
+            // DISCARD unwatches too.
             session.multi = None;
+            session.watching = None;
             Step::Status("OK")
         }
         ("exec", true) => {
@@ -285,8 +523,12 @@ fn transaction(session: &mut Session, command: &Command, topology: &Topology, jo
             exec(multi, topology, jobs)
         }
         ("watch", true) => Step::Error("ERR WATCH inside MULTI is not allowed".into()),
-        ("unwatch", _) => Step::Status("OK"),
-        _ => Step::Error("ERR WATCH is not supported through the proxy yet".into()),
+        ("unwatch", _) => {
+            session.watching = None;
+            Step::Status("OK")
+        }
+        // WATCH outside MULTI runs on its own connection (`needs_dedicated`).
+        _ => Step::Error(format!("ERR {} could not get a server connection of its own", command.display)),
     }
 }
 
@@ -306,7 +548,7 @@ fn queue(
     let allowed = match command.route {
         Route::Keyed | Route::Split(_) | Route::AnyServer => true,
         Route::Local => matches!(command.name, "ping" | "echo"),
-        Route::PubSub => command.name == "publish",
+        Route::PubSub => matches!(command.name, "publish" | "spublish"),
         _ => false,
     };
     if !allowed {

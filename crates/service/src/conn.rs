@@ -22,6 +22,9 @@ const MAX_BATCH: usize = 1024;
 /// batch is cut to this many bytes' worth of such replies (at least one request).
 const REPLY_BUDGET: usize = 1024 * 1024;
 
+/// Bytes of requests read ahead while the client waits on a long request ([`ClientConn::closed`]).
+pub const MAX_UNREAD_WHILE_WAITING: usize = 1024 * 1024;
+
 /// Requests in a connection's first batch, before its replies have shown their size.
 const FIRST_BATCH: usize = 64;
 
@@ -99,6 +102,21 @@ impl ClientConn {
                 return Ok(false);
             }
         }
+    }
+
+    /// Resolves when the client closes its connection (or it breaks), for a request that
+    /// waits long on a server (a blocking command): the caller drops that wait. Requests the
+    /// client pipelines meanwhile stay buffered for [`ClientConn::next_batch`]; past
+    /// [`MAX_UNREAD_WHILE_WAITING`] bytes of them it stops reading until the wait is over.
+    pub async fn closed(&mut self) {
+        while self.input.len() < MAX_UNREAD_WHILE_WAITING {
+            self.input.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.input).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        std::future::pending::<()>().await
     }
 
     /// Answers a protocol error and ends the connection.
