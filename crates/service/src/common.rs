@@ -312,3 +312,54 @@ fn docs_frame(info: &CommandInfo, proto: Protocol) -> Frame {
     }
     pairs(items, proto)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `words` as a request for `client`: the reply frame, or the error text.
+    fn call(client: &mut ClientState, words: &[&str]) -> Result<Frame, String> {
+        let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
+        let command = resp::command::lookup(&args).map_err(|_| "unknown".to_string())?;
+        let mut out = BytesMut::new();
+        run(command, &args, client, |_| true, &mut out)?;
+        Ok(Frame::parse(&mut out, &resp::Limits::default()).ok().flatten().expect("one whole reply"))
+    }
+
+    #[test]
+    fn hello_switches_protocols_as_redis_does() {
+        let mut client = ClientState::new();
+        let Ok(Frame::Map(fields)) = call(&mut client, &["HELLO", "3"]) else { panic!("HELLO 3 answers a map") };
+        assert_eq!(fields.len(), 7);
+        assert_eq!(fields[2], (Frame::bulk("proto"), Frame::Integer(3)));
+        assert_eq!(client.protocol, Protocol::Resp3);
+        // Without a version the protocol stays.
+        assert!(matches!(call(&mut client, &["HELLO"]), Ok(Frame::Map(_))));
+        assert_eq!(call(&mut client, &["CLIENT", "GETNAME"]), Ok(Frame::Resp3Null));
+        let config = call(&mut client, &["CONFIG", "GET", "appendonly"]);
+        assert_eq!(config, Ok(Frame::Map(vec![(Frame::bulk("appendonly"), Frame::bulk("no"))])));
+        let Ok(Frame::Array(flat)) = call(&mut client, &["HELLO", "2", "SETNAME", "app"]) else {
+            panic!("HELLO 2 answers a flat array")
+        };
+        assert_eq!((flat.len(), &flat[5]), (14, &Frame::Integer(2)));
+        assert_eq!(client.protocol, Protocol::Resp2);
+        assert_eq!(call(&mut client, &["CLIENT", "GETNAME"]), Ok(Frame::bulk("app")));
+    }
+
+    #[test]
+    fn hello_errors_are_redis_errors() {
+        let mut client = ClientState::new();
+        let error = |client: &mut ClientState, words: &[&str]| call(client, words).err().unwrap_or_default();
+        assert_eq!(error(&mut client, &["HELLO", "4"]), "NOPROTO unsupported protocol version");
+        assert_eq!(error(&mut client, &["HELLO", "x"]), "ERR Protocol version is not an integer or out of range");
+        assert_eq!(error(&mut client, &["HELLO", "3", "FOO"]), "ERR Syntax error in HELLO option 'FOO'");
+        assert_eq!(error(&mut client, &["HELLO", "3", "AUTH", "default"]), "ERR Syntax error in HELLO option 'AUTH'");
+        assert_eq!(
+            error(&mut client, &["HELLO", "3", "AUTH", "bob", "pw"]),
+            "WRONGPASS invalid username-password pair or user is disabled."
+        );
+        assert_eq!(client.protocol, Protocol::Resp2, "a refused HELLO changes nothing");
+        assert!(call(&mut client, &["HELLO", "3", "AUTH", "default", "anything"]).is_ok());
+        assert_eq!(client.protocol, Protocol::Resp3);
+    }
+}
