@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub use launch::{have, Process};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read timeout of test connections: a reply that takes longer is a failure.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a client program (redis-cli, python) may run.
+pub const PROGRAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Binaries already built by this test process.
 static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -339,4 +341,57 @@ impl Conn {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Runs `command` with its output captured, killed (by its pid) after `timeout`; `None` if
+/// it did not finish in time.
+pub fn run_bounded(command: &mut Command, timeout: Duration) -> Option<Output> {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    let mut stdout = child.stdout.take()?;
+    let mut stderr = child.stderr.take()?;
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    status.map(|status| Output { status, stdout, stderr })
+}
+
+/// Whether python3 can import redis-py, installing it with pip when it cannot; why not if not.
+pub fn redis_py() -> Result<(), String> {
+    if !have("python3") {
+        return Err("python3 is not installed".into());
+    }
+    let imports = |timeout| {
+        run_bounded(Command::new("python3").args(["-c", "import redis"]), timeout).is_some_and(|o| o.status.success())
+    };
+    if imports(PROGRAM_TIMEOUT) {
+        return Ok(());
+    }
+    let pip = run_bounded(Command::new("python3").args(["-m", "pip", "install", "--quiet", "redis"]), PROGRAM_TIMEOUT);
+    if imports(PROGRAM_TIMEOUT) {
+        return Ok(());
+    }
+    Err(match pip {
+        Some(output) => format!("`pip install redis` failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+        None => "`pip install redis` did not finish in time".into(),
+    })
 }

@@ -195,12 +195,31 @@ pub fn describe(frame: &Frame) -> String {
         Frame::Bulk(data) => format!("${} \"{}\"", data.len(), printable(data)),
         Frame::Null => "$-1".to_string(),
         Frame::NullArray => "*-1".to_string(),
-        Frame::Array(items) => {
-            let shown: Vec<String> = items.iter().take(8).map(describe).collect();
-            let more = if items.len() > shown.len() { ", ..." } else { "" };
-            format!("*{} [{}{more}]", items.len(), shown.join(", "))
+        Frame::Array(items) => aggregate('*', items),
+        Frame::Set(items) => aggregate('~', items),
+        Frame::Push(items) => aggregate('>', items),
+        Frame::Map(pairs) => {
+            let shown: Vec<String> =
+                pairs.iter().take(4).map(|(k, v)| format!("{} => {}", describe(k), describe(v))).collect();
+            let more = if pairs.len() > shown.len() { ", ..." } else { "" };
+            format!("%{} {{{}{more}}}", pairs.len(), shown.join(", "))
         }
+        Frame::Resp3Null => "_".to_string(),
+        Frame::Boolean(b) => format!("#{}", if *b { 't' } else { 'f' }),
+        Frame::Double(text) => format!(",{}", printable(text)),
+        Frame::BigNumber(digits) => format!("({}", printable(digits)),
+        Frame::Verbatim { format, text } => {
+            format!("={} \"{}:{}\"", format.len() + 1 + text.len(), printable(format), printable(text))
+        }
+        Frame::BlobError(text) => format!("!{} \"{}\"", text.len(), printable(text)),
     }
+}
+
+/// An aggregate on one line: its type byte, its length and its first elements.
+fn aggregate(kind: char, items: &[Frame]) -> String {
+    let shown: Vec<String> = items.iter().take(8).map(describe).collect();
+    let more = if items.len() > shown.len() { ", ..." } else { "" };
+    format!("{kind}{} [{}{more}]", items.len(), shown.join(", "))
 }
 
 /// Text for a message: lossy UTF-8, control characters escaped, at most 120 characters.

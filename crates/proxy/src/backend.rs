@@ -6,14 +6,18 @@
 //! jobs in order, as twemproxy multiplexes. Clients never wait on another client's round
 //! trip, and never receive another client's reply, because replies are counted out per job.
 //! A link that fails is dropped; the next request dials a new one.
+//!
+//! Links speak one protocol each: a backend keeps its RESP2 links and, made on first use by
+//! a client that chose RESP3 with `HELLO 3`, as many RESP3 links (opened with `HELLO 3`), so
+//! that every reply comes back in the protocol of the client that asked.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use resp::{Frame, Limits};
+use resp::{Frame, Limits, Protocol};
 
 use crate::health::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,7 +130,10 @@ struct Slot {
 /// A cache server as the proxy sees it: its address, its pooled links and its counters.
 pub struct Backend {
     addr: String,
+    /// RESP2 links.
     slots: Box<[Slot]>,
+    /// RESP3 links, as many slots as RESP2's, made when a RESP3 client first needs one.
+    resp3_slots: OnceLock<Box<[Slot]>>,
     next_slot: AtomicUsize,
     connect_timeout: Duration,
     removed: AtomicBool,
@@ -148,6 +155,7 @@ impl Backend {
         Self {
             addr: addr.to_string(),
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            resp3_slots: OnceLock::new(),
             next_slot: AtomicUsize::new(0),
             connect_timeout,
             removed: AtomicBool::new(false),
@@ -161,27 +169,51 @@ impl Backend {
         &self.addr
     }
 
-    /// Links open now.
+    /// Every slot made so far, of both protocols.
+    fn all_slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().chain(self.resp3_slots.get().into_iter().flat_map(|slots| slots.iter()))
+    }
+
+    /// The slots of the links that speak `protocol`.
+    fn slots_of(&self, protocol: Protocol) -> &[Slot] {
+        match protocol {
+            Protocol::Resp2 => &self.slots,
+            Protocol::Resp3 => self.resp3_slots.get_or_init(|| self.slots.iter().map(|_| Slot::default()).collect()),
+        }
+    }
+
+    /// Links open now (of both protocols).
     pub fn open_connections(&self) -> usize {
-        self.slots.iter().filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive())).count()
+        self.all_slots().filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive())).count()
     }
 
     /// Closes every link and refuses new work: the server left the ring.
     pub fn close(&self) {
         self.removed.store(true, Relaxed);
-        for slot in self.slots.iter() {
+        for slot in self.all_slots() {
             lock(&slot.link).take();
         }
     }
 
-    /// Sends `count` encoded requests; the receiver yields their replies in order.
+    /// Sends `count` encoded requests on a RESP2 link; the receiver yields their replies in order.
     pub async fn send(&self, bytes: Bytes, count: usize) -> oneshot::Receiver<Result<Replies, BackendError>> {
+        self.send_as(Protocol::Resp2, bytes, count).await
+    }
+
+    /// Sends `count` encoded requests on a link that speaks `protocol`; the receiver yields
+    /// their replies, in that protocol, in order.
+    pub async fn send_as(
+        &self,
+        protocol: Protocol,
+        bytes: Bytes,
+        count: usize,
+    ) -> oneshot::Receiver<Result<Replies, BackendError>> {
         self.stats.requests.fetch_add(count as u64, Relaxed);
         let (reply, receiver) = oneshot::channel();
         let mut job = Job { bytes, count, reply };
         // A link that died since it was pooled hands the job back; dial once more then.
         for _ in 0..2 {
-            let link = match self.link().await {
+            let link = match self.link(protocol).await {
                 Ok(link) => link,
                 Err(error) => {
                     self.stats.errors.fetch_add(count as u64, Relaxed);
@@ -199,12 +231,13 @@ impl Backend {
         receiver
     }
 
-    /// A live link of the next slot, dialled if needed.
-    async fn link(&self) -> Result<Arc<Link>, BackendError> {
+    /// A live link of the next slot of `protocol`, dialled if needed.
+    async fn link(&self, protocol: Protocol) -> Result<Arc<Link>, BackendError> {
         if self.removed.load(Relaxed) {
             return Err(BackendError::Removed { addr: self.addr.clone() });
         }
-        let slot = &self.slots[self.next_slot.fetch_add(1, Relaxed) % self.slots.len()];
+        let slots = self.slots_of(protocol);
+        let slot = &slots[self.next_slot.fetch_add(1, Relaxed) % slots.len()];
         if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
         }
@@ -212,7 +245,7 @@ impl Backend {
         if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
         }
-        let link = Arc::new(self.dial().await?);
+        let link = Arc::new(self.dial(protocol).await?);
         if self.removed.load(Relaxed) {
             return Err(BackendError::Removed { addr: self.addr.clone() });
         }
@@ -220,18 +253,18 @@ impl Backend {
         Ok(link)
     }
 
-    async fn dial(&self) -> Result<Link, BackendError> {
+    async fn dial(&self, protocol: Protocol) -> Result<Link, BackendError> {
         let connect = async {
             let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
-            handshake(stream).await
+            handshake(stream, protocol).await
         };
         let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(error)) => return Err(self.connect_error(describe(&error))),
             Err(_) => return Err(self.connect_error(format!("timed out after {:?}", self.connect_timeout))),
         };
-        tracing::debug!(backend = %self.addr, "connected");
+        tracing::debug!(backend = %self.addr, ?protocol, "connected");
         let (reader, writer) = stream.into_split();
         let (jobs, job_queue) = mpsc::unbounded_channel();
         let (in_flight, in_flight_queue) = mpsc::unbounded_channel();
@@ -246,20 +279,27 @@ impl Backend {
     }
 }
 
-/// Opens a connection with PING, so it works with and without a greeting: a status line
-/// before `+PONG` (our server's `+OK cache-A ready`) is skipped. Returns any bytes read past
-/// the PONG.
-pub(crate) async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
-    stream.write_all(b"PING\r\n").await?;
+/// Opens a connection so that it works with and without a greeting: a status line before
+/// the answer (a greeting such as `+OK cache-A ready`) is skipped. A RESP2 link opens with
+/// PING and waits for `+PONG`; a RESP3 link opens with `HELLO 3` and waits for its map.
+/// Returns any bytes read past the answer.
+pub(crate) async fn handshake(mut stream: TcpStream, protocol: Protocol) -> io::Result<(TcpStream, BytesMut)> {
+    let opening: &[u8] = match protocol {
+        Protocol::Resp2 => b"PING\r\n",
+        Protocol::Resp3 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+    };
+    let name = if protocol == Protocol::Resp2 { "PING" } else { "HELLO 3" };
+    stream.write_all(opening).await?;
     let mut buf = BytesMut::with_capacity(256);
     loop {
         match Frame::parse(&mut buf, &reply_limits()) {
-            Ok(Some(Frame::Simple(s))) if &s[..] == b"PONG" => return Ok((stream, buf)),
+            Ok(Some(Frame::Simple(s))) if protocol == Protocol::Resp2 && &s[..] == b"PONG" => return Ok((stream, buf)),
+            Ok(Some(Frame::Map(_))) if protocol == Protocol::Resp3 => return Ok((stream, buf)),
             Ok(Some(Frame::Simple(_))) => continue,
             Ok(Some(Frame::Error(e))) => {
-                return Err(io::Error::other(format!("PING refused: {}", String::from_utf8_lossy(&e))));
+                return Err(io::Error::other(format!("{name} refused: {}", String::from_utf8_lossy(&e))));
             }
-            Ok(Some(other)) => return Err(io::Error::other(format!("unexpected reply to PING: {other:?}"))),
+            Ok(Some(other)) => return Err(io::Error::other(format!("unexpected reply to {name}: {other:?}"))),
             Ok(None) => {}
             Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
         }

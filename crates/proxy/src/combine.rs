@@ -1,7 +1,7 @@
 //! Writing the replies of a planned batch, in request order.
 
 use bytes::BytesMut;
-use resp::{write, Frame};
+use resp::{write, Frame, Protocol};
 
 use crate::backend::{BackendError, Replies};
 use crate::plan::{Combine, Part, SCAN_SERVER_BITS};
@@ -17,25 +17,26 @@ pub fn forward(results: &Results, part: Part, out: &mut BytesMut) {
     }
 }
 
-/// Puts several replies back together as `combine` says.
-pub fn combine(combine: &Combine, parts: &[Part], results: &Results, out: &mut BytesMut) {
+/// Puts several replies back together as `combine` says. The replies came on links of the
+/// client's `protocol`, so their RESP3 types are kept as they are.
+pub fn combine(combine: &Combine, parts: &[Part], results: &Results, protocol: Protocol, out: &mut BytesMut) {
     let frames: Result<Vec<Frame>, String> = parts
         .iter()
         .map(|part| match &results[part.job] {
             Ok(replies) => match replies.frame(part.index) {
-                Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+                Frame::Error(e) | Frame::BlobError(e) => Err(String::from_utf8_lossy(&e).into_owned()),
                 frame => Ok(frame),
             },
             Err(error) => Err(error.reply_text()),
         })
         .collect();
-    let written = frames.and_then(|frames| write_combined(combine, frames, out));
+    let written = frames.and_then(|frames| write_combined(combine, frames, protocol, out));
     if let Err(text) = written {
         write::error(out, text.as_bytes());
     }
 }
 
-fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> Result<(), String> {
+fn write_combined(combine: &Combine, frames: Vec<Frame>, protocol: Protocol, out: &mut BytesMut) -> Result<(), String> {
     let unexpected = |frame: &Frame| format!("ERR unexpected reply from server: {frame:?}");
     match combine {
         Combine::Sum => {
@@ -64,9 +65,9 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, out: &mut BytesMut) -> 
                 write::integer(out, i64::from(all));
             }
         }
-        Combine::FirstNonNull => match frames.iter().find(|f| !matches!(f, Frame::Null)) {
+        Combine::FirstNonNull => match frames.iter().find(|f| !f.is_null()) {
             Some(frame) => frame.encode(out),
-            None => write::null(out),
+            None => write::null(out, protocol),
         },
         Combine::Union => {
             let mut items: Vec<&Frame> = Vec::new();
@@ -164,7 +165,7 @@ fn all_keys(frames: &[Frame]) -> Result<Vec<&[u8]>, String> {
 
 fn array(frame: &Frame) -> Result<&Vec<Frame>, String> {
     match frame {
-        Frame::Array(items) => Ok(items),
+        Frame::Array(items) | Frame::Set(items) => Ok(items),
         other => Err(format!("ERR unexpected reply from server: {other:?}")),
     }
 }
@@ -182,7 +183,7 @@ mod tests {
 
     fn combined(how: &Combine, frames: Vec<Frame>) -> Frame {
         let mut out = BytesMut::new();
-        write_combined(how, frames, &mut out).unwrap();
+        write_combined(how, frames, Protocol::Resp2, &mut out).unwrap();
         Frame::parse(&mut out, &resp::Limits::default()).unwrap().unwrap()
     }
 
@@ -215,10 +216,36 @@ mod tests {
     }
 
     #[test]
+    fn resp3_replies_keep_their_types() {
+        let how = Combine::Mget(vec![(0, 0), (1, 0)]);
+        let parts = vec![Frame::Array(vec![Frame::Resp3Null]), Frame::Array(vec![Frame::bulk("b")])];
+        let mut out = BytesMut::new();
+        write_combined(&how, parts, Protocol::Resp3, &mut out).unwrap();
+        assert_eq!(&out[..], b"*2\r\n_\r\n$1\r\nb\r\n");
+        out.clear();
+        write_combined(&Combine::FirstNonNull, vec![Frame::Resp3Null, Frame::Resp3Null], Protocol::Resp3, &mut out)
+            .unwrap();
+        assert_eq!(&out[..], b"_\r\n");
+        out.clear();
+        write_combined(&Combine::FirstNonNull, vec![], Protocol::Resp2, &mut out).unwrap();
+        assert_eq!(&out[..], b"$-1\r\n");
+        let same = Frame::Map(vec![(Frame::bulk("k"), Frame::double(0.5))]);
+        out.clear();
+        write_combined(&Combine::Same, vec![same.clone(), same.clone()], Protocol::Resp3, &mut out).unwrap();
+        assert_eq!(out.freeze(), same.to_bytes());
+    }
+
+    #[test]
     fn sums_and_acknowledgements() {
         assert_eq!(combined(&Combine::Sum, vec![Frame::Integer(2), Frame::Integer(3)]), Frame::Integer(5));
         assert_eq!(combined(&Combine::AllOk, vec![Frame::simple("OK"), Frame::simple("OK")]), Frame::simple("OK"));
         let mut out = BytesMut::new();
-        assert!(write_combined(&Combine::AllOk, vec![Frame::simple("OK"), Frame::Integer(1)], &mut out).is_err());
+        assert!(write_combined(
+            &Combine::AllOk,
+            vec![Frame::simple("OK"), Frame::Integer(1)],
+            Protocol::Resp2,
+            &mut out
+        )
+        .is_err());
     }
 }

@@ -47,7 +47,9 @@ impl Dedicated {
         let connect = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            handshake(stream).await
+            // RESP2: replies pass through unchanged to RESP2 and RESP3 clients alike (a RESP3
+            // parser reads RESP2); subscriber messages reach RESP3 clients as arrays.
+            handshake(stream, resp::Protocol::Resp2).await
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((stream, buf))) => Ok(Dedicated { addr: Arc::from(addr), stream, buf }),

@@ -39,8 +39,12 @@ pub struct Config {
     pub vnodes: usize,
     /// Servers in the ring at start.
     pub servers: Vec<String>,
-    /// Send `+OK proxy ready (type HELP for commands)` on connect.
+    /// Send `+OK proxy ready (type HELP for commands)` to a new client when it stays silent for
+    /// `greeting_delay` or opens with an inline command; never to a client that opens with a
+    /// multibulk array (see [`service::greeting`]).
     pub greeting: bool,
+    /// How long a new client may stay silent before it is greeted.
+    pub greeting_delay: Duration,
     /// Bounds on client input.
     pub limits: Limits,
     /// Most clients served at once.
@@ -141,8 +145,23 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -
     let _client = proxy.stats.client_connected();
     let mut conn = ClientConn::new(stream, config.limits);
     if config.greeting {
-        resp::write::simple(conn.output(), b"OK proxy ready (type HELP for commands)");
-        conn.flush().await?;
+        let greeting: &[u8] = b"OK proxy ready (type HELP for commands)";
+        match tokio::time::timeout(config.greeting_delay, conn.read_input()).await {
+            // Silent: a person reading the screen.
+            Err(_) => {
+                resp::write::simple(conn.output(), greeting);
+                conn.flush().await?;
+            }
+            Ok(read) => {
+                if !read? {
+                    return Ok(());
+                }
+                // Sent with the reply to the first request, unless that came from a program.
+                if conn.first_input_byte().is_some_and(service::greeting::greets) {
+                    resp::write::simple(conn.output(), greeting);
+                }
+            }
+        }
     }
     let mut session = session::Session::default();
     let mut batch = Vec::new();

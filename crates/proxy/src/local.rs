@@ -58,7 +58,7 @@ pub fn run(
             (Some(_), Some(_)) => write::error(out, b"ERR usage: ROUTE key [DETAIL]"),
         },
         "migration" => write::bulk(out, proxy.migrator.report().as_bytes()),
-        "info" => write::bulk(out, info(proxy, topology).as_bytes()),
+        "info" => write::verbatim(out, session.client.protocol, info(proxy, topology).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
         "scan" => {
             write::array_header(out, 2);

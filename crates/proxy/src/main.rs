@@ -8,8 +8,9 @@ use clap::Parser;
 /// consistent-hash ring (32-bit FNV-1a, virtual nodes).
 ///
 /// Start it with `proxy --port 6380`, then add servers with `ADD_SERVER 127.0.0.1:6381` over
-/// `nc 127.0.0.1 6380`, or at start with `--servers`. Use `--no-greeting` for redis-cli,
-/// redis-benchmark and client libraries. The seed's Go-style flags work too:
+/// `nc 127.0.0.1 6380`, or at start with `--servers`. The greeting goes to people only
+/// (a client silent after connecting, or typing inline commands), so redis-cli, redis-benchmark
+/// and client libraries work at default flags. The seed's Go-style flags work too:
 /// `proxy -port 6380 -replicas 5`. Logs go to stderr; RUST_LOG filters them. A routing line per
 /// request (`[proxy] SET k -> routing to ...`) is logged when stderr is a terminal or with
 /// --log-requests, never under --no-log-requests.
@@ -80,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         vnodes: args.replicas.max(1),
         servers: args.servers.clone(),
         greeting: !args.serve.no_greeting,
+        greeting_delay: args.serve.greeting_delay(),
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use resp::command::{Command, FindKeys, Merge};
-use resp::Request;
+use resp::{Protocol, Request};
 use ring::ServerId;
 
 use crate::backend::BackendError;
@@ -76,13 +76,20 @@ pub enum Step {
     Replicated(Replicated),
 }
 
-/// The requests of one batch, encoded per server.
+/// The requests of one batch, encoded per server, and the protocol of the client they come
+/// from: they go on backend links that speak it, so the replies come back in it.
 #[derive(Default)]
 pub struct Jobs {
     jobs: Vec<(ServerId, BytesMut, usize)>,
+    protocol: Protocol,
 }
 
 impl Jobs {
+    /// No requests yet, for a client speaking `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        Self { jobs: Vec::new(), protocol }
+    }
+
     /// Appends a request for `server`, encoded by `encode`; where its reply will be.
     pub fn push(&mut self, server: ServerId, encode: impl FnOnce(&mut BytesMut)) -> Part {
         self.push_many(server, 1, encode)
@@ -115,7 +122,7 @@ impl Jobs {
         let mut waiting = Vec::with_capacity(self.jobs.len());
         for (server, bytes, count) in self.jobs {
             let backend = topology.backend(server);
-            waiting.push((backend, backend.send(bytes.freeze(), count).await));
+            waiting.push((backend, backend.send_as(self.protocol, bytes.freeze(), count).await));
         }
         let mut results = Vec::with_capacity(waiting.len());
         for (backend, receiver) in waiting {

@@ -351,7 +351,7 @@ fn confirmation(out: &mut BytesMut, verb: &[u8], name: Option<&Bytes>, count: i6
     write::bulk(out, verb);
     match name {
         Some(name) => write::bulk(out, name),
-        None => write::null(out),
+        None => write::null(out, resp::Protocol::Resp2),
     }
     write::integer(out, count);
 }

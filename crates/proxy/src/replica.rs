@@ -40,7 +40,7 @@ impl Miss {
 
     fn is_miss(self, reply: &[u8]) -> bool {
         match self {
-            Miss::Null => reply == b"$-1\r\n",
+            Miss::Null => reply == b"$-1\r\n" || reply == b"_\r\n",
             Miss::Zero => reply == b":0\r\n",
             Miss::NoKey => reply == b":-2\r\n",
             Miss::Never => false,
@@ -231,8 +231,8 @@ impl Replicated {
         }
     }
 
-    /// Writes the merged reply.
-    pub fn write(&self, out: &mut BytesMut) {
+    /// Writes the merged reply; a value no replica could read is a miss in `protocol`.
+    pub fn write(&self, protocol: resp::Protocol, out: &mut BytesMut) {
         let replies: Vec<&[u8]> =
             self.subs.iter().map(|s| s.reply.as_deref().unwrap_or(b"-ERR no reply\r\n")).collect();
         if let (Merge::Single, Some(reply)) = (self.merge, replies.first()) {
@@ -249,7 +249,7 @@ impl Replicated {
                 // A value that could not be read from any replica reads as a miss.
                 replies.iter().for_each(|r| {
                     if r.first() == Some(&b'-') {
-                        write::null(out)
+                        write::null(out, protocol)
                     } else {
                         out.extend_from_slice(r)
                     }
@@ -279,6 +279,7 @@ mod tests {
     #[test]
     fn a_miss_asks_the_next_replica() {
         assert!(Miss::of("get").is_miss(b"$-1\r\n"));
+        assert!(Miss::of("get").is_miss(b"_\r\n"), "RESP3's null");
         assert!(!Miss::of("get").is_miss(b"$1\r\nv\r\n"));
         assert!(Miss::of("exists").is_miss(b":0\r\n"));
         assert!(Miss::of("ttl").is_miss(b":-2\r\n"));

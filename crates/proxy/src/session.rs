@@ -79,6 +79,12 @@ fn is_barrier(command: &Command) -> bool {
     command.route == Route::Ring || command.name == "quit"
 }
 
+/// Whether a request may change the client's protocol (HELLO, RESET): requests after it go
+/// to the servers on links of the protocol it chose.
+fn switches_protocol(command: &Command) -> bool {
+    matches!(command.name, "hello" | "reset")
+}
+
 /// Answers a batch of requests into `out`, in order.
 ///
 /// Every decision for a request (gated or not, which servers) and its execution use one
@@ -114,6 +120,9 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
         } else if let Some(keys) = handoff_keys(proxy, &topology, command, request) {
             run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
             run_handoff(proxy, session, &topology, command, request, keys, conn.output()).await;
+            start = i + 1;
+        } else if switches_protocol(command) {
+            run_segment(proxy, session, &topology, &batch[start..=i], conn.output()).await;
             start = i + 1;
         } else if let Some(keys) = stranded_keys(proxy, &topology, command, request) {
             run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
@@ -409,13 +418,14 @@ async fn run_segment(
     if requests.is_empty() {
         return;
     }
-    let mut jobs = Jobs::default();
+    let protocol = session.client.protocol;
+    let mut jobs = Jobs::new(protocol);
     let mut steps: Vec<Step> =
         requests.iter().map(|request| plan(proxy, session, request, topology, &mut jobs)).collect();
     let mut rounds = vec![jobs.dispatch(topology).await];
     // Replicated reads that missed ask the next replica, round after round.
     loop {
-        let mut next = Jobs::default();
+        let mut next = Jobs::new(protocol);
         for step in &mut steps {
             if let Step::Replicated(replicated) = step {
                 replicated.advance(&rounds, &mut next);
@@ -434,8 +444,8 @@ async fn run_segment(
             Step::Error(text) => write::error(out, text.as_bytes()),
             Step::Frame(frame) => frame.encode(out),
             Step::Forward(part) => combine::forward(results, *part, out),
-            Step::Combine(how, parts) => combine::combine(how, parts, results, out),
-            Step::Replicated(replicated) => replicated.write(out),
+            Step::Combine(how, parts) => combine::combine(how, parts, results, protocol, out),
+            Step::Replicated(replicated) => replicated.write(protocol, out),
         }
     }
 }

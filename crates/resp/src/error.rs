@@ -24,6 +24,9 @@ pub enum ProtocolError {
     InvalidInteger,
     /// Arrays nested deeper than the parser follows.
     TooDeep,
+    /// A RESP3 value that does not read as its type says (`#x`, `,abc`, `(1a`, `_x`, a
+    /// verbatim string without its `fmt:` prefix).
+    InvalidValue(u8),
 }
 
 impl fmt::Display for ProtocolError {
@@ -38,6 +41,7 @@ impl fmt::Display for ProtocolError {
             Self::UnknownType(got) => write!(f, "unknown reply type '{}'", char::from(*got)),
             Self::InvalidInteger => f.write_str("invalid integer"),
             Self::TooDeep => f.write_str("reply nested too deep"),
+            Self::InvalidValue(kind) => write!(f, "invalid '{}' value", char::from(*kind)),
         }
     }
 }

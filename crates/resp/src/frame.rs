@@ -1,10 +1,22 @@
-//! [`Frame`]: one RESP2 value, its incremental parser and its encoder.
+//! [`Frame`]: one RESP2 or RESP3 value, its incremental parser and its encoder.
+//!
+//! RESP2's five types and RESP3's ten are all parsed, by [`frame_len`] (which the proxy uses to
+//! count replies on a backend connection without allocating) and by [`Frame::parse`].
+//! Attributes (`|`, RESP3's out-of-band metadata on the reply that follows) are part of that
+//! reply's bytes for [`frame_len`], so a forwarded reply keeps them byte for byte;
+//! [`Frame::parse`] skips them and returns the reply they annotate (nothing in this project
+//! reads them, and Redis sends them only to clients that asked, with `CLIENT TRACKING`'s
+//! options).
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::{write, Limits, ProtocolError};
+use crate::{write, Limits, Protocol, ProtocolError};
 
-/// One RESP2 value, as a server replies it (and as a client library sends a request).
+/// One RESP value, as a server replies it (and as a client library sends a request).
+///
+/// The first seven variants are RESP2's; the others exist only in RESP3 (`HELLO 3`). Encoding
+/// a frame writes exactly its own type: a RESP3 frame is only sent to a RESP3 client (see
+/// [`Frame::map`], [`Frame::set`] and [`Frame::null`] to build the right one for a protocol).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// `+OK`: a status line, never containing CR or LF.
@@ -15,12 +27,36 @@ pub enum Frame {
     Integer(i64),
     /// `$5\r\nAlice`: a binary-safe string.
     Bulk(Bytes),
-    /// `$-1`: the null bulk string (a miss).
+    /// `$-1`: RESP2's null bulk string (a miss).
     Null,
     /// `*N`: an array of frames.
     Array(Vec<Frame>),
-    /// `*-1`: the null array.
+    /// `*-1`: RESP2's null array.
     NullArray,
+    /// `_`: RESP3's null, for a missing value of any type.
+    Resp3Null,
+    /// `%N`: RESP3's map, N key-value pairs in order.
+    Map(Vec<(Frame, Frame)>),
+    /// `~N`: RESP3's set (unordered, as the server listed it).
+    Set(Vec<Frame>),
+    /// `,1.5`: RESP3's double, kept as the text the server sent (`inf`, `-inf`, `nan`, `1e+20`),
+    /// so that a value passes through unchanged; [`Frame::double`] builds one from an `f64`.
+    Double(Bytes),
+    /// `#t` / `#f`: RESP3's boolean.
+    Boolean(bool),
+    /// `(123...`: RESP3's big number, its decimal digits (with an optional `-`).
+    BigNumber(Bytes),
+    /// `=N\r\ntxt:...`: RESP3's verbatim string: a three-letter format (`txt`, `mkd`) and the text.
+    Verbatim {
+        /// The format, three bytes (`txt`).
+        format: Bytes,
+        /// The text after `format:`.
+        text: Bytes,
+    },
+    /// `!N\r\n...`: RESP3's binary-safe error.
+    BlobError(Bytes),
+    /// `>N`: RESP3's push message (pub/sub messages, invalidations), out of band of replies.
+    Push(Vec<Frame>),
 }
 
 impl Frame {
@@ -39,17 +75,59 @@ impl Frame {
         Frame::Bulk(data.into())
     }
 
-    /// The bytes of a string-like frame (simple, error or bulk).
+    /// A RESP3 double frame from a number, written as Redis writes doubles (`1.5`, `inf`).
+    pub fn double(value: f64) -> Frame {
+        Frame::Double(Bytes::from(write::format_double(value)))
+    }
+
+    /// Key-value pairs as `protocol` sends them: a map in RESP3, a flat array (key, value,
+    /// key, value...) in RESP2, as Redis replies to HELLO, CONFIG GET or COMMAND DOCS.
+    pub fn map(protocol: Protocol, pairs: Vec<(Frame, Frame)>) -> Frame {
+        match protocol {
+            Protocol::Resp2 => Frame::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            Protocol::Resp3 => Frame::Map(pairs),
+        }
+    }
+
+    /// Members as `protocol` sends them: a set in RESP3, an array in RESP2.
+    pub fn set(protocol: Protocol, items: Vec<Frame>) -> Frame {
+        match protocol {
+            Protocol::Resp2 => Frame::Array(items),
+            Protocol::Resp3 => Frame::Set(items),
+        }
+    }
+
+    /// A missing value as `protocol` sends it: `$-1` in RESP2, `_` in RESP3.
+    pub fn null(protocol: Protocol) -> Frame {
+        match protocol {
+            Protocol::Resp2 => Frame::Null,
+            Protocol::Resp3 => Frame::Resp3Null,
+        }
+    }
+
+    /// The bytes of a string-like frame (simple, error, bulk, blob error, verbatim text, big
+    /// number or double text).
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match self {
-            Frame::Simple(b) | Frame::Error(b) | Frame::Bulk(b) => Some(b),
+            Frame::Simple(b)
+            | Frame::Error(b)
+            | Frame::Bulk(b)
+            | Frame::BlobError(b)
+            | Frame::BigNumber(b)
+            | Frame::Double(b)
+            | Frame::Verbatim { text: b, .. } => Some(b),
             _ => None,
         }
     }
 
-    /// Whether this is an error reply.
+    /// Whether this is an error reply (`-` or RESP3's `!`).
     pub fn is_error(&self) -> bool {
-        matches!(self, Frame::Error(_))
+        matches!(self, Frame::Error(_) | Frame::BlobError(_))
+    }
+
+    /// Whether this is a null of either protocol (`$-1`, `*-1`, `_`).
+    pub fn is_null(&self) -> bool {
+        matches!(self, Frame::Null | Frame::NullArray | Frame::Resp3Null)
     }
 
     /// Appends the encoded frame to `out`.
@@ -59,14 +137,33 @@ impl Frame {
             Frame::Error(s) => write::error(out, s),
             Frame::Integer(n) => write::integer(out, *n),
             Frame::Bulk(b) => write::bulk(out, b),
-            Frame::Null => write::null(out),
-            Frame::NullArray => write::null_array(out),
+            Frame::Null => write::null(out, Protocol::Resp2),
+            Frame::NullArray => write::null_array(out, Protocol::Resp2),
+            Frame::Resp3Null => write::null(out, Protocol::Resp3),
             Frame::Array(items) => {
                 write::array_header(out, items.len());
-                for item in items {
-                    item.encode(out);
+                items.iter().for_each(|item| item.encode(out));
+            }
+            Frame::Set(items) => {
+                write::set_header(out, Protocol::Resp3, items.len());
+                items.iter().for_each(|item| item.encode(out));
+            }
+            Frame::Push(items) => {
+                write::push_header(out, items.len());
+                items.iter().for_each(|item| item.encode(out));
+            }
+            Frame::Map(pairs) => {
+                write::map_header(out, Protocol::Resp3, pairs.len());
+                for (key, value) in pairs {
+                    key.encode(out);
+                    value.encode(out);
                 }
             }
+            Frame::Double(text) => write::double_text(out, text),
+            Frame::Boolean(b) => write::boolean(out, Protocol::Resp3, *b),
+            Frame::BigNumber(digits) => write::big_number(out, digits),
+            Frame::Verbatim { format, text } => write::verbatim_with(out, format, text),
+            Frame::BlobError(text) => write::blob_error(out, text),
         }
     }
 
@@ -80,7 +177,8 @@ impl Frame {
     /// Parses one complete frame from the front of `buf` and consumes it.
     ///
     /// `Ok(None)` means the frame is not complete yet and nothing was consumed. Lines are
-    /// bounded by `limits.max_bulk_len`, bulk strings too, arrays by `limits.max_args`.
+    /// bounded by `limits.max_bulk_len`, bulk strings too, aggregates by `limits.max_args`.
+    /// An attribute before a reply is consumed with it and dropped (see the module's doc).
     pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
         let Some(len) = frame_len(buf, limits)? else {
             return Ok(None);
@@ -90,11 +188,24 @@ impl Frame {
     }
 }
 
+/// How many elements an aggregate header announces, checked against the limits.
+fn aggregate_len(line: &[u8], limits: &Limits, per_entry: usize) -> Result<usize, ProtocolError> {
+    let n = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    let n = usize::try_from(n).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+    if n > limits.max_args {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    Ok(n * per_entry)
+}
+
 /// The length of the complete frame at the front of `buf`, or `None` if more bytes are
 /// needed. Scans without allocating, so a proxy can forward a reply's bytes unchanged.
+///
+/// Every RESP2 and RESP3 type is understood. An attribute (`|N`) and the reply it annotates
+/// count as one frame.
 pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
     let mut pos = 0;
-    // Elements still expected at each open array level; a frame is complete at depth 0.
+    // Elements still expected at each open aggregate level; a frame is complete at depth 0.
     let mut pending: [usize; Limits::MAX_DEPTH] = [0; Limits::MAX_DEPTH];
     let mut depth = 0;
     loop {
@@ -106,12 +217,19 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
         };
         let line = &buf[pos + 1..line_end];
         pos = line_end + 2;
-        match kind {
-            b'+' | b'-' => {}
+        // Elements of an aggregate that opens here: None for a complete element.
+        let opens = match kind {
+            b'+' | b'-' => None,
             b':' => {
                 parse_int(line).ok_or(ProtocolError::InvalidInteger)?;
+                None
             }
-            b'$' => {
+            b'_' if line.is_empty() => None,
+            b'#' if line == b"t" || line == b"f" => None,
+            b'(' if is_big_number(line) => None,
+            b',' if is_double(line) => None,
+            b'_' | b'#' | b'(' | b',' => return Err(ProtocolError::InvalidValue(kind)),
+            b'$' | b'!' | b'=' => {
                 let n = parse_int(line).ok_or(ProtocolError::InvalidBulkLength)?;
                 if n >= 0 {
                     let n = usize::try_from(n).map_err(|_| ProtocolError::InvalidBulkLength)?;
@@ -124,27 +242,36 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
                     if &buf[pos + n..pos + n + 2] != b"\r\n" {
                         return Err(ProtocolError::MissingCrlf);
                     }
+                    if kind == b'=' && (n < 4 || buf[pos + 3] != b':') {
+                        return Err(ProtocolError::InvalidValue(kind));
+                    }
                     pos += n + 2;
+                } else if kind != b'$' {
+                    return Err(ProtocolError::InvalidBulkLength);
                 }
+                None
             }
-            b'*' => {
-                let n = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
-                if n > 0 {
-                    let n = usize::try_from(n).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
-                    if n > limits.max_args {
-                        return Err(ProtocolError::InvalidMultibulkLength);
-                    }
-                    if depth + 1 >= Limits::MAX_DEPTH {
-                        return Err(ProtocolError::TooDeep);
-                    }
-                    depth += 1;
-                    pending[depth] = n;
-                    continue;
-                }
-            }
+            // `*-1` is RESP2's null array; the other aggregates have no null form.
+            b'*' if parse_int(line).is_some_and(|n| n < 0) => None,
+            b'*' | b'~' | b'>' => Some(aggregate_len(line, limits, 1)?),
+            b'%' => Some(aggregate_len(line, limits, 2)?),
+            // The attribute's pairs, then the reply they annotate.
+            b'|' => Some(aggregate_len(line, limits, 2)? + 1),
             other => return Err(ProtocolError::UnknownType(other)),
+        };
+        match opens {
+            Some(0) => {}
+            Some(n) => {
+                if depth + 1 >= Limits::MAX_DEPTH {
+                    return Err(ProtocolError::TooDeep);
+                }
+                depth += 1;
+                pending[depth] = n;
+                continue;
+            }
+            None => {}
         }
-        // One element finished: close every array it completes.
+        // One element finished: close every aggregate it completes.
         loop {
             if depth == 0 {
                 return Ok(Some(pos));
@@ -158,25 +285,60 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
     }
 }
 
+/// RESP3's big number: an optional `-`, then decimal digits.
+fn is_big_number(line: &[u8]) -> bool {
+    let digits = line.strip_prefix(b"-").unwrap_or(line);
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// RESP3's double: what Redis writes (`1.5`, `-3`, `1e+20`, `inf`, `-inf`, `nan`).
+fn is_double(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok_and(|text| text.parse::<f64>().is_ok())
+}
+
 /// Decodes a frame already validated by [`frame_len`].
 fn decode(bytes: &mut Bytes) -> Frame {
     let kind = bytes[0];
     let line_end = bytes.windows(2).position(|w| w == b"\r\n").expect("validated frame has a line");
     let line = bytes.slice(1..line_end);
     bytes.advance(line_end + 2);
+    let length = || usize::try_from(parse_int(&line).expect("validated length"));
+    let blob = |bytes: &mut Bytes, n: usize| {
+        let data = bytes.slice(..n);
+        bytes.advance(n + 2);
+        data
+    };
     match kind {
         b'+' => Frame::Simple(line),
         b'-' => Frame::Error(line),
         b':' => Frame::Integer(parse_int(&line).expect("validated integer")),
-        b'$' => match usize::try_from(parse_int(&line).expect("validated length")) {
-            Ok(n) => {
-                let data = bytes.slice(..n);
-                bytes.advance(n + 2);
-                Frame::Bulk(data)
-            }
+        b'_' => Frame::Resp3Null,
+        b'#' => Frame::Boolean(&line[..] == b"t"),
+        b'(' => Frame::BigNumber(line),
+        b',' => Frame::Double(line),
+        b'$' => match length() {
+            Ok(n) => Frame::Bulk(blob(bytes, n)),
             Err(_) => Frame::Null,
         },
-        _ => match usize::try_from(parse_int(&line).expect("validated length")) {
+        b'!' => Frame::BlobError(blob(bytes, length().expect("validated length"))),
+        b'=' => {
+            let data = blob(bytes, length().expect("validated length"));
+            Frame::Verbatim { format: data.slice(..3), text: data.slice(4..) }
+        }
+        b'%' => {
+            let n = length().expect("validated length");
+            Frame::Map((0..n).map(|_| (decode(bytes), decode(bytes))).collect())
+        }
+        b'|' => {
+            // Skip the attribute's pairs: the frame is the reply they annotate.
+            for _ in 0..length().expect("validated length") * 2 {
+                decode(bytes);
+            }
+            decode(bytes)
+        }
+        b'~' => Frame::Set((0..length().expect("validated length")).map(|_| decode(bytes)).collect()),
+        b'>' => Frame::Push((0..length().expect("validated length")).map(|_| decode(bytes)).collect()),
+        _ => match length() {
             Ok(n) => Frame::Array((0..n).map(|_| decode(bytes)).collect()),
             Err(_) => Frame::NullArray,
         },
@@ -256,6 +418,119 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(frame_len(&bytes[..cut], &Limits::default()), Ok(None), "cut at {cut}");
         }
+    }
+
+    /// One frame of every RESP3 type, nested in each aggregate.
+    fn resp3_frames() -> Vec<Frame> {
+        vec![
+            Frame::Resp3Null,
+            Frame::Boolean(true),
+            Frame::Boolean(false),
+            Frame::double(1.5),
+            Frame::double(f64::INFINITY),
+            Frame::Double(Bytes::from_static(b"-1e+20")),
+            Frame::BigNumber(Bytes::from_static(b"-3492890328409238509324850943850943825024385")),
+            Frame::Verbatim { format: Bytes::from_static(b"txt"), text: Bytes::from_static(b"Some string\r\n") },
+            Frame::BlobError(Bytes::from_static(b"SYNTAX invalid\r\nsyntax")),
+            Frame::Map(vec![]),
+            Frame::Set(vec![]),
+            Frame::Push(vec![]),
+            Frame::Map(vec![
+                (Frame::bulk("first"), Frame::Integer(1)),
+                (Frame::simple("second"), Frame::Set(vec![Frame::Boolean(false), Frame::Resp3Null])),
+            ]),
+            Frame::Set(vec![Frame::bulk("a"), Frame::Map(vec![(Frame::Integer(1), Frame::double(0.25))])]),
+            Frame::Push(vec![Frame::bulk("message"), Frame::bulk("channel"), Frame::bulk("hello")]),
+            Frame::Array(vec![Frame::Map(vec![(Frame::bulk("k"), Frame::Array(vec![]))]), Frame::Null]),
+        ]
+    }
+
+    #[test]
+    fn every_resp3_kind_round_trips() {
+        for frame in resp3_frames() {
+            let bytes = frame.to_bytes();
+            assert_eq!(frame_len(&bytes, &Limits::default()), Ok(Some(bytes.len())), "{frame:?}");
+            assert_eq!(parse_all(&bytes), Ok(Some(frame)));
+        }
+    }
+
+    #[test]
+    fn exact_bytes_of_resp3_types() {
+        let cases: [(Frame, &[u8]); 10] = [
+            (Frame::Resp3Null, b"_\r\n"),
+            (Frame::Boolean(true), b"#t\r\n"),
+            (Frame::double(1.5), b",1.5\r\n"),
+            (Frame::double(f64::NEG_INFINITY), b",-inf\r\n"),
+            (Frame::BigNumber(Bytes::from_static(b"12345678901234567890")), b"(12345678901234567890\r\n"),
+            (
+                Frame::Verbatim { format: Bytes::from_static(b"txt"), text: Bytes::from_static(b"hi") },
+                b"=6\r\ntxt:hi\r\n",
+            ),
+            (Frame::BlobError(Bytes::from_static(b"ERR x")), b"!5\r\nERR x\r\n"),
+            (Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1))]), b"%1\r\n$1\r\na\r\n:1\r\n"),
+            (Frame::Set(vec![Frame::simple("x")]), b"~1\r\n+x\r\n"),
+            (Frame::Push(vec![Frame::bulk("p")]), b">1\r\n$1\r\np\r\n"),
+        ];
+        for (frame, bytes) in cases {
+            assert_eq!(&frame.to_bytes()[..], bytes, "{frame:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_every_resp3_kind_is_incomplete() {
+        for frame in resp3_frames() {
+            let bytes = frame.to_bytes();
+            for cut in 0..bytes.len() {
+                assert_eq!(frame_len(&bytes[..cut], &Limits::default()), Ok(None), "{frame:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_attribute_is_part_of_the_reply_it_annotates() {
+        // `|1` key-popularity attribute, then the reply: an array of two integers.
+        let bytes: &[u8] = b"|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n*2\r\n:2039123\r\n:9543892\r\n";
+        assert_eq!(frame_len(bytes, &Limits::default()), Ok(Some(bytes.len())));
+        for cut in 0..bytes.len() {
+            assert_eq!(frame_len(&bytes[..cut], &Limits::default()), Ok(None), "cut at {cut}");
+        }
+        let mut buf = BytesMut::from(bytes);
+        buf.extend_from_slice(b":1\r\n");
+        let frame = Frame::parse(&mut buf, &Limits::default());
+        assert_eq!(frame, Ok(Some(Frame::Array(vec![Frame::Integer(2039123), Frame::Integer(9543892)]))));
+        assert_eq!(&buf[..], b":1\r\n", "the attribute and its reply are consumed, nothing more");
+        // An attribute inside an aggregate annotates one element.
+        let nested: &[u8] = b"*2\r\n|1\r\n+a\r\n+b\r\n:1\r\n:2\r\n";
+        assert_eq!(frame_len(nested, &Limits::default()), Ok(Some(nested.len())));
+        assert_eq!(parse_all(nested), Ok(Some(Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]))));
+    }
+
+    #[test]
+    fn bad_resp3_values_are_errors() {
+        assert_eq!(parse_all(b"#x\r\n"), Err(ProtocolError::InvalidValue(b'#')));
+        assert_eq!(parse_all(b"_1\r\n"), Err(ProtocolError::InvalidValue(b'_')));
+        assert_eq!(parse_all(b",abc\r\n"), Err(ProtocolError::InvalidValue(b',')));
+        assert_eq!(parse_all(b"(12a\r\n"), Err(ProtocolError::InvalidValue(b'(')));
+        assert_eq!(parse_all(b"=2\r\nab\r\n"), Err(ProtocolError::InvalidValue(b'=')));
+        assert_eq!(parse_all(b"=4\r\nabcd\r\n"), Err(ProtocolError::InvalidValue(b'=')));
+        assert_eq!(parse_all(b"!-1\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse_all(b"%-1\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        let limits = Limits { max_args: 2, ..Limits::default() };
+        assert_eq!(frame_len(b"%3\r\n", &limits), Err(ProtocolError::InvalidMultibulkLength));
+        let deep = "%1\r\n+k\r\n".repeat(40);
+        assert_eq!(parse_all(deep.as_bytes()), Err(ProtocolError::TooDeep));
+    }
+
+    #[test]
+    fn protocol_helpers_pick_the_form() {
+        let pairs = || vec![(Frame::bulk("k"), Frame::Integer(1))];
+        assert_eq!(Frame::map(Protocol::Resp2, pairs()), Frame::Array(vec![Frame::bulk("k"), Frame::Integer(1)]));
+        assert_eq!(Frame::map(Protocol::Resp3, pairs()), Frame::Map(pairs()));
+        assert_eq!(Frame::set(Protocol::Resp3, vec![]), Frame::Set(vec![]));
+        assert_eq!(Frame::null(Protocol::Resp2), Frame::Null);
+        assert_eq!(Frame::null(Protocol::Resp3), Frame::Resp3Null);
+        assert!(Frame::Resp3Null.is_null() && Frame::NullArray.is_null());
+        assert!(Frame::BlobError(Bytes::new()).is_error());
     }
 
     #[test]

@@ -17,7 +17,13 @@
 //! arrival raises a new event), so a request costs one `recv` and one `send`. A client whose
 //! replies the socket will not take is not read from until they drain, so a client that
 //! pipelines without reading holds at most [`OUTPUT_HIGH_WATER`] of replies plus one request.
+//!
+//! The greeting ([`service::greeting`]) is not written at accept: a new client's greeting is
+//! due [`Config::greeting_delay`] later. Its first bytes settle it earlier: the greeting goes
+//! out before the replies to an inline first request, and never to a client that opened with
+//! `*`. Due greetings wait in accept order, so the poll's timeout is the oldest one's deadline.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +75,9 @@ struct Conn<'a> {
     /// The client shut down its side: read to the end rather than trusting a short read, as
     /// no further event will come.
     hung_up: bool,
+    /// When the greeting is due if the client stays silent; `None` once it is settled (sent,
+    /// never to be sent, or greetings off).
+    greeting_due: Option<Instant>,
     /// Its name, id and protocol.
     client: service::common::ClientState,
     /// Counts the client as connected while it lives.
@@ -91,6 +100,11 @@ pub struct EventLoop<'a> {
     sweeps: bool,
     /// When accepting resumes after an accept error.
     accept_paused_until: Option<Instant>,
+    /// Greetings that may fall due, in deadline order: (deadline, slot). An entry whose
+    /// client settled its greeting or left is skipped when its deadline comes.
+    greetings: VecDeque<(Instant, usize)>,
+    /// `+OK <name> ready\r\n`.
+    greeting: Vec<u8>,
 }
 
 impl<'a> EventLoop<'a> {
@@ -116,6 +130,12 @@ impl<'a> EventLoop<'a> {
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             sweeps,
             accept_paused_until: None,
+            greetings: VecDeque::new(),
+            greeting: {
+                let mut line = BytesMut::new();
+                resp::write::simple(&mut line, format!("OK {} ready", ctx.name).as_bytes());
+                line.to_vec()
+            },
         };
         Ok((event_loop, Stopper(waker)))
     }
@@ -162,6 +182,7 @@ impl<'a> EventLoop<'a> {
                     }
                 }
             }
+            self.greet_silent_clients();
             self.send_pending();
             let now = Instant::now();
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -188,6 +209,9 @@ impl<'a> EventLoop<'a> {
         let mut until = next_sweep;
         if let Some(paused) = self.accept_paused_until {
             until = until.min(paused);
+        }
+        if let Some(&(due, _)) = self.greetings.front() {
+            until = until.min(due);
         }
         until.saturating_duration_since(now)
     }
@@ -239,14 +263,16 @@ impl<'a> EventLoop<'a> {
             blocked: false,
             closing: false,
             hung_up: false,
+            greeting_due: None,
             client: service::common::ClientState::new(),
             _client: self.ctx.stats.client_connected(),
         };
         if self.config.greeting {
-            resp::write::simple(&mut conn.output, format!("OK {} ready", self.ctx.name).as_bytes());
+            let due = Instant::now() + self.config.greeting_delay;
+            conn.greeting_due = Some(due);
+            self.greetings.push_back((due, slot));
         }
         self.conns.fill(slot, conn);
-        self.queue(slot);
         // Bytes sent with the connection raise no further edge: look now.
         self.on_readable(slot);
     }
@@ -284,6 +310,24 @@ impl<'a> EventLoop<'a> {
         }
     }
 
+    /// Greets the clients that stayed silent until their greeting fell due.
+    fn greet_silent_clients(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, slot)) = self.greetings.front() {
+            if due > now {
+                return;
+            }
+            self.greetings.pop_front();
+            let Some(conn) = self.conns.get(slot) else { continue };
+            // A later client in a reused slot has a later deadline of its own.
+            if conn.greeting_due == Some(due) {
+                conn.greeting_due = None;
+                conn.output.extend_from_slice(&self.greeting);
+                self.queue(slot);
+            }
+        }
+    }
+
     /// Remembers that a client shut down its side of the connection.
     fn note_hang_up(&mut self, slot: usize) {
         if let Some(conn) = self.conns.get(slot) {
@@ -294,6 +338,13 @@ impl<'a> EventLoop<'a> {
     /// Runs the whole requests in a client's input, until its replies reach the high water.
     fn run_requests(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
+        if let (Some(_), Some(&first)) = (conn.greeting_due, conn.input.first()) {
+            // The first bytes settle it: a person typing is greeted before the first reply.
+            conn.greeting_due = None;
+            if service::greeting::greets(first) {
+                conn.output.extend_from_slice(&self.greeting);
+            }
+        }
         while conn.output.len() < OUTPUT_HIGH_WATER {
             match resp::parse_request(&mut conn.input, &self.config.limits) {
                 Ok(Some(request)) => {

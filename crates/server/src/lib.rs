@@ -29,8 +29,12 @@ const SHARDS_PER_SWEEP: usize = 8;
 pub struct Config {
     /// The name in the greeting, WHOAMI and logs (`cache-A`).
     pub name: String,
-    /// Send `+OK <name> ready` on connect (the seed's nc sessions expect it; Redis clients do not).
+    /// Send `+OK <name> ready` to a new client (the seed's nc sessions expect it), when it
+    /// stays silent for `greeting_delay` or opens with an inline command; never to a client
+    /// that opens with a multibulk array (see [`service::greeting`]).
     pub greeting: bool,
+    /// How long a new client may stay silent before it is greeted.
+    pub greeting_delay: Duration,
     /// Bounds on client input.
     pub limits: Limits,
     /// Most clients served at once.

@@ -5,10 +5,11 @@ use clap::Parser;
 /// An in-memory cache server speaking the Redis protocol (RESP2 and inline commands).
 ///
 /// Start three for the demo: `server --port 6381 --name cache-A`, then 6382/cache-B and
-/// 6383/cache-C. Connect with `nc 127.0.0.1 6381` or `redis-cli -p 6381`. The seed's Go-style
-/// flags work too: `server -port 6381 -name cache-A`. Logs go to stderr; RUST_LOG filters them.
-/// A line per command (`[cache-A] SET k = v`) is logged when stderr is a terminal or with
-/// --log-requests, never under --no-log-requests.
+/// 6383/cache-C. Connect with `nc 127.0.0.1 6381` or `redis-cli -p 6381` (the greeting goes
+/// to people only: a client silent after connecting, or typing inline commands). The seed's
+/// Go-style flags work too: `server -port 6381 -name cache-A`. Logs go to stderr; RUST_LOG
+/// filters them. A line per command (`[cache-A] SET k = v`) is logged when stderr is a
+/// terminal or with --log-requests, never under --no-log-requests.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -27,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     let config = server::Config {
         name: args.name.clone().unwrap_or_else(|| format!("cache-{}", args.port)),
         greeting: !args.serve.no_greeting,
+        greeting_delay: args.serve.greeting_delay(),
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
         threads: service::default_threads(args.serve.threads),

@@ -12,9 +12,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
-    /// Do not send the `+OK ... ready` greeting on connect (for Redis clients and tools).
+    /// Never send the `+OK ... ready` greeting. Without it, a client is greeted when it stays
+    /// silent for --greeting-delay-ms after connecting or opens with an inline command (a
+    /// person), never when it opens with a multibulk array (a Redis client or tool).
     #[arg(long)]
     pub no_greeting: bool,
+    /// Milliseconds a new client may stay silent before it gets the greeting.
+    #[arg(long, default_value_t = crate::greeting::DEFAULT_DELAY.as_millis() as u64)]
+    pub greeting_delay_ms: u64,
     /// Most clients connected at once; one more gets -ERR and is closed.
     #[arg(long, default_value_t = 10_000)]
     pub max_clients: usize,
@@ -48,6 +53,11 @@ impl ServeArgs {
     /// The input limits the flags set.
     pub fn limits(&self) -> Limits {
         Limits { max_inline_len: self.max_inline_len, max_bulk_len: self.max_bulk_len, max_args: self.max_args }
+    }
+
+    /// How long a new client may stay silent before it is greeted.
+    pub fn greeting_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.greeting_delay_ms)
     }
 
     /// The coalescing pause the flags set.

@@ -66,6 +66,18 @@ impl ClientConn {
         &mut self.output
     }
 
+    /// Reads what the client sent, once, into the input buffer (cancel safe: a read that does
+    /// not finish loses nothing). `Ok(false)` when the client closed the connection.
+    pub async fn read_input(&mut self) -> io::Result<bool> {
+        self.input.reserve(READ_CHUNK);
+        Ok(self.stream.read_buf(&mut self.input).await? > 0)
+    }
+
+    /// The first byte received and not yet handed out as a request.
+    pub fn first_input_byte(&self) -> Option<u8> {
+        self.input.first().copied()
+    }
+
     /// Waits for the next batch: every complete request already received (at least one).
     ///
     /// `Ok(false)` when the client closed the connection. A protocol error is answered with

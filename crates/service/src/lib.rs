@@ -1,6 +1,6 @@
 //! What the server and the proxy share about serving clients: their flags and start-up
-//! ([`ServeArgs`]), connection commands ([`common`]), counters ([`Stats`]) and
-//! [`coalesce`]. The proxy, built on tokio tasks, also uses the accept loop ([`serve`]: a
+//! ([`ServeArgs`]), connection commands ([`common`]), when to greet a client ([`greeting`]),
+//! counters ([`Stats`]) and [`coalesce`]. The proxy, built on tokio tasks, also uses the accept loop ([`serve`]: a
 //! client limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection
 //! with a bounded read buffer that hands out pipelined requests in batches and flushes their
 //! replies once per batch; the server runs its own event loop instead.
@@ -11,6 +11,7 @@ mod args;
 pub mod coalesce;
 pub mod common;
 mod conn;
+pub mod greeting;
 mod stats;
 
 pub use accept::{serve, shutdown_signal};

@@ -1,7 +1,7 @@
 //! Server commands: WHOAMI and INFO; the connection commands shared with the proxy.
 
 use bytes::{Bytes, BytesMut};
-use resp::write;
+use resp::{write, Protocol};
 use service::common;
 
 use super::{Outcome, Reply};
@@ -11,10 +11,11 @@ use crate::Ctx;
 /// the proxy ([`common::COMMANDS`]).
 pub const COMMANDS: &[&str] = &["whoami", "info"];
 
-pub fn run(ctx: &Ctx, name: &str, _args: &[Bytes], out: &mut BytesMut) -> Outcome {
+/// Runs one of [`COMMANDS`]; INFO's text is a verbatim string in RESP3, as Redis sends it.
+pub fn run(ctx: &Ctx, name: &str, _args: &[Bytes], proto: Protocol, out: &mut BytesMut) -> Outcome {
     match name {
         "whoami" => write::simple(out, ctx.name.as_bytes()),
-        "info" => write::bulk(out, info(ctx).as_bytes()),
+        "info" => write::verbatim(out, proto, info(ctx).as_bytes()),
         _ => return Err(Reply::Other(format!("ERR {name} is not an admin command"))),
     }
     Ok(())

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use resp::write;
+use resp::{write, Protocol};
 
 use super::{int_arg, Outcome, Reply};
 use crate::store::{ttl_until_unix_ms, SetOptions};
@@ -19,7 +19,7 @@ pub const COMMANDS: &[&str] = &["dump", "restore"];
 /// The payload's first bytes: our tag and the format's version.
 const PAYLOAD_HEADER: &[u8] = b"chd\x01";
 
-pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
+pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], protocol: Protocol, out: &mut BytesMut) -> Outcome {
     match name {
         "dump" => ctx.store.get_with(&args[1], |value| match value {
             Some(value) => {
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
                 payload.extend_from_slice(value);
                 write::bulk(out, &payload);
             }
-            None => write::null(out),
+            None => write::null(out, protocol),
         }),
         _ => restore(ctx, args, out)?,
     }

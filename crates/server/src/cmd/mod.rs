@@ -89,10 +89,10 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
             resp::write::simple(out, if request.raw.is_none() { b"BYE" } else { b"OK" });
             return Flow::Quit;
         }
-        Family::Strings => strings::run(ctx, command.name, args, out),
+        Family::Strings => strings::run(ctx, command.name, args, client.protocol, out),
         Family::Keyspace => keyspace::run(ctx, command.name, args, out),
-        Family::Dump => dump::run(ctx, command.name, args, out),
-        Family::Admin => admin::run(ctx, command.name, args, out),
+        Family::Dump => dump::run(ctx, command.name, args, client.protocol, out),
+        Family::Admin => admin::run(ctx, command.name, args, client.protocol, out),
         Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
     };
     if let Err(error) = handled {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use resp::write;
+use resp::{write, Protocol};
 
 use super::{int_arg, show, Outcome, Reply};
 use crate::store::{ttl_until_unix_ms, IncrError, SetOptions};
@@ -12,14 +12,15 @@ use crate::Ctx;
 /// The commands this module runs (table names).
 pub const COMMANDS: &[&str] = &["get", "set", "mget", "mset", "incr", "decr", "incrby", "decrby"];
 
-pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome {
+/// Runs one of [`COMMANDS`]; a miss is written in the client's protocol (`$-1` or `_`).
+pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], proto: Protocol, out: &mut BytesMut) -> Outcome {
     match name {
-        "get" => get(ctx, &args[1], out),
-        "set" => set(ctx, args, out)?,
+        "get" => get(ctx, &args[1], proto, out),
+        "set" => set(ctx, args, proto, out)?,
         "mget" => {
             write::array_header(out, args.len() - 1);
             for key in &args[1..] {
-                ctx.store.get_with(key, |value| bulk_or_null(out, value));
+                ctx.store.get_with(key, |value| bulk_or_null(out, proto, value));
             }
         }
         "mset" if args.len().is_multiple_of(2) => {
@@ -37,7 +38,7 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], out: &mut BytesMut) -> Outcome
 }
 
 /// GET key
-fn get(ctx: &Ctx, key: &[u8], out: &mut BytesMut) {
+fn get(ctx: &Ctx, key: &[u8], proto: Protocol, out: &mut BytesMut) {
     ctx.store.get_with(key, |value| {
         if ctx.log_requests {
             match value {
@@ -45,19 +46,19 @@ fn get(ctx: &Ctx, key: &[u8], out: &mut BytesMut) {
                 None => tracing::info!("[{}] GET {} -> (nil)", ctx.name, show(key)),
             }
         }
-        bulk_or_null(out, value)
+        bulk_or_null(out, proto, value)
     });
 }
 
-fn bulk_or_null(out: &mut BytesMut, value: Option<&[u8]>) {
+fn bulk_or_null(out: &mut BytesMut, proto: Protocol, value: Option<&[u8]>) {
     match value {
         Some(v) => write::bulk(out, v),
-        None => write::null(out),
+        None => write::null(out, proto),
     }
 }
 
 /// SET key value [EX seconds|PX milliseconds|EXAT unix-s|PXAT unix-ms|KEEPTTL] [NX|XX] [GET]
-fn set(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
+fn set(ctx: &Ctx, args: &[Bytes], proto: Protocol, out: &mut BytesMut) -> Outcome {
     let (key, value) = (&args[1], &args[2]);
     let (options, want_old) = set_options(&args[3..])?;
     let (stored, old) = ctx.store.set(key, value, options, want_old);
@@ -65,9 +66,9 @@ fn set(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
         tracing::info!("[{}] SET {} = {}", ctx.name, show(key), show(value));
     }
     match (want_old, stored) {
-        (true, _) => bulk_or_null(out, old.as_deref()),
+        (true, _) => bulk_or_null(out, proto, old.as_deref()),
         (false, true) => write::simple(out, b"OK"),
-        (false, false) => write::null(out),
+        (false, false) => write::null(out, proto),
     }
     Ok(())
 }
@@ -81,7 +82,7 @@ fn set_options(args: &[Bytes]) -> Result<(SetOptions, bool), Reply> {
         match &word[..] {
             b"NX" if !options.only_if_present => options.only_if_absent = true,
             b"XX" if !options.only_if_absent => options.only_if_present = true,
-            b"get" => want_old = true,
+            b"GET" => want_old = true,
             b"KEEPTTL" if options.ttl.is_none() => options.keep_ttl = true,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if options.ttl.is_none() && !options.keep_ttl => {
                 let n = int_arg(rest.next().ok_or(Reply::Syntax)?)?;
