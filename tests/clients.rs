@@ -181,7 +181,6 @@ fn redis_crate_script_loaded_and_called() {
 }
 
 #[test]
-#[ignore = "needs blocking commands and pub/sub through the proxy (dedicated server connections)"]
 fn redis_crate_blpop_woken_by_lpush() {
     let cluster = cluster();
     let addr = target(&cluster);
@@ -198,7 +197,6 @@ fn redis_crate_blpop_woken_by_lpush() {
 }
 
 #[test]
-#[ignore = "needs blocking commands and pub/sub through the proxy (dedicated server connections)"]
 fn redis_crate_pubsub_message_delivered() {
     let cluster = cluster();
     let addr = target(&cluster);
@@ -215,7 +213,6 @@ fn redis_crate_pubsub_message_delivered() {
 }
 
 #[test]
-#[ignore = "RESP3, pipeline, transaction and script pass; its blocking pop and pub/sub steps need dedicated server connections"]
 fn redis_py_at_its_default_resp3() {
     if let Err(why) = redis_py() {
         println!("skipped: redis-py is not available: {why}");
