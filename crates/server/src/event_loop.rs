@@ -58,6 +58,8 @@ struct Conn<'a> {
     stream: TcpStream,
     /// Received bytes not yet parsed into a whole request.
     input: BytesMut,
+    /// Progress through a partial request in `input`, so a large one is not rescanned.
+    parser: resp::RequestParser,
     /// Replies not yet sent.
     output: BytesMut,
     /// Already in the round's list of connections with replies to send.
@@ -232,6 +234,7 @@ impl<'a> EventLoop<'a> {
         let mut conn = Conn {
             stream,
             input: BytesMut::new(),
+            parser: resp::RequestParser::new(),
             output: BytesMut::new(),
             queued: false,
             blocked: false,
@@ -261,6 +264,7 @@ impl<'a> EventLoop<'a> {
                     // The client sent all it will: answer what it asked, then close.
                     conn.closing = true;
                     conn.input = BytesMut::new();
+                    conn.parser.reset();
                     return self.queue(slot);
                 }
                 Ok(n) => {
@@ -292,7 +296,7 @@ impl<'a> EventLoop<'a> {
     fn run_requests(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
         while conn.output.len() < OUTPUT_HIGH_WATER {
-            match resp::parse_request(&mut conn.input, &self.config.limits) {
+            match conn.parser.parse(&mut conn.input, &self.config.limits) {
                 Ok(Some(request)) => {
                     if cmd::execute(self.ctx, &request, &mut conn.output) == Flow::Quit {
                         conn.closing = true;
@@ -310,6 +314,7 @@ impl<'a> EventLoop<'a> {
         }
         if conn.closing || (conn.input.is_empty() && conn.input.capacity() > BUFFER_KEEP) {
             conn.input = BytesMut::new();
+            conn.parser.reset();
         }
         if !conn.output.is_empty() || conn.closing {
             self.queue(slot);

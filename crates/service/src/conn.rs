@@ -3,7 +3,7 @@
 use std::io;
 
 use bytes::BytesMut;
-use resp::{Limits, ProtocolError, Request};
+use resp::{Limits, ProtocolError, Request, RequestParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -33,6 +33,8 @@ pub type Batch = Vec<Request>;
 pub struct ClientConn {
     stream: TcpStream,
     input: BytesMut,
+    /// Progress through a partial request in `input`, so a large one is not rescanned.
+    parser: RequestParser,
     output: BytesMut,
     limits: Limits,
     /// A protocol error found after requests that are still to be answered.
@@ -50,6 +52,7 @@ impl ClientConn {
         Self {
             stream,
             input: BytesMut::with_capacity(READ_CHUNK),
+            parser: RequestParser::new(),
             output: BytesMut::with_capacity(READ_CHUNK),
             limits,
             pending_error: None,
@@ -75,7 +78,7 @@ impl ClientConn {
         }
         loop {
             while batch.len() < self.batch_limit {
-                match resp::parse_request(&mut self.input, &self.limits) {
+                match self.parser.parse(&mut self.input, &self.limits) {
                     Ok(Some(request)) => batch.push(request),
                     Ok(None) => break,
                     Err(error) if batch.is_empty() => return self.fail(error).await,

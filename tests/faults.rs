@@ -1,0 +1,88 @@
+//! Holding under faults (issue 11): large requests parsed in linear time, clean shutdown
+//! with every received request answered, request and idle timeouts.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use e2e::{have, proxy, redis_server, server, Process};
+
+/// Arguments in the big request: Redis's limit, 1024 * 1024, the command name included
+/// (`proto-max-multibulk-len` counts every element).
+const BIG_ARGS: usize = 1024 * 1024;
+
+/// `MGET k k k ...` with `BIG_ARGS - 1` keys, as one multibulk request.
+fn big_mget() -> Vec<u8> {
+    let mut request = format!("*{BIG_ARGS}\r\n$4\r\nMGET\r\n").into_bytes();
+    for _ in 1..BIG_ARGS {
+        request.extend_from_slice(b"$1\r\nk\r\n");
+    }
+    request
+}
+
+/// Sends `request` to `addr` in 16 KiB writes and reads the whole reply to `MGET` of missing
+/// keys; the time from the first byte sent to the last byte received.
+fn time_big_mget(addr: &str, request: &[u8]) -> Duration {
+    let keys = BIG_ARGS - 1;
+    let header = format!("*{keys}\r\n");
+    let expected = header.len() + keys * b"$-1\r\n".len();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut reader = stream.try_clone().expect("clone");
+    let started = Instant::now();
+    let received = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            let mut reply = Vec::with_capacity(expected);
+            let mut chunk = vec![0u8; 64 * 1024];
+            while reply.len() < expected {
+                match reader.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => reply.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("{addr}: reading the reply: {e}"),
+                }
+            }
+            reply
+        });
+        for piece in request.chunks(16 * 1024) {
+            stream.write_all(piece).expect("write");
+        }
+        reading.join().expect("reader thread")
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(received.len(), expected, "{addr}: whole reply");
+    assert!(received.starts_with(header.as_bytes()), "{addr}: reply header");
+    assert!(received[header.len()..].chunks(5).all(|c| c == b"$-1\r\n"), "{addr}: every key missing");
+    elapsed
+}
+
+#[test]
+fn a_million_arguments_are_parsed_in_linear_time() {
+    let request = big_mget();
+    let ours = server("cache-A", &["--no-greeting"]);
+    let front = proxy(&[ours.addr()], &["--no-greeting"]);
+    let redis: Option<Process> = have("redis-server").then(redis_server);
+    let mut report = Vec::new();
+    for (name, target) in [("server", Some(&ours)), ("proxy", Some(&front)), ("redis-server", redis.as_ref())] {
+        let Some(target) = target else { continue };
+        let elapsed = time_big_mget(&target.addr(), &request);
+        eprintln!("{name}: MGET of {} keys in {elapsed:?}", BIG_ARGS - 1);
+        report.push((name, elapsed));
+    }
+    // Rescanning a partial request on every read took the server 2.7 s in a release build,
+    // far longer unoptimised; linear parsing took 1 s (server) and 1.7 s (proxy) in a debug
+    // build. The bounds leave room for a machine shared with compilers.
+    let bound = if cfg!(debug_assertions) { Duration::from_secs(15) } else { Duration::from_secs(3) };
+    // Optimised, the issue's target holds: within twice redis-server's time (plus slack for
+    // a busy machine). Measured here: server 0.36 s, proxy 0.52 s, redis-server 0.16-0.36 s.
+    if let (false, Some(&(_, redis))) = (cfg!(debug_assertions), report.get(2)) {
+        let bound = redis * 2 + Duration::from_secs(1);
+        for (name, elapsed) in &report[..2] {
+            assert!(*elapsed < bound, "{name} took {elapsed:?}, over 2x redis-server; all: {report:?}");
+        }
+    }
+    for (name, elapsed) in &report[..2] {
+        assert!(*elapsed < bound, "{name} took {elapsed:?} (bound {bound:?}); all: {report:?}");
+    }
+}
