@@ -86,3 +86,104 @@ fn a_million_arguments_are_parsed_in_linear_time() {
         assert!(*elapsed < bound, "{name} took {elapsed:?} (bound {bound:?}); all: {report:?}");
     }
 }
+
+/// `n` pipelined `SET key:i value-i` requests as one buffer.
+fn pipelined_sets(n: usize) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    for i in 0..n {
+        resp::write::command(&mut out, &["SET".to_string(), format!("key:{i}"), format!("value-{i}")]);
+    }
+    out.to_vec()
+}
+
+/// Reads everything until EOF (bounded by the stream's read timeout).
+fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return received,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("reading after {} bytes: {e}", received.len()),
+        }
+    }
+}
+
+/// SIGTERM right after a client wrote 1,000 pipelined SETs: every one is answered, then the
+/// connection closes and the process exits 0, for the server and for the proxy in front of it.
+#[test]
+fn sigterm_answers_every_request_already_sent() {
+    const SETS: usize = 1000;
+    let requests = pipelined_sets(SETS);
+    for signal in ["TERM", "INT"] {
+        for binary in ["server", "proxy"] {
+            let backend = server("cache-A", &["--no-greeting"]);
+            let front = proxy(&[backend.addr()], &["--no-greeting"]);
+            let (mut target, name) = match binary {
+                "server" => (backend, "server"),
+                _ => (front, "proxy"),
+            };
+            let mut stream = TcpStream::connect(target.addr()).expect("connect");
+            stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            stream.write_all(&requests).expect("write");
+            let started = Instant::now();
+            let status = target.stop_with(signal, Duration::from_secs(10)).expect("signal");
+            let status = status.unwrap_or_else(|| panic!("{name} did not exit on SIG{signal}"));
+            assert!(status.success(), "{name} exited with {status} on SIG{signal}");
+            let received = read_to_eof(&mut stream);
+            assert_eq!(received, b"+OK\r\n".repeat(SETS), "{name}: replies before EOF on SIG{signal}");
+            assert!(
+                target.logs().iter().any(|l| l.contains("shutting down") && l.contains(&format!("SIG{signal}"))),
+                "{name} logs the signal: {:?}",
+                target.logs()
+            );
+            eprintln!("{name}: SIG{signal} -> {SETS} replies and exit 0 in {:?}", started.elapsed());
+        }
+    }
+}
+
+/// A client that never reads holds a shutdown up only until `--shutdown-timeout`; a second
+/// signal ends it at once.
+#[test]
+fn a_stuck_client_delays_shutdown_only_until_the_timeout_or_a_second_signal() {
+    let flags = ["--no-greeting", "--shutdown-timeout", "2"];
+    for (binary, second_signal) in [("server", false), ("server", true), ("proxy", false), ("proxy", true)] {
+        let backend = server("cache-A", &flags);
+        let front = proxy(&[backend.addr()], &flags);
+        let (mut target, _other) = if binary == "server" { (backend, front) } else { (front, backend) };
+        let mut setup = TcpStream::connect(target.addr()).expect("connect");
+        let value = vec![b'v'; 64 * 1024];
+        let mut set = bytes::BytesMut::new();
+        resp::write::command(&mut set, &[&b"SET"[..], b"big", &value]);
+        setup.write_all(&set).expect("write");
+        let mut ok = [0u8; 5];
+        setup.read_exact(&mut ok).expect("SET reply");
+        // 64 MiB of replies that nobody reads: the server's output to this client stays full.
+        let stuck = TcpStream::connect(target.addr()).expect("connect");
+        let mut gets = bytes::BytesMut::new();
+        for _ in 0..1000 {
+            resp::write::command(&mut gets, &["GET", "big"]);
+        }
+        (&stuck).write_all(&gets).expect("write");
+        let started = Instant::now();
+        let status = if second_signal {
+            target.signal("TERM").expect("first signal");
+            assert!(target.wait_for_log("shutting down", Duration::from_secs(10)), "first signal logged");
+            target.stop_with("TERM", Duration::from_secs(10)).expect("second signal")
+        } else {
+            target.stop_with("TERM", Duration::from_secs(10)).expect("signal")
+        };
+        let status = status.expect("the server exits");
+        let elapsed = started.elapsed();
+        if second_signal {
+            assert_eq!(status.code(), Some(1), "{binary}: a second signal exits at once with status 1");
+            assert!(elapsed < Duration::from_millis(1500), "{binary}: second signal took {elapsed:?}");
+        } else {
+            assert!(status.success(), "{binary}: exit {status} after the shutdown timeout");
+            assert!(elapsed >= Duration::from_millis(1500), "{binary}: gave up early: {elapsed:?}");
+            assert!(elapsed < Duration::from_secs(6), "{binary}: shutdown took {elapsed:?}");
+        }
+        drop(stuck);
+    }
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resp::Limits;
-use service::{ClientConn, Stats};
+use service::{ClientConn, Stats, Stopping};
 use tokio::net::{TcpListener, TcpStream};
 
 use cluster::{Cluster, ClusterConfig};
@@ -50,6 +50,8 @@ pub struct Config {
     pub migrate: bool,
     /// Health checks and ejection.
     pub health: HealthConfig,
+    /// How long a shutdown may spend answering the requests clients already sent.
+    pub shutdown_timeout: Duration,
 }
 
 /// The proxy's shared state.
@@ -94,10 +96,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     });
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);
-    service::serve(listener, config.max_clients, shutdown, |stream, peer| {
+    service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
-            if let Err(error) = handle_client(&proxy, &config, stream).await {
+            if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
         }
@@ -106,9 +108,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     Ok(())
 }
 
-async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -> std::io::Result<()> {
+async fn handle_client(
+    proxy: &Arc<Proxy>,
+    config: &Config,
+    stream: TcpStream,
+    stopping: Stopping,
+) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
-    let mut conn = ClientConn::new(stream, config.limits);
+    let mut conn = ClientConn::new(stream, config.limits, stopping);
     if config.greeting {
         resp::write::simple(conn.output(), b"OK proxy ready (type HELP for commands)");
         conn.flush().await?;

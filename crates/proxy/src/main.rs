@@ -73,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             failure_limit: args.server_failure_limit.max(1),
             retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
         },
+        shutdown_timeout: args.serve.shutdown_timeout(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

@@ -45,7 +45,8 @@ const WAKER: Token = Token(usize::MAX);
 pub struct Stopper(Arc<Waker>);
 
 impl Stopper {
-    /// Asks the loop to close its clients and return.
+    /// Asks the loop to stop accepting, answer the requests its clients already sent, close
+    /// them and return (within [`Config::shutdown_timeout`]).
     pub fn stop(&self) {
         if let Err(error) = self.0.wake() {
             tracing::warn!(%error, "could not wake the event loop to stop it");
@@ -91,6 +92,9 @@ pub struct EventLoop<'a> {
     sweeps: bool,
     /// When accepting resumes after an accept error.
     accept_paused_until: Option<Instant>,
+    /// Shutting down: no new clients; each client's input is read to what the socket holds
+    /// and answered, then closed. The loop returns when none is left or at this deadline.
+    draining_until: Option<Instant>,
 }
 
 impl<'a> EventLoop<'a> {
@@ -116,11 +120,13 @@ impl<'a> EventLoop<'a> {
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             sweeps,
             accept_paused_until: None,
+            draining_until: None,
         };
         Ok((event_loop, Stopper(waker)))
     }
 
-    /// Serves clients until stopped.
+    /// Serves clients until stopped, then answers the requests they already sent (see
+    /// [`Stopper::stop`]) and returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         let mut next_sweep = Instant::now() + crate::SWEEP_INTERVAL;
@@ -147,7 +153,7 @@ impl<'a> EventLoop<'a> {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => return Ok(()),
+                    WAKER => self.start_draining(),
                     LISTENER => self.accept_all(),
                     Token(slot) => {
                         if event.is_writable() {
@@ -164,6 +170,18 @@ impl<'a> EventLoop<'a> {
             }
             self.send_pending();
             let now = Instant::now();
+            if let Some(deadline) = self.draining_until {
+                if self.conns.is_empty() {
+                    return Ok(());
+                }
+                if now >= deadline {
+                    tracing::warn!(
+                        clients = self.conns.len(),
+                        "shutdown timeout reached; closing the remaining clients"
+                    );
+                    return Ok(());
+                }
+            }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept_all();
@@ -189,12 +207,32 @@ impl<'a> EventLoop<'a> {
         if let Some(paused) = self.accept_paused_until {
             until = until.min(paused);
         }
+        if let Some(deadline) = self.draining_until {
+            until = until.min(deadline);
+        }
         until.saturating_duration_since(now)
+    }
+
+    /// Stops accepting and lets every client finish: what it already sent is read and
+    /// answered, then it is closed.
+    fn start_draining(&mut self) {
+        if self.draining_until.is_some() {
+            return;
+        }
+        self.draining_until = Some(Instant::now() + self.config.shutdown_timeout);
+        if let Err(error) = self.poll.registry().deregister(&mut self.listener) {
+            tracing::debug!(%error, "could not stop watching the listener");
+        }
+        let slots: Vec<usize> = self.conns.occupied().collect();
+        for slot in slots {
+            // Bytes that arrived before the stop raise no new event: read them now.
+            self.on_readable(slot);
+        }
     }
 
     /// Accepts every waiting client.
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() {
+        if self.accept_paused_until.is_some() || self.draining_until.is_some() {
             return;
         }
         loop {
@@ -269,13 +307,21 @@ impl<'a> EventLoop<'a> {
                 }
                 Ok(n) => {
                     conn.input.extend_from_slice(&self.scratch[..n]);
-                    let drain = conn.hung_up;
+                    // Shutting down, a short read is not trusted either: no event may follow.
+                    let drain = conn.hung_up || self.draining_until.is_some();
                     self.run_requests(slot);
                     if n < self.scratch.len() && !drain {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if self.draining_until.is_some() {
+                        // Everything the client sent before the stop is read: answer, close.
+                        conn.closing = true;
+                        self.queue(slot);
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(%error, "client connection ended");
@@ -429,6 +475,21 @@ impl<T> Slots<T> {
     /// The item in `slot`, if any.
     fn get(&mut self, slot: usize) -> Option<&mut T> {
         self.items.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Whether every slot is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots holding an item.
+    fn len(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+
+    /// The indexes of the slots holding an item.
+    fn occupied(&self) -> impl Iterator<Item = usize> + '_ {
+        self.items.iter().enumerate().filter_map(|(slot, item)| item.as_ref().map(|_| slot))
     }
 
     /// Empties `slot`, returning what it held.

@@ -40,6 +40,8 @@ pub struct Config {
     /// The pause that lets requests of several busy clients gather before a poll (see
     /// [`event_loop`]); zero blocks in the poll at once, like Redis.
     pub coalesce: Duration,
+    /// How long a shutdown may spend answering the requests clients already sent.
+    pub shutdown_timeout: Duration,
 }
 
 /// What every connection of one server shares.
@@ -60,7 +62,9 @@ pub struct Ctx {
 ///
 /// The clients are served by `config.threads` event loops (see [`event_loop`]) on threads of
 /// their own; this future only waits for `shutdown`, then stops them and waits until they
-/// have closed their clients.
+/// have answered what their clients already sent and closed them (at most
+/// `config.shutdown_timeout`). It waits without blocking its runtime, so other tasks (a
+/// second signal's) still run.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> std::io::Result<()> {
     let listener = listener.into_std()?;
     let address = listener.local_addr()?;
@@ -93,14 +97,24 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     }
     drop((stoppers_tx, ended_tx));
     let stoppers: Vec<_> = stoppers.iter().collect();
+    let mut running = threads.len();
     if stoppers.len() == threads.len() {
         tokio::select! {
             _ = shutdown => {}
-            _ = ended.recv() => tracing::error!("an event loop ended; stopping the server"),
+            _ = ended.recv() => {
+                tracing::error!("an event loop ended; stopping the server");
+                running -= 1;
+            }
         }
     }
     for stopper in &stoppers {
         stopper.stop();
+    }
+    // Each loop returns once its clients are answered or its shutdown deadline passed.
+    for _ in 0..running {
+        if ended.recv().await.is_none() {
+            break;
+        }
     }
     for thread in threads {
         match thread.join() {

@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         max_clients: args.serve.max_clients.max(1),
         threads: service::default_threads(args.serve.threads),
         coalesce: args.serve.coalesce(),
+        shutdown_timeout: args.serve.shutdown_timeout(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

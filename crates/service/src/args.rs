@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// half the cores, at least 1].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Seconds a shutdown (SIGTERM, SIGINT) may spend answering the requests clients already
+    /// sent before the process exits anyway; a second signal exits at once.
+    #[arg(long, default_value_t = crate::shutdown::DEFAULT_TIMEOUT_SECS)]
+    pub shutdown_timeout: u64,
 }
 
 impl ServeArgs {
@@ -46,6 +50,11 @@ impl ServeArgs {
     /// The coalescing pause the flags set.
     pub fn coalesce(&self) -> std::time::Duration {
         std::time::Duration::from_micros(self.coalesce_us)
+    }
+
+    /// The shutdown timeout the flags set.
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_timeout)
     }
 
     /// Starts tracing and the runtime, binds `bind:port`, and runs `serve` on the listener

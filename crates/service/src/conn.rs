@@ -4,6 +4,8 @@ use std::io;
 
 use bytes::BytesMut;
 use resp::{Limits, ProtocolError, Request, RequestParser};
+
+use crate::Stopping;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -44,11 +46,16 @@ pub struct ClientConn {
     batch_limit: usize,
     /// Requests handed out since the last flush.
     unanswered: usize,
+    /// Fires when the process shuts down.
+    stopping: Stopping,
+    /// The process is shutting down: no more waiting for input, only what already arrived.
+    draining: bool,
 }
 
 impl ClientConn {
-    /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream, limits: Limits) -> Self {
+    /// Wraps an accepted stream; once `stopping` fires, the connection hands out only the
+    /// requests already received (see [`ClientConn::next_batch`]).
+    pub fn new(stream: TcpStream, limits: Limits, stopping: Stopping) -> Self {
         Self {
             stream,
             input: BytesMut::with_capacity(READ_CHUNK),
@@ -58,6 +65,8 @@ impl ClientConn {
             pending_error: None,
             batch_limit: FIRST_BATCH,
             unanswered: 0,
+            stopping,
+            draining: false,
         }
     }
 
@@ -68,7 +77,8 @@ impl ClientConn {
 
     /// Waits for the next batch: every complete request already received (at least one).
     ///
-    /// `Ok(false)` when the client closed the connection. A protocol error is answered with
+    /// `Ok(false)` when the client closed the connection, or when the process is shutting
+    /// down and every complete request the socket had already received has been handed out. A protocol error is answered with
     /// `-ERR Protocol error: ...` after the replies already due, and ends the connection
     /// (`Err` with kind `InvalidData`).
     pub async fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
@@ -98,7 +108,22 @@ impl ClientConn {
                 return Ok(true);
             }
             self.input.reserve(READ_CHUNK);
-            if self.stream.read_buf(&mut self.input).await? == 0 {
+            let read = if self.draining {
+                // Take what the socket already holds, without waiting for more.
+                match self.stream.try_read_buf(&mut self.input) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    read => read?,
+                }
+            } else {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut self.input) => read?,
+                    _ = self.stopping.wait() => {
+                        self.draining = true;
+                        continue;
+                    }
+                }
+            };
+            if read == 0 {
                 return Ok(false);
             }
         }

@@ -11,11 +11,13 @@ mod args;
 pub mod coalesce;
 pub mod common;
 mod conn;
+pub mod shutdown;
 mod stats;
 
-pub use accept::{serve, shutdown_signal};
+pub use accept::serve;
 pub use args::ServeArgs;
 pub use conn::{Batch, ClientConn, BUFFER_KEEP, READ_CHUNK};
+pub use shutdown::{shutdown_signal, StopSender, Stopping};
 pub use stats::{ClientGuard, Stats};
 
 /// The number of threads to serve clients on: `threads` when given, else half the cores (at
