@@ -187,3 +187,76 @@ fn a_stuck_client_delays_shutdown_only_until_the_timeout_or_a_second_signal() {
         drop(stuck);
     }
 }
+
+/// Sends SIGCONT to a process stopped with SIGSTOP when dropped, also when a test fails.
+struct Resume<'a>(&'a Process);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.signal("CONT");
+    }
+}
+
+/// A key that `ring` places on `addr`.
+fn key_on(ring: &ring::HashRing, addr: &str) -> String {
+    (0..100_000)
+        .map(|i| format!("key:{i}"))
+        .find(|key| ring.get(key.as_bytes()) == Some(addr))
+        .unwrap_or_else(|| panic!("no key on {addr}"))
+}
+
+/// A hung server (SIGSTOP) answers `-ERR ... timed out` after `--server-timeout-ms`, while
+/// keys on the other server answer at once; after SIGCONT its keys work again.
+#[test]
+fn a_hung_server_times_out_without_blocking_the_others() {
+    if !have("redis-server") {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    }
+    const TIMEOUT_MS: u64 = 300;
+    let hung = redis_server();
+    let healthy = redis_server();
+    // Health checks rare enough that the hung server stays in the ring during the test.
+    let timeout = TIMEOUT_MS.to_string();
+    let front = proxy(
+        &[hung.addr(), healthy.addr()],
+        &["--no-greeting", "--server-timeout-ms", &timeout, "--health-interval-ms", "60000"],
+    );
+    let mut ring = ring::HashRing::new(3);
+    ring.add(&hung.addr());
+    ring.add(&healthy.addr());
+    let (hung_key, healthy_key) = (key_on(&ring, &hung.addr()), key_on(&ring, &healthy.addr()));
+    let mut client = e2e::Conn::connect(&front.addr());
+    assert_eq!(client.call(&["SET", &hung_key, "v1"]), resp::Frame::simple("OK"));
+
+    hung.signal("STOP").expect("SIGSTOP");
+    let _resume = Resume(&hung);
+    let mut other = e2e::Conn::connect(&front.addr());
+    let started = Instant::now();
+    client.send_raw(&{
+        let mut out = bytes::BytesMut::new();
+        resp::write::command(&mut out, &["GET", &hung_key]);
+        out
+    });
+    // While the GET waits on the hung server, another client's keys answer at once.
+    for _ in 0..5 {
+        let asked = Instant::now();
+        assert_eq!(other.call(&["SET", &healthy_key, "x"]), resp::Frame::simple("OK"));
+        assert!(asked.elapsed() < Duration::from_millis(TIMEOUT_MS / 2), "blocked: {:?}", asked.elapsed());
+    }
+    let expected = format!("ERR server {} timed out after {TIMEOUT_MS} ms", hung.addr());
+    assert_eq!(client.read_frame(), resp::Frame::error(expected.clone()));
+    let waited = started.elapsed();
+    eprintln!("GET on a hung server: {expected:?} after {waited:?}");
+    assert!(waited >= Duration::from_millis(TIMEOUT_MS - 20), "answered early: {waited:?}");
+    assert!(waited < Duration::from_millis(TIMEOUT_MS + 2000), "answered late: {waited:?}");
+    // The same client's requests to the healthy server work at once too.
+    assert_eq!(client.call(&["GET", &healthy_key]), e2e::bulk("x"));
+
+    hung.signal("CONT").expect("SIGCONT");
+    // A fresh connection: the timed-out one was dropped, its late reply never delivered.
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || client.call(&["GET", &hung_key]) == e2e::bulk("v1")),
+        "the server answers again after SIGCONT"
+    );
+}

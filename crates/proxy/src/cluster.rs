@@ -139,6 +139,8 @@ pub struct ClusterConfig {
     pub connections_per_backend: usize,
     /// Dial timeout.
     pub connect_timeout: Duration,
+    /// How long a request may wait for its reply (zero: no limit).
+    pub request_timeout: Duration,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -240,7 +242,12 @@ impl Cluster {
                 let addr = ring.server(ServerId(id));
                 pool.entry(addr.to_string())
                     .or_insert_with(|| {
-                        Arc::new(Backend::new(addr, self.config.connections_per_backend, self.config.connect_timeout))
+                        Arc::new(Backend::new(
+                            addr,
+                            self.config.connections_per_backend,
+                            self.config.connect_timeout,
+                            self.config.request_timeout,
+                        ))
                     })
                     .clone()
             })
@@ -293,6 +300,7 @@ mod tests {
             replication,
             connections_per_backend: 1,
             connect_timeout: Duration::from_millis(100),
+            request_timeout: Duration::ZERO,
         })
     }
 

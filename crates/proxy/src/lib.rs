@@ -42,6 +42,9 @@ pub struct Config {
     pub max_clients: usize,
     /// How long dialling a server may take before the client gets `-ERR`.
     pub connect_timeout: Duration,
+    /// How long a request may wait for a server's reply before the client gets `-ERR` and
+    /// the connection to that server is dropped (zero: no limit).
+    pub server_timeout: Duration,
     /// Pooled connections per server, shared by all clients.
     pub server_connections: usize,
     /// Copies of each key (the first R distinct servers clockwise).
@@ -78,6 +81,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         replication: config.replication,
         connections_per_backend: config.server_connections,
         connect_timeout: config.connect_timeout,
+        request_timeout: config.server_timeout,
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;

@@ -27,6 +27,11 @@ struct Args {
     /// Milliseconds to wait when connecting to a cache server before replying -ERR.
     #[arg(long, default_value_t = 1000)]
     connect_timeout_ms: u64,
+    /// Milliseconds a request may wait for a cache server's reply (twemproxy's `timeout:`);
+    /// then the client gets `-ERR server host:port timed out after N ms`, the connection to
+    /// that server is dropped and the timeout counts as a failed health check. 0: no limit.
+    #[arg(long, default_value_t = 5000)]
+    server_timeout_ms: u64,
     /// Pooled connections per cache server, shared by all clients (requests are pipelined on them).
     #[arg(long, default_value_t = 1)]
     server_connections: usize,
@@ -64,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        server_timeout: Duration::from_millis(args.server_timeout_ms),
         server_connections: args.server_connections.max(1),
         replication: args.replication_factor.max(1),
         migrate: args.migrate,
