@@ -97,7 +97,7 @@ fn pipelined_sets(n: usize) -> Vec<u8> {
 }
 
 /// Reads everything until EOF (bounded by the stream's read timeout).
-fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+fn read_to_eof(stream: &mut TcpStream, name: &str) -> Vec<u8> {
     let mut received = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -105,7 +105,7 @@ fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
             Ok(0) => return received,
             Ok(n) => received.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("reading after {} bytes: {e}", received.len()),
+            Err(e) => panic!("{name}: reading after {} bytes: {e}", received.len()),
         }
     }
 }
@@ -131,7 +131,7 @@ fn sigterm_answers_every_request_already_sent() {
             let status = target.stop_with(signal, Duration::from_secs(10)).expect("signal");
             let status = status.unwrap_or_else(|| panic!("{name} did not exit on SIG{signal}"));
             assert!(status.success(), "{name} exited with {status} on SIG{signal}");
-            let received = read_to_eof(&mut stream);
+            let received = read_to_eof(&mut stream, name);
             assert_eq!(received, b"+OK\r\n".repeat(SETS), "{name}: replies before EOF on SIG{signal}");
             assert!(
                 target.logs().iter().any(|l| l.contains("shutting down") && l.contains(&format!("SIG{signal}"))),
@@ -259,4 +259,31 @@ fn a_hung_server_times_out_without_blocking_the_others() {
         e2e::wait_until(Duration::from_secs(10), || client.call(&["GET", &hung_key]) == e2e::bulk("v1")),
         "the server answers again after SIGCONT"
     );
+}
+
+/// `--timeout 1` closes a client that sends nothing for a second, and keeps one that does.
+#[test]
+fn idle_clients_are_closed_after_the_timeout() {
+    let backend = server("cache-A", &["--no-greeting", "--timeout", "1"]);
+    let front = proxy(&[backend.addr()], &["--no-greeting", "--timeout", "1"]);
+    for target in [&backend, &front] {
+        let mut idle = e2e::Conn::connect(&target.addr());
+        let mut busy = e2e::Conn::connect(&target.addr());
+        assert_eq!(idle.call(&["PING"]), resp::Frame::simple("PONG"));
+        let started = Instant::now();
+        // The busy client keeps talking for twice the timeout.
+        while started.elapsed() < Duration::from_secs(2) {
+            assert_eq!(busy.call(&["PING"]), resp::Frame::simple("PONG"), "{}: busy client", target.addr());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(idle.is_closed(), "{}: the idle client is closed", target.addr());
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(4), "{}: closed after {waited:?}", target.addr());
+        assert_eq!(busy.call(&["PING"]), resp::Frame::simple("PONG"));
+    }
+    // Without the flag nobody is closed for idling (checked over a short wait).
+    let patient = server("cache-B", &["--no-greeting"]);
+    let mut c = e2e::Conn::connect(&patient.addr());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(c.call(&["PING"]), resp::Frame::simple("PONG"));
 }

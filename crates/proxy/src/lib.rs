@@ -55,6 +55,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// How long a shutdown may spend answering the requests clients already sent.
     pub shutdown_timeout: Duration,
+    /// Clients idle this long are closed (Redis's `timeout`); zero: never.
+    pub idle_timeout: Duration,
 }
 
 /// The proxy's shared state.
@@ -119,7 +121,7 @@ async fn handle_client(
     stopping: Stopping,
 ) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
-    let mut conn = ClientConn::new(stream, config.limits, stopping);
+    let mut conn = ClientConn::new(stream, config.limits, stopping).with_idle_timeout(config.idle_timeout);
     if config.greeting {
         resp::write::simple(conn.output(), b"OK proxy ready (type HELP for commands)");
         conn.flush().await?;

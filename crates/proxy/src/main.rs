@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
         },
         shutdown_timeout: args.serve.shutdown_timeout(),
+        idle_timeout: args.serve.idle_timeout(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

@@ -72,6 +72,8 @@ struct Conn<'a> {
     /// The client shut down its side: read to the end rather than trusting a short read, as
     /// no further event will come.
     hung_up: bool,
+    /// When the client last sent bytes or took replies (for the idle timeout).
+    active: Instant,
     /// Counts the client as connected while it lives.
     _client: service::ClientGuard<'a>,
 }
@@ -188,6 +190,7 @@ impl<'a> EventLoop<'a> {
             }
             if now >= next_sweep {
                 next_sweep = now + crate::SWEEP_INTERVAL;
+                self.close_idle(now);
                 if self.sweeps {
                     crate::sweep_round(&self.ctx.store, sweep_round);
                     sweep_round += 1;
@@ -219,6 +222,10 @@ impl<'a> EventLoop<'a> {
         if self.draining_until.is_some() {
             return;
         }
+        // Clients already connected but not yet accepted have sent their requests too: a
+        // listener closed on them would reset their connections.
+        self.accept_paused_until = None;
+        self.accept_all();
         self.draining_until = Some(Instant::now() + self.config.shutdown_timeout);
         if let Err(error) = self.poll.registry().deregister(&mut self.listener) {
             tracing::debug!(%error, "could not stop watching the listener");
@@ -278,6 +285,7 @@ impl<'a> EventLoop<'a> {
             blocked: false,
             closing: false,
             hung_up: false,
+            active: Instant::now(),
             _client: self.ctx.stats.client_connected(),
         };
         if self.config.greeting {
@@ -306,6 +314,7 @@ impl<'a> EventLoop<'a> {
                     return self.queue(slot);
                 }
                 Ok(n) => {
+                    conn.active = Instant::now();
                     conn.input.extend_from_slice(&self.scratch[..n]);
                     // Shutting down, a short read is not trusted either: no event may follow.
                     let drain = conn.hung_up || self.draining_until.is_some();
@@ -367,6 +376,26 @@ impl<'a> EventLoop<'a> {
         }
     }
 
+    /// Closes the clients idle for longer than [`Config::idle_timeout`], silently, as Redis
+    /// does; not those whose replies wait for the socket (the client is reading slowly, not
+    /// idle). Called at every sweep tick: a client goes at most one tick past its timeout.
+    fn close_idle(&mut self, now: Instant) {
+        let timeout = self.config.idle_timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| !conn.blocked && now.saturating_duration_since(conn.active) > timeout)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in idle {
+            tracing::debug!(?timeout, "closing an idle client");
+            self.close(slot);
+        }
+    }
+
     /// Lists a connection for the end-of-round send.
     fn queue(&mut self, slot: usize) {
         if let Some(conn) = self.conns.get(slot) {
@@ -410,7 +439,10 @@ impl<'a> EventLoop<'a> {
         let resume = resume || conn.output.len() >= OUTPUT_HIGH_WATER;
         while !conn.output.is_empty() {
             match conn.stream.write(&conn.output) {
-                Ok(n) => conn.output.advance(n),
+                Ok(n) => {
+                    conn.output.advance(n);
+                    conn.active = Instant::now();
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     conn.blocked = true;
                     return;
@@ -489,7 +521,12 @@ impl<T> Slots<T> {
 
     /// The indexes of the slots holding an item.
     fn occupied(&self) -> impl Iterator<Item = usize> + '_ {
-        self.items.iter().enumerate().filter_map(|(slot, item)| item.as_ref().map(|_| slot))
+        self.iter().map(|(slot, _)| slot)
+    }
+
+    /// The occupied slots and their items.
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> + '_ {
+        self.items.iter().enumerate().filter_map(|(slot, item)| item.as_ref().map(|item| (slot, item)))
     }
 
     /// Empties `slot`, returning what it held.

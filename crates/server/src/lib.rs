@@ -42,6 +42,8 @@ pub struct Config {
     pub coalesce: Duration,
     /// How long a shutdown may spend answering the requests clients already sent.
     pub shutdown_timeout: Duration,
+    /// Clients idle this long are closed (Redis's `timeout`); zero: never.
+    pub idle_timeout: Duration,
 }
 
 /// What every connection of one server shares.

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         threads: service::default_threads(args.serve.threads),
         coalesce: args.serve.coalesce(),
         shutdown_timeout: args.serve.shutdown_timeout(),
+        idle_timeout: args.serve.idle_timeout(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

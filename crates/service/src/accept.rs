@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -37,10 +38,27 @@ pub async fn serve<H, F>(
     let (stop, stopping) = StopSender::new();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(1);
+    let mut stopping_now = false;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = &mut shutdown => break,
+        let accepted = if stopping_now {
+            // Shutting down: take the clients already connected (their requests count as
+            // received; closing the listener on them would reset them), without waiting.
+            let waiting = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+                Poll::Ready(accepted) => Poll::Ready(accepted.ok()),
+                Poll::Pending => Poll::Ready(None),
+            });
+            match waiting.await {
+                Some(pair) => Ok(pair),
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = &mut shutdown => {
+                    stopping_now = true;
+                    continue;
+                }
+            }
         };
         let (stream, peer) = match accepted {
             Ok(pair) => {

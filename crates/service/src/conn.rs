@@ -1,6 +1,7 @@
 //! A client connection: bounded reads, requests in batches, one flush per batch.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use resp::{Limits, ProtocolError, Request, RequestParser};
@@ -27,6 +28,9 @@ const REPLY_BUDGET: usize = 1024 * 1024;
 /// Requests in a connection's first batch, before its replies have shown their size.
 const FIRST_BATCH: usize = 64;
 
+/// Shutting down, a client whose socket stays quiet this long has sent all it had sent.
+const DRAIN_QUIET: Duration = Duration::from_millis(20);
+
 /// A batch of pipelined requests, in the order they arrived.
 pub type Batch = Vec<Request>;
 
@@ -50,6 +54,8 @@ pub struct ClientConn {
     stopping: Stopping,
     /// The process is shutting down: no more waiting for input, only what already arrived.
     draining: bool,
+    /// How long to wait for a request before closing the connection; zero: for ever.
+    idle_timeout: Duration,
 }
 
 impl ClientConn {
@@ -67,7 +73,15 @@ impl ClientConn {
             unanswered: 0,
             stopping,
             draining: false,
+            idle_timeout: Duration::ZERO,
         }
+    }
+
+    /// Closes the connection after `timeout` without input (Redis's `timeout`); zero, the
+    /// default, never does.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// The reply buffer: write replies here with [`resp::write`], then [`ClientConn::flush`].
@@ -77,8 +91,9 @@ impl ClientConn {
 
     /// Waits for the next batch: every complete request already received (at least one).
     ///
-    /// `Ok(false)` when the client closed the connection, or when the process is shutting
-    /// down and every complete request the socket had already received has been handed out. A protocol error is answered with
+    /// `Ok(false)` when the client closed the connection, sent nothing for the idle timeout,
+    /// or when the process is shutting down and every complete request the socket had
+    /// already received has been handed out. A protocol error is answered with
     /// `-ERR Protocol error: ...` after the replies already due, and ends the connection
     /// (`Err` with kind `InvalidData`).
     pub async fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
@@ -109,10 +124,11 @@ impl ClientConn {
             }
             self.input.reserve(READ_CHUNK);
             let read = if self.draining {
-                // Take what the socket already holds, without waiting for more.
-                match self.stream.try_read_buf(&mut self.input) {
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    read => read?,
+                // Take what the socket already holds. Not `try_read`: it trusts readiness
+                // the runtime may not have polled yet, and would call a full socket empty.
+                match tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.input)).await {
+                    Ok(read) => read?,
+                    Err(_) => return Ok(false),
                 }
             } else {
                 tokio::select! {
@@ -120,6 +136,10 @@ impl ClientConn {
                     _ = self.stopping.wait() => {
                         self.draining = true;
                         continue;
+                    }
+                    _ = idle(self.idle_timeout) => {
+                        tracing::debug!(timeout = ?self.idle_timeout, "closing an idle client");
+                        return Ok(false);
                     }
                 }
             };
@@ -151,4 +171,12 @@ impl ClientConn {
         }
         Ok(())
     }
+}
+
+/// Resolves after `timeout` (a new wait each call); never when it is zero.
+async fn idle(timeout: Duration) {
+    if timeout.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(timeout).await;
 }

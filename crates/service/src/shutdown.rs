@@ -55,41 +55,67 @@ impl StopSender {
 
 /// Resolves on the first Ctrl-C (SIGINT) or SIGTERM, after logging it. From then on a second
 /// signal ends the process at once (status 1), without waiting for clients.
-pub async fn shutdown_signal() {
-    let Some(name) = next_signal().await else {
-        return std::future::pending().await;
-    };
-    tracing::info!(
-        signal = name,
-        "shutting down: no new clients, answering what the connected ones sent; a second signal exits at once"
-    );
-    tokio::spawn(async {
-        if let Some(name) = next_signal().await {
+///
+/// The handlers are installed when this is called, not when the future is first polled, so a
+/// signal that arrives between start-up and serving is not fatal. Call it inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let signals = Signals::install();
+    async move {
+        let Some(mut signals) = signals else {
+            return std::future::pending().await;
+        };
+        let name = signals.next().await;
+        tracing::info!(
+            signal = name,
+            "shutting down: no new clients, answering what the connected ones sent; a second signal exits at once"
+        );
+        tokio::spawn(async move {
+            let name = signals.next().await;
             tracing::warn!(signal = name, "second signal: exiting now");
             std::process::exit(FORCED_EXIT);
-        }
-    });
+        });
+    }
 }
 
-/// The name of the next SIGINT or SIGTERM received, or `None` if they cannot be watched.
-async fn next_signal() -> Option<&'static str> {
+/// The watched signals.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(int), Ok(term)) => (int, term),
-            (Err(error), _) | (_, Err(error)) => {
-                tracing::warn!(%error, "cannot watch SIGINT and SIGTERM");
-                return None;
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; `None` (logged) if they cannot be.
+    fn install() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                (Ok(int), Ok(term)) => Some(Signals { int, term }),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot watch SIGINT and SIGTERM");
+                    None
+                }
             }
-        };
-        tokio::select! {
-            _ = int.recv() => Some("SIGINT"),
-            _ = term.recv() => Some("SIGTERM"),
         }
+        #[cfg(not(unix))]
+        Some(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
