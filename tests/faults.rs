@@ -287,3 +287,36 @@ fn idle_clients_are_closed_after_the_timeout() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(c.call(&["PING"]), resp::Frame::simple("PONG"));
 }
+
+/// Keys and values with control bytes are logged escaped, as redis-cli shows them, so a log
+/// stays one line per command and plain text.
+#[test]
+fn logs_escape_non_printable_bytes() {
+    let target = server("cache-A", &["--no-greeting"]);
+    let mut c = e2e::Conn::connect(&target.addr());
+    assert_eq!(c.call(&[&b"SET"[..], b"a\0b\nc", b"x\ty\"\x7f"]), resp::Frame::simple("OK"));
+    assert_eq!(c.call(&[&b"GET"[..], b"a\0b\nc"]), resp::Frame::bulk(&b"x\ty\"\x7f"[..]));
+    let set = r#"[cache-A] SET a\x00b\nc = x\ty\"\x7f"#;
+    let get = r#"[cache-A] GET a\x00b\nc -> x\ty\"\x7f"#;
+    for line in [set, get] {
+        assert!(target.wait_for_log(line, Duration::from_secs(10)), "{line} in {:?}", target.logs());
+    }
+    assert!(target.logs().iter().all(|l| !l.contains('\0')), "a raw NUL reached the log");
+}
+
+/// A bad `--servers` address is a command-line error naming the value and the flag, not a
+/// protocol reply.
+#[test]
+fn a_bad_server_address_is_a_command_line_error() {
+    let output = std::process::Command::new(e2e::binary("proxy"))
+        .args(["--port", "0", "--servers", "127.0.0.1:6381,bogus"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run the proxy");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exit status {}", output.status);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("'bogus'") && stderr.contains("--servers"), "{stderr}");
+    assert!(stderr.contains("invalid server address"), "{stderr}");
+    assert!(!stderr.contains("ERR"), "a protocol prefix in a command-line message: {stderr}");
+}

@@ -119,14 +119,24 @@ pub enum MembershipError {
 impl MembershipError {
     /// The `-ERR` text a client receives.
     pub fn reply_text(&self) -> String {
+        format!("ERR {self}")
+    }
+}
+
+impl std::fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MembershipError::BadAddress(a) => format!("ERR invalid server address '{a}': expected host:port"),
-            MembershipError::AlreadyPresent(a) => format!("ERR {a} is already in the ring"),
-            MembershipError::NotPresent(a) => format!("ERR {a} is not in the ring"),
-            MembershipError::MigrationRunning => "ERR a migration is running; wait for it to finish (MIGRATION)".into(),
+            MembershipError::BadAddress(a) => write!(f, "invalid server address '{a}': expected host:port"),
+            MembershipError::AlreadyPresent(a) => write!(f, "{a} is already in the ring"),
+            MembershipError::NotPresent(a) => write!(f, "{a} is not in the ring"),
+            MembershipError::MigrationRunning => {
+                f.write_str("a migration is running; wait for it to finish (MIGRATION)")
+            }
         }
     }
 }
+
+impl std::error::Error for MembershipError {}
 
 /// How the cluster builds its backends and placements.
 #[derive(Debug, Clone)]
@@ -283,7 +293,8 @@ impl Cluster {
 }
 
 /// `host:port` with a numeric port and a non-empty host.
-fn check_address(addr: &str) -> Result<(), MembershipError> {
+/// Checks that `addr` reads as `host:port` (a port from 1 to 65535).
+pub fn check_address(addr: &str) -> Result<(), MembershipError> {
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
         _ => Err(MembershipError::BadAddress(addr.to_string())),

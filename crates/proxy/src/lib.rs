@@ -86,7 +86,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         request_timeout: config.server_timeout,
     }));
     for server in &config.servers {
-        cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
+        // A command-line error, not a protocol one: no `ERR` prefix.
+        cluster.add(server, 1, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
         tracing::info!("[proxy] Added server: {server}");
     }
     // Servers given at start hold no keys yet: nothing to migrate.

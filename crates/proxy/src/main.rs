@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     replicas: usize,
     /// Cache servers to add at start, comma separated: 127.0.0.1:6381,127.0.0.1:6382.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = server_address)]
     servers: Vec<String>,
     /// Milliseconds to wait when connecting to a cache server before replying -ERR.
     #[arg(long, default_value_t = 1000)]
@@ -60,7 +60,19 @@ struct Args {
     serve: service::ServeArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+/// A `--servers` entry: `host:port`, checked as ADD_SERVER checks it.
+fn server_address(addr: &str) -> Result<String, String> {
+    match proxy::cluster::check_address(addr) {
+        Ok(()) => Ok(addr.to_string()),
+        Err(_) => Err("invalid server address, expected host:port".to_string()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(cli::go_style_args());
     let config = proxy::Config {
         vnodes: args.replicas.max(1),

@@ -21,7 +21,11 @@ struct Args {
     serve: service::ServeArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(cli::go_style_args());
     let config = server::Config {
         name: args.name.clone().unwrap_or_else(|| format!("cache-{}", args.port)),

@@ -4,6 +4,8 @@
 //! client limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection
 //! with a bounded read buffer that hands out pipelined requests in batches and flushes their
 //! replies once per batch; the server runs its own event loop instead.
+//! Both use [`shutdown`] (graceful stop on SIGTERM/SIGINT) and [`escape`] (binary bytes in
+//! logs).
 #![warn(missing_docs)]
 
 mod accept;
@@ -11,6 +13,7 @@ mod args;
 pub mod coalesce;
 pub mod common;
 mod conn;
+pub mod escape;
 pub mod shutdown;
 mod stats;
 
