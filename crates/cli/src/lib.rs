@@ -8,6 +8,19 @@ mod flags;
 pub use color::Palette;
 pub use flags::go_style_args;
 
+/// The exit status of a binary's `main`: success, or failure after printing the error and
+/// its causes as one `error: ...` line on stderr, as clap reports a bad flag (not Rust's
+/// default `Error: ...` debug form).
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Starts logging through `tracing` to stderr: `RUST_LOG` filters, `info` by default;
 /// coloured only when stderr is a terminal and `NO_COLOR` is not set, so logs piped to a file
 /// or another program stay plain text.

@@ -134,10 +134,7 @@ impl Process {
     /// the process to exit; its exit status, or `None` if it did not exit in time (it is then
     /// killed, so the caller can report a process that ignores the signal).
     pub fn stop_with(&mut self, signal: &str, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
-        if !sent.success() {
-            return Err(io::Error::other(format!("kill -{signal} {} failed", self.pid())));
-        }
+        self.signal(signal)?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.exited() {
@@ -148,6 +145,15 @@ impl Process {
         }
         self.kill()?;
         Ok(None)
+    }
+
+    /// Sends `signal` (a name `kill` knows: `TERM`, `STOP`, `CONT`, ...) without waiting.
+    pub fn signal(&self, signal: &str) -> io::Result<()> {
+        let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
+        if !sent.success() {
+            return Err(io::Error::other(format!("kill -{signal} {} failed", self.pid())));
+        }
+        Ok(())
     }
 
     /// Whether it has been stopped (killed and reaped).

@@ -10,11 +10,19 @@
 //! Links speak one protocol each: a backend keeps its RESP2 links and, made on first use by
 //! a client that chose RESP3 with `HELLO 3`, as many RESP3 links (opened with `HELLO 3`), so
 //! that every reply comes back in the protocol of the client that asked.
+//!
+//! With a request timeout (`--server-timeout-ms`, twemproxy's `timeout:`), the reader
+//! watches the deadline of the oldest job in flight: a server that has not answered it in
+//! time fails every job on the link with `-ERR server ... timed out`, the link is dropped
+//! (replies still to come would be out of step), and the timeout counts as a failed health
+//! check. Each server has its own links, so a hung server never delays the others.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use resp::{Frame, Limits, Protocol};
@@ -50,6 +58,13 @@ pub enum BackendError {
         /// The server's address.
         addr: String,
     },
+    /// The server did not answer within the request timeout.
+    Timeout {
+        /// The server's address.
+        addr: String,
+        /// The request timeout.
+        after: Duration,
+    },
 }
 
 impl BackendError {
@@ -59,6 +74,9 @@ impl BackendError {
             BackendError::Connect { addr, reason } => format!("ERR connect to {addr}: {reason}"),
             BackendError::Lost { addr } => format!("ERR connection to {addr} lost"),
             BackendError::Removed { addr } => format!("ERR server {addr} was removed"),
+            BackendError::Timeout { addr, after } => {
+                format!("ERR server {addr} timed out after {} ms", after.as_millis())
+            }
         }
     }
 }
@@ -90,12 +108,15 @@ struct Job {
     bytes: Bytes,
     count: usize,
     reply: oneshot::Sender<Result<Replies, BackendError>>,
+    /// When its replies are overdue (the request timeout counts from the client's send).
+    deadline: Option<Instant>,
 }
 
 /// A job written to the socket whose replies are awaited.
 struct InFlight {
     count: usize,
     reply: oneshot::Sender<Result<Replies, BackendError>>,
+    deadline: Option<Instant>,
 }
 
 /// Counters shown by SERVERS DETAIL and INFO.
@@ -136,11 +157,13 @@ pub struct Backend {
     resp3_slots: OnceLock<Box<[Slot]>>,
     next_slot: AtomicUsize,
     connect_timeout: Duration,
+    /// How long a request may wait for its reply; zero waits for ever.
+    request_timeout: Duration,
     removed: AtomicBool,
     /// Request and error counters.
     pub stats: BackendStats,
-    /// What the health checks found.
-    pub health: Health,
+    /// What the health checks found (request timeouts count too).
+    pub health: Arc<Health>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -150,17 +173,20 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// A backend for `addr` with `connections` pooled links, dialled on first use.
-    pub fn new(addr: &str, connections: usize, connect_timeout: Duration) -> Self {
+    /// A backend for `addr` with `connections` pooled links, dialled on first use. A request
+    /// not answered within `request_timeout` fails with [`BackendError::Timeout`] (zero:
+    /// no limit).
+    pub fn new(addr: &str, connections: usize, connect_timeout: Duration, request_timeout: Duration) -> Self {
         Self {
             addr: addr.to_string(),
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             resp3_slots: OnceLock::new(),
             next_slot: AtomicUsize::new(0),
             connect_timeout,
+            request_timeout,
             removed: AtomicBool::new(false),
             stats: BackendStats::default(),
-            health: Health::default(),
+            health: Arc::default(),
         }
     }
 
@@ -210,7 +236,8 @@ impl Backend {
     ) -> oneshot::Receiver<Result<Replies, BackendError>> {
         self.stats.requests.fetch_add(count as u64, Relaxed);
         let (reply, receiver) = oneshot::channel();
-        let mut job = Job { bytes, count, reply };
+        let deadline = (!self.request_timeout.is_zero()).then(|| Instant::now() + self.request_timeout);
+        let mut job = Job { bytes, count, reply, deadline };
         // A link that died since it was pooled hands the job back; dial once more then.
         for _ in 0..2 {
             let link = match self.link(protocol).await {
@@ -270,7 +297,8 @@ impl Backend {
         let (in_flight, in_flight_queue) = mpsc::unbounded_channel();
         let addr: Arc<str> = Arc::from(self.addr.as_str());
         tokio::spawn(write_jobs(writer, job_queue, in_flight, addr.clone()));
-        tokio::spawn(read_replies(reader, leftover, in_flight_queue, addr));
+        let timeout = RequestTimeout { after: self.request_timeout, health: self.health.clone() };
+        tokio::spawn(read_replies(reader, leftover, in_flight_queue, addr, timeout));
         Ok(Link { jobs })
     }
 
@@ -320,7 +348,14 @@ async fn write_jobs(
     addr: Arc<str>,
 ) {
     let mut out = BytesMut::with_capacity(MAX_WRITE_BATCH);
-    while let Some(job) = jobs.recv().await {
+    loop {
+        // The reader gone (the link failed or timed out): stop taking jobs, so the link
+        // counts as dead and the next request dials a new one.
+        let job = tokio::select! {
+            job = jobs.recv() => job,
+            _ = in_flight.closed() => None,
+        };
+        let Some(job) = job else { return };
         // Let the other ready tasks run first: clients woken by the same poll of the event
         // loop add their requests, and one write carries them all, as twemproxy's event loop
         // batches. At pipeline 1 this halves the proxy's syscalls per request.
@@ -329,19 +364,31 @@ async fn write_jobs(
         while let Some(job) = next.take() {
             out.extend_from_slice(&job.bytes);
             // The reader learns of a job before its bytes can reach the server.
-            if in_flight.send(InFlight { count: job.count, reply: job.reply }).is_err() {
+            let in_flight_job = InFlight { count: job.count, reply: job.reply, deadline: job.deadline };
+            if in_flight.send(in_flight_job).is_err() {
                 return;
             }
             if out.len() < MAX_WRITE_BATCH {
                 next = jobs.try_recv().ok();
             }
         }
-        if let Err(error) = writer.write_all(&out).await {
+        // A hung server stops reading: the write may never finish, so it ends with the reader.
+        let written = tokio::select! {
+            written = writer.write_all(&out) => written,
+            _ = in_flight.closed() => return,
+        };
+        if let Err(error) = written {
             tracing::warn!(backend = %addr, %error, "write failed; dropping the connection");
             return;
         }
         out.clear();
     }
+}
+
+/// The request timeout of a link, and the health record a timeout counts against.
+struct RequestTimeout {
+    after: Duration,
+    health: Arc<Health>,
 }
 
 /// The reader task: parses replies and hands each job its own, in order.
@@ -350,6 +397,7 @@ async fn read_replies(
     mut buf: BytesMut,
     mut in_flight: mpsc::UnboundedReceiver<InFlight>,
     addr: Arc<str>,
+    timeout: RequestTimeout,
 ) {
     let limits = reply_limits();
     let mut current: Option<(InFlight, Vec<usize>, usize)> = None;
@@ -370,7 +418,7 @@ async fn read_replies(
                 Ok(None) => break,
                 Err(error) => {
                     tracing::warn!(backend = %addr, %error, "bad reply; dropping the connection");
-                    return fail_all(current, &mut in_flight, &addr);
+                    return fail_all(current, &mut in_flight, lost(&addr));
                 }
             };
             *offset += len;
@@ -392,44 +440,67 @@ async fn read_replies(
                 continue;
             }
             tracing::warn!(backend = %addr, "unexpected bytes from server; dropping the connection");
-            return fail_all(current, &mut in_flight, &addr);
+            return fail_all(current, &mut in_flight, lost(&addr));
         }
+        // The oldest job in flight is `current`: its deadline is the link's.
+        let deadline = current.as_ref().and_then(|(job, _, _)| job.deadline);
         buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
-            // Nothing in flight and the writer gone: the link was dropped.
-            _ = in_flight_closed(&mut in_flight, current.is_none()) => return,
+            // Learn of a new job at once, to watch its deadline; `None`: nothing in flight
+            // and the writer gone, so the link was dropped.
+            job = in_flight.recv(), if current.is_none() => match job {
+                Some(job) => {
+                    current = Some((job, Vec::new(), 0));
+                    continue;
+                }
+                None => return,
+            },
+            _ = sleep_until(deadline) => {
+                tracing::warn!(
+                    backend = %addr,
+                    timeout_ms = timeout.after.as_millis() as u64,
+                    "request timed out; dropping the connection"
+                );
+                timeout.health.note_failure();
+                let error = BackendError::Timeout { addr: addr.to_string(), after: timeout.after };
+                return fail_all(current, &mut in_flight, error);
+            }
         };
         match read {
             Ok(0) | Err(_) => {
                 tracing::debug!(backend = %addr, "connection closed");
-                return fail_all(current, &mut in_flight, &addr);
+                return fail_all(current, &mut in_flight, lost(&addr));
             }
             Ok(_) => {}
         }
     }
 }
 
-/// Resolves when the writer is gone and no job waits, so an idle dropped link ends.
-async fn in_flight_closed(in_flight: &mut mpsc::UnboundedReceiver<InFlight>, idle: bool) {
-    if idle && in_flight.is_closed() && in_flight.is_empty() {
-        return;
+/// Sleeps until `deadline`; never without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
-    std::future::pending::<()>().await
 }
 
+fn lost(addr: &str) -> BackendError {
+    BackendError::Lost { addr: addr.to_string() }
+}
+
+/// Answers every job of a failed link with `error`, and refuses new ones.
 fn fail_all(
     current: Option<(InFlight, Vec<usize>, usize)>,
     in_flight: &mut mpsc::UnboundedReceiver<InFlight>,
-    addr: &str,
+    error: BackendError,
 ) {
-    let lost = || Err(BackendError::Lost { addr: addr.to_string() });
     if let Some((job, _, _)) = current {
-        let _ = job.reply.send(lost());
+        let _ = job.reply.send(Err(error.clone()));
     }
     in_flight.close();
     while let Ok(job) = in_flight.try_recv() {
-        let _ = job.reply.send(lost());
+        let _ = job.reply.send(Err(error.clone()));
     }
 }
 

@@ -138,14 +138,24 @@ pub enum MembershipError {
 impl MembershipError {
     /// The `-ERR` text a client receives.
     pub fn reply_text(&self) -> String {
+        format!("ERR {self}")
+    }
+}
+
+impl std::fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MembershipError::BadAddress(a) => format!("ERR invalid server address '{a}': expected host:port"),
-            MembershipError::AlreadyPresent(a) => format!("ERR {a} is already in the ring"),
-            MembershipError::NotPresent(a) => format!("ERR {a} is not in the ring"),
-            MembershipError::MigrationRunning => "ERR a migration is running; wait for it to finish (MIGRATION)".into(),
+            MembershipError::BadAddress(a) => write!(f, "invalid server address '{a}': expected host:port"),
+            MembershipError::AlreadyPresent(a) => write!(f, "{a} is already in the ring"),
+            MembershipError::NotPresent(a) => write!(f, "{a} is not in the ring"),
+            MembershipError::MigrationRunning => {
+                f.write_str("a migration is running; wait for it to finish (MIGRATION)")
+            }
         }
     }
 }
+
+impl std::error::Error for MembershipError {}
 
 /// How the cluster builds its backends and placements.
 #[derive(Debug, Clone)]
@@ -165,6 +175,8 @@ pub struct ClusterConfig {
     pub max_hints: usize,
     /// Log a routing line per request.
     pub log_requests: bool,
+    /// How long a request may wait for its reply (zero: no limit).
+    pub request_timeout: Duration,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -271,7 +283,12 @@ impl Cluster {
                 let addr = ring.server(ServerId(id));
                 pool.entry(addr.to_string())
                     .or_insert_with(|| {
-                        Arc::new(Backend::new(addr, self.config.connections_per_backend, self.config.connect_timeout))
+                        Arc::new(Backend::new(
+                            addr,
+                            self.config.connections_per_backend,
+                            self.config.connect_timeout,
+                            self.config.request_timeout,
+                        ))
                     })
                     .clone()
             })
@@ -309,7 +326,8 @@ impl Cluster {
 }
 
 /// `host:port` with a numeric port and a non-empty host.
-fn check_address(addr: &str) -> Result<(), MembershipError> {
+/// Checks that `addr` reads as `host:port` (a port from 1 to 65535).
+pub fn check_address(addr: &str) -> Result<(), MembershipError> {
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
         _ => Err(MembershipError::BadAddress(addr.to_string())),
@@ -329,6 +347,7 @@ mod tests {
             connections_per_backend: 1,
             connect_timeout: Duration::from_millis(100),
             log_requests: false,
+            request_timeout: Duration::ZERO,
         })
     }
 

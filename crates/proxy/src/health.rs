@@ -65,6 +65,13 @@ impl Health {
         since.is_none_or(|t| t.elapsed() >= retry_timeout)
     }
 
+    /// Counts a failure seen outside the checks (a request that timed out): the next failed
+    /// check is that much closer to the failure limit. The checks alone mark servers down
+    /// or up.
+    pub fn note_failure(&self) {
+        self.failures.fetch_add(1, Relaxed);
+    }
+
     /// Records a check with a failure limit of three (for tests of other modules).
     #[cfg(test)]
     pub(crate) fn record_for_test(&self, ok: bool) -> bool {
@@ -186,6 +193,16 @@ mod tests {
         assert!(health.record(true, 3), "one success puts it back");
         assert!(health.is_up());
         assert_eq!(health.failures(), 0);
+    }
+
+    #[test]
+    fn request_timeouts_count_towards_the_limit() {
+        let health = Health::default();
+        health.note_failure();
+        health.note_failure();
+        assert!(health.is_up(), "timeouts alone do not mark a server down");
+        assert!(health.record(false, 3), "one failed check after two timeouts reaches the limit");
+        assert!(!health.is_up());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resp::Limits;
-use service::{ClientConn, Stats};
+use service::{ClientConn, Stats, Stopping};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -51,6 +51,9 @@ pub struct Config {
     pub max_clients: usize,
     /// How long dialling a server may take before the client gets `-ERR`.
     pub connect_timeout: Duration,
+    /// How long a request may wait for a server's reply before the client gets `-ERR` and
+    /// the connection to that server is dropped (zero: no limit).
+    pub server_timeout: Duration,
     /// Pooled connections per server, shared by all clients.
     pub server_connections: usize,
     /// Copies of each key (the first R distinct servers clockwise).
@@ -69,6 +72,10 @@ pub struct Config {
     /// Most blocking commands (`BLPOP`, `XREAD BLOCK`) waiting at once, each on a server
     /// connection of its own.
     pub max_blocking_connections: usize,
+    /// How long a shutdown may spend answering the requests clients already sent.
+    pub shutdown_timeout: Duration,
+    /// Clients idle this long are closed (Redis's `timeout`); zero: never.
+    pub idle_timeout: Duration,
 }
 
 /// The proxy's shared state.
@@ -106,9 +113,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         hash_tag: config.hash_tag,
         max_hints: config.max_hints,
         log_requests: config.log_requests,
+        request_timeout: config.server_timeout,
     }));
     for server in &config.servers {
-        cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
+        // A command-line error, not a protocol one: no `ERR` prefix.
+        cluster.add(server, 1, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
         tracing::info!("[proxy] Added server: {server}");
     }
     // Servers given at start hold no keys yet: nothing to migrate.
@@ -129,10 +138,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);
-    service::serve(listener, config.max_clients, shutdown, |stream, peer| {
+    service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
-            if let Err(error) = handle_client(&proxy, &config, stream).await {
+            if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
         }
@@ -141,9 +150,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     Ok(())
 }
 
-async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -> std::io::Result<()> {
+async fn handle_client(
+    proxy: &Arc<Proxy>,
+    config: &Config,
+    stream: TcpStream,
+    stopping: Stopping,
+) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
-    let mut conn = ClientConn::new(stream, config.limits);
+    let mut conn = ClientConn::new(stream, config.limits, stopping).with_idle_timeout(config.idle_timeout);
     if config.greeting {
         let greeting: &[u8] = b"OK proxy ready (type HELP for commands)";
         match tokio::time::timeout(config.greeting_delay, conn.read_input()).await {

@@ -24,11 +24,16 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     replicas: usize,
     /// Cache servers to add at start, comma separated: 127.0.0.1:6381,127.0.0.1:6382.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = server_address)]
     servers: Vec<String>,
     /// Milliseconds to wait when connecting to a cache server before replying -ERR.
     #[arg(long, default_value_t = 1000)]
     connect_timeout_ms: u64,
+    /// Milliseconds a request may wait for a cache server's reply (twemproxy's `timeout:`);
+    /// then the client gets `-ERR server host:port timed out after N ms`, the connection to
+    /// that server is dropped and the timeout counts as a failed health check. 0: no limit.
+    #[arg(long, default_value_t = 5000)]
+    server_timeout_ms: u64,
     /// Pooled connections per cache server, shared by all clients (requests are pipelined on them).
     #[arg(long, default_value_t = 1)]
     server_connections: usize,
@@ -75,7 +80,19 @@ fn parse_hash_tag(spec: &str) -> Result<ring::HashTag, String> {
     ring::HashTag::parse(spec).ok_or_else(|| format!("a hash tag is two characters, such as \"{{}}\"; got {spec:?}"))
 }
 
-fn main() -> anyhow::Result<()> {
+/// A `--servers` entry: `host:port`, checked as ADD_SERVER checks it.
+fn server_address(addr: &str) -> Result<String, String> {
+    match proxy::cluster::check_address(addr) {
+        Ok(()) => Ok(addr.to_string()),
+        Err(_) => Err("invalid server address, expected host:port".to_string()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(cli::go_style_args());
     let config = proxy::Config {
         vnodes: args.replicas.max(1),
@@ -85,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         limits: args.serve.limits(),
         max_clients: args.serve.max_clients.max(1),
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        server_timeout: Duration::from_millis(args.server_timeout_ms),
         server_connections: args.server_connections.max(1),
         replication: args.replication_factor.max(1),
         migrate: args.migrate,
@@ -98,6 +116,8 @@ fn main() -> anyhow::Result<()> {
             retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
         },
         log_requests: args.serve.log_requests(),
+        shutdown_timeout: args.serve.shutdown_timeout(),
+        idle_timeout: args.serve.idle_timeout(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

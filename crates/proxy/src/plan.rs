@@ -356,7 +356,7 @@ fn log_route(command: &Command, key: Option<&Bytes>, topology: &Topology, owner:
     tracing::info!(
         "[proxy] {} {} -> routing to {}",
         command.display,
-        String::from_utf8_lossy(key.map(|k| &k[..]).unwrap_or_default()),
+        service::escape::printable(key.map(|k| &k[..]).unwrap_or_default()),
         topology.ring.server(owner)
     );
 }

@@ -21,13 +21,21 @@ struct Token {
     quoted: bool,
 }
 
-pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
-    let Some(newline) = buf.iter().take(limits.max_inline_len + 1).position(|&b| b == b'\n') else {
+/// Parses the inline line at the front of `buf`. `scanned` is how much of an incomplete line
+/// earlier calls already searched for its newline: the search resumes there, and the count
+/// is updated while the line stays incomplete and reset to 0 once it is taken.
+pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) -> Result<Parsed, ProtocolError> {
+    let limit = limits.max_inline_len + 1;
+    let from = (*scanned).min(buf.len()).min(limit);
+    let found = buf[from..buf.len().min(limit)].iter().position(|&b| b == b'\n');
+    let Some(newline) = found.map(|i| from + i) else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::InlineTooLong);
         }
+        *scanned = buf.len();
         return Ok(Parsed::Incomplete);
     };
+    *scanned = 0;
     let line = buf.split_to(newline + 1).freeze();
     let text = line.slice(..trim_end(&line));
     let tokens = tokenize(&text)?;

@@ -9,7 +9,8 @@
 //!   client libraries send) or an inline line (`GET k`, what people type in `nc`).
 //! - [`Limits`]: the named bounds on untrusted input, so memory never grows without bound.
 //!
-//! Parsing is incremental: `Ok(None)` means "need more bytes", not an error.
+//! Parsing is incremental: `Ok(None)` means "need more bytes", not an error. A connection keeps
+//! a [`RequestParser`], which resumes a partial request where it stopped instead of rescanning it.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -33,4 +34,4 @@ pub use error::ProtocolError;
 pub use frame::{frame_len, Frame};
 pub use limits::Limits;
 pub use protocol::Protocol;
-pub use request::{parse_request, Request};
+pub use request::{parse_request, Request, RequestParser};

@@ -45,18 +45,143 @@ impl Request {
 /// Returns `Ok(None)` when `buf` holds no complete request yet (nothing is consumed, except
 /// empty lines and empty arrays, which Redis skips too). Errors mean the input can never
 /// become valid: reply with [`ProtocolError::reply_text`] and close the connection.
+///
+/// This starts from scratch on every call: a connection that reads a large request in many
+/// pieces should keep a [`RequestParser`] instead, which resumes where it stopped.
 pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
-    loop {
-        let parsed = match buf.first() {
-            None => return Ok(None),
-            Some(b'*') => multibulk(buf, limits)?,
-            Some(_) => inline::parse(buf, limits)?,
-        };
-        match parsed {
-            Parsed::Incomplete => return Ok(None),
-            Parsed::Empty => continue,
-            Parsed::Request(request) => return Ok(Some(request)),
+    RequestParser::default().parse(buf, limits)
+}
+
+/// A resumable request parser: one per connection, fed the same buffer on every call.
+///
+/// While a multibulk request is incomplete, it remembers how many arguments it has already
+/// found and where, and an incomplete inline line how far it was searched, so every byte is
+/// examined a bounded number of times however the request is cut into reads (Redis keeps
+/// the same progress in its client struct: `multibulklen`, `bulklen`, `qb_pos`). The caller
+/// may only append to the buffer between calls; anything else must be followed by
+/// [`RequestParser::reset`].
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// Progress through the multibulk request at the front of the buffer, if one is partial.
+    multibulk: Option<Multibulk>,
+    /// Bytes of an incomplete inline line already searched for its newline.
+    inline_scanned: usize,
+}
+
+/// How far a partial multibulk request has been parsed.
+#[derive(Debug)]
+struct Multibulk {
+    /// Arguments the header announced.
+    count: usize,
+    /// Where each argument found so far lies in the buffer.
+    spans: Vec<(usize, usize)>,
+    /// Where the next argument's `$` line starts.
+    pos: usize,
+    /// The length of the next argument, once its `$` line has been read (its data starts at
+    /// `pos`).
+    bulk_len: Option<usize>,
+}
+
+impl RequestParser {
+    /// A parser with nothing in progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets any progress: call it when the buffer was cleared or replaced.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Parses the next request at the front of `buf` and consumes its bytes, resuming the
+    /// work of the previous call on an incomplete request; same results as [`parse_request`].
+    pub fn parse(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+        let result = self.parse_next(buf, limits);
+        if result.is_err() {
+            self.reset();
         }
+        result
+    }
+
+    fn parse_next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+        loop {
+            let parsed = match buf.first() {
+                None => return Ok(None),
+                Some(b'*') => self.multibulk(buf, limits)?,
+                Some(_) => inline::parse(buf, limits, &mut self.inline_scanned)?,
+            };
+            match parsed {
+                Parsed::Incomplete => return Ok(None),
+                Parsed::Empty => continue,
+                Parsed::Request(request) => return Ok(Some(request)),
+            }
+        }
+    }
+
+    fn multibulk(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
+        let mut state = match self.multibulk.take() {
+            Some(state) => state,
+            None => {
+                let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
+                    return Ok(Parsed::Incomplete);
+                };
+                let count = parse_int(&buf[1..header_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                let pos = header_end + 2;
+                if count <= 0 {
+                    let _ = buf.split_to(pos);
+                    return Ok(Parsed::Empty);
+                }
+                let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+                if count > limits.max_args {
+                    return Err(ProtocolError::InvalidMultibulkLength);
+                }
+                // The count is untrusted: reserve little up front and grow only as arguments
+                // arrive.
+                Multibulk { count, spans: Vec::with_capacity(count.min(16)), pos, bulk_len: None }
+            }
+        };
+        while state.spans.len() < state.count {
+            let len = match state.bulk_len {
+                Some(len) => len,
+                None => {
+                    let pos = state.pos;
+                    match buf.get(pos) {
+                        None => return Ok(self.suspend(state)),
+                        Some(b'$') => {}
+                        Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
+                    }
+                    let Some(line_end) = find_crlf(buf, pos + 1, limits.max_inline_len)? else {
+                        return Ok(self.suspend(state));
+                    };
+                    let len = parse_int(&buf[pos + 1..line_end])
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|&n| n <= limits.max_bulk_len)
+                        .ok_or(ProtocolError::InvalidBulkLength)?;
+                    state.pos = line_end + 2;
+                    state.bulk_len = Some(len);
+                    len
+                }
+            };
+            let start = state.pos;
+            if buf.len() < start + len + 2 {
+                return Ok(self.suspend(state));
+            }
+            if &buf[start + len..start + len + 2] != b"\r\n" {
+                return Err(ProtocolError::MissingCrlf);
+            }
+            state.spans.push((start, start + len));
+            state.pos = start + len + 2;
+            state.bulk_len = None;
+        }
+        let raw = buf.split_to(state.pos).freeze();
+        let args = state.spans.into_iter().map(|(start, end)| raw.slice(start..end)).collect();
+        Ok(Parsed::Request(Request { args, raw: Some(raw) }))
+    }
+
+    /// Keeps a partial request's progress for the next call.
+    fn suspend(&mut self, state: Multibulk) -> Parsed {
+        self.multibulk = Some(state);
+        Parsed::Incomplete
     }
 }
 
@@ -68,50 +193,6 @@ pub(crate) enum Parsed {
     Empty,
     /// A whole request.
     Request(Request),
-}
-
-fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
-    let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
-        return Ok(Parsed::Incomplete);
-    };
-    let count = parse_int(&buf[1..header_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-    let mut pos = header_end + 2;
-    if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Parsed::Empty);
-    }
-    let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
-    if count > limits.max_args {
-        return Err(ProtocolError::InvalidMultibulkLength);
-    }
-    // The count is untrusted: reserve little up front and grow only as arguments arrive.
-    let mut spans = Vec::with_capacity(count.min(16));
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(Parsed::Incomplete),
-            Some(b'$') => {}
-            Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
-        }
-        let Some(line_end) = find_crlf(buf, pos + 1, limits.max_inline_len)? else {
-            return Ok(Parsed::Incomplete);
-        };
-        let len = parse_int(&buf[pos + 1..line_end])
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n <= limits.max_bulk_len)
-            .ok_or(ProtocolError::InvalidBulkLength)?;
-        let start = line_end + 2;
-        if buf.len() < start + len + 2 {
-            return Ok(Parsed::Incomplete);
-        }
-        if &buf[start + len..start + len + 2] != b"\r\n" {
-            return Err(ProtocolError::MissingCrlf);
-        }
-        spans.push((start, start + len));
-        pos = start + len + 2;
-    }
-    let raw = buf.split_to(pos).freeze();
-    let args = spans.into_iter().map(|(start, end)| raw.slice(start..end)).collect();
-    Ok(Parsed::Request(Request { args, raw: Some(raw) }))
 }
 
 #[cfg(test)]
@@ -165,6 +246,72 @@ mod tests {
         assert_eq!(parse_one(b"*1\r\n+GET\r\n"), Err(ProtocolError::ExpectedBulk(b'+')));
         assert_eq!(parse_one(b"*1\r\n$-5\r\n"), Err(ProtocolError::InvalidBulkLength));
         assert_eq!(parse_one(b"*1\r\n$3\r\nGETX\r\n"), Err(ProtocolError::MissingCrlf));
+    }
+
+    /// Feeds `input` to one parser `chunk` bytes at a time; every request it yields.
+    fn parse_in_chunks(input: &[u8], chunk: usize, limits: &Limits) -> Result<Vec<Request>, ProtocolError> {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut requests = vec![];
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(request) = parser.parse(&mut buf, limits)? {
+                requests.push(request);
+            }
+        }
+        assert!(buf.is_empty(), "left over: {buf:?}");
+        Ok(requests)
+    }
+
+    #[test]
+    fn a_big_request_fed_in_chunks_parses_as_a_whole() {
+        let mut input = BytesMut::new();
+        let mut args: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+        for i in 0..5_000 {
+            args.push(format!("key:{i}").into_bytes());
+            args.push(vec![b'v'; i % 40]);
+        }
+        crate::write::command(&mut input, &args);
+        input.extend_from_slice(b"PING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nECHO \"a b\"\n");
+        let whole = parse_in_chunks(&input, input.len(), &Limits::default()).unwrap();
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole[0].args.len(), args.len());
+        assert_eq!(whole[0].args[1], "key:0");
+        assert_eq!(whole[3].args, ["ECHO", "a b"]);
+        for chunk in [1, 2, 3, 7, 100, 4096] {
+            assert_eq!(parse_in_chunks(&input, chunk, &Limits::default()).unwrap(), whole, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn chunked_input_finds_the_same_errors() {
+        let limits = Limits { max_bulk_len: 10, max_args: 2, max_inline_len: 16 };
+        let cases: [(&[u8], ProtocolError); 4] = [
+            (b"*2\r\n$1\r\na\r\n+b\r\n", ProtocolError::ExpectedBulk(b'+')),
+            (b"*1\r\n$11\r\n", ProtocolError::InvalidBulkLength),
+            (b"*1\r\n$3\r\nGETX\r\n", ProtocolError::MissingCrlf),
+            (&[b'a'; 40], ProtocolError::InlineTooLong),
+        ];
+        for (input, error) in cases {
+            for chunk in [1, 2, 5, input.len()] {
+                assert_eq!(parse_in_chunks(input, chunk, &limits), Err(error.clone()), "{input:?} by {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_million_arguments_in_small_reads_take_linear_time() {
+        const ARGS: usize = 1 << 20;
+        let mut input = format!("*{}\r\n$4\r\nMGET\r\n", ARGS + 1).into_bytes();
+        for _ in 0..ARGS {
+            input.extend_from_slice(b"$1\r\nk\r\n");
+        }
+        let started = std::time::Instant::now();
+        let requests = parse_in_chunks(&input, 16 * 1024, &Limits { max_args: ARGS + 1, ..Limits::default() }).unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].args.len(), ARGS + 1);
+        // Rescanning from the start on every read takes minutes in a debug build.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
     }
 
     #[test]

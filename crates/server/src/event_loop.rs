@@ -51,7 +51,8 @@ const WAKER: Token = Token(usize::MAX);
 pub struct Stopper(Arc<Waker>);
 
 impl Stopper {
-    /// Asks the loop to close its clients and return.
+    /// Asks the loop to stop accepting, answer the requests its clients already sent, close
+    /// them and return (within [`Config::shutdown_timeout`]).
     pub fn stop(&self) {
         if let Err(error) = self.0.wake() {
             tracing::warn!(%error, "could not wake the event loop to stop it");
@@ -64,6 +65,8 @@ struct Conn<'a> {
     stream: TcpStream,
     /// Received bytes not yet parsed into a whole request.
     input: BytesMut,
+    /// Progress through a partial request in `input`, so a large one is not rescanned.
+    parser: resp::RequestParser,
     /// Replies not yet sent.
     output: BytesMut,
     /// Already in the round's list of connections with replies to send.
@@ -80,6 +83,8 @@ struct Conn<'a> {
     greeting_due: Option<Instant>,
     /// Its name, id and protocol.
     client: service::common::ClientState,
+    /// When the client last sent bytes or took replies (for the idle timeout).
+    active: Instant,
     /// Counts the client as connected while it lives.
     _client: service::ClientGuard<'a>,
 }
@@ -105,6 +110,9 @@ pub struct EventLoop<'a> {
     greetings: VecDeque<(Instant, usize)>,
     /// `+OK <name> ready\r\n`.
     greeting: Vec<u8>,
+    /// Shutting down: no new clients; each client's input is read to what the socket holds
+    /// and answered, then closed. The loop returns when none is left or at this deadline.
+    draining_until: Option<Instant>,
 }
 
 impl<'a> EventLoop<'a> {
@@ -136,11 +144,13 @@ impl<'a> EventLoop<'a> {
                 resp::write::simple(&mut line, format!("OK {} ready", ctx.name).as_bytes());
                 line.to_vec()
             },
+            draining_until: None,
         };
         Ok((event_loop, Stopper(waker)))
     }
 
-    /// Serves clients until stopped.
+    /// Serves clients until stopped, then answers the requests they already sent (see
+    /// [`Stopper::stop`]) and returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         let mut next_sweep = Instant::now() + crate::SWEEP_INTERVAL;
@@ -167,7 +177,7 @@ impl<'a> EventLoop<'a> {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => return Ok(()),
+                    WAKER => self.start_draining(),
                     LISTENER => self.accept_all(),
                     Token(slot) => {
                         if event.is_writable() {
@@ -185,12 +195,25 @@ impl<'a> EventLoop<'a> {
             self.greet_silent_clients();
             self.send_pending();
             let now = Instant::now();
+            if let Some(deadline) = self.draining_until {
+                if self.conns.is_empty() {
+                    return Ok(());
+                }
+                if now >= deadline {
+                    tracing::warn!(
+                        clients = self.conns.len(),
+                        "shutdown timeout reached; closing the remaining clients"
+                    );
+                    return Ok(());
+                }
+            }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 self.accept_all();
             }
             if now >= next_sweep {
                 next_sweep = now + crate::SWEEP_INTERVAL;
+                self.close_idle(now);
                 if self.sweeps {
                     crate::sweep_round(&self.ctx.store, sweep_round);
                     sweep_round += 1;
@@ -213,12 +236,36 @@ impl<'a> EventLoop<'a> {
         if let Some(&(due, _)) = self.greetings.front() {
             until = until.min(due);
         }
+        if let Some(deadline) = self.draining_until {
+            until = until.min(deadline);
+        }
         until.saturating_duration_since(now)
+    }
+
+    /// Stops accepting and lets every client finish: what it already sent is read and
+    /// answered, then it is closed.
+    fn start_draining(&mut self) {
+        if self.draining_until.is_some() {
+            return;
+        }
+        // Clients already connected but not yet accepted have sent their requests too: a
+        // listener closed on them would reset their connections.
+        self.accept_paused_until = None;
+        self.accept_all();
+        self.draining_until = Some(Instant::now() + self.config.shutdown_timeout);
+        if let Err(error) = self.poll.registry().deregister(&mut self.listener) {
+            tracing::debug!(%error, "could not stop watching the listener");
+        }
+        let slots: Vec<usize> = self.conns.occupied().collect();
+        for slot in slots {
+            // Bytes that arrived before the stop raise no new event: read them now.
+            self.on_readable(slot);
+        }
     }
 
     /// Accepts every waiting client.
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() {
+        if self.accept_paused_until.is_some() || self.draining_until.is_some() {
             return;
         }
         loop {
@@ -258,6 +305,7 @@ impl<'a> EventLoop<'a> {
         let mut conn = Conn {
             stream,
             input: BytesMut::new(),
+            parser: resp::RequestParser::new(),
             output: BytesMut::new(),
             queued: false,
             blocked: false,
@@ -265,6 +313,7 @@ impl<'a> EventLoop<'a> {
             hung_up: false,
             greeting_due: None,
             client: service::common::ClientState::new(),
+            active: Instant::now(),
             _client: self.ctx.stats.client_connected(),
         };
         if self.config.greeting {
@@ -290,17 +339,27 @@ impl<'a> EventLoop<'a> {
                     // The client sent all it will: answer what it asked, then close.
                     conn.closing = true;
                     conn.input = BytesMut::new();
+                    conn.parser.reset();
                     return self.queue(slot);
                 }
                 Ok(n) => {
+                    conn.active = Instant::now();
                     conn.input.extend_from_slice(&self.scratch[..n]);
-                    let drain = conn.hung_up;
+                    // Shutting down, a short read is not trusted either: no event may follow.
+                    let drain = conn.hung_up || self.draining_until.is_some();
                     self.run_requests(slot);
                     if n < self.scratch.len() && !drain {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if self.draining_until.is_some() {
+                        // Everything the client sent before the stop is read: answer, close.
+                        conn.closing = true;
+                        self.queue(slot);
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(%error, "client connection ended");
@@ -346,7 +405,7 @@ impl<'a> EventLoop<'a> {
             }
         }
         while conn.output.len() < OUTPUT_HIGH_WATER {
-            match resp::parse_request(&mut conn.input, &self.config.limits) {
+            match conn.parser.parse(&mut conn.input, &self.config.limits) {
                 Ok(Some(request)) => {
                     if cmd::execute(self.ctx, &mut conn.client, &request, &mut conn.output) == Flow::Quit {
                         conn.closing = true;
@@ -364,9 +423,30 @@ impl<'a> EventLoop<'a> {
         }
         if conn.closing || (conn.input.is_empty() && conn.input.capacity() > BUFFER_KEEP) {
             conn.input = BytesMut::new();
+            conn.parser.reset();
         }
         if !conn.output.is_empty() || conn.closing {
             self.queue(slot);
+        }
+    }
+
+    /// Closes the clients idle for longer than [`Config::idle_timeout`], silently, as Redis
+    /// does; not those whose replies wait for the socket (the client is reading slowly, not
+    /// idle). Called at every sweep tick: a client goes at most one tick past its timeout.
+    fn close_idle(&mut self, now: Instant) {
+        let timeout = self.config.idle_timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| !conn.blocked && now.saturating_duration_since(conn.active) > timeout)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in idle {
+            tracing::debug!(?timeout, "closing an idle client");
+            self.close(slot);
         }
     }
 
@@ -413,7 +493,10 @@ impl<'a> EventLoop<'a> {
         let resume = resume || conn.output.len() >= OUTPUT_HIGH_WATER;
         while !conn.output.is_empty() {
             match conn.stream.write(&conn.output) {
-                Ok(n) => conn.output.advance(n),
+                Ok(n) => {
+                    conn.output.advance(n);
+                    conn.active = Instant::now();
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     conn.blocked = true;
                     return;
@@ -478,6 +561,26 @@ impl<T> Slots<T> {
     /// The item in `slot`, if any.
     fn get(&mut self, slot: usize) -> Option<&mut T> {
         self.items.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Whether every slot is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots holding an item.
+    fn len(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+
+    /// The indexes of the slots holding an item.
+    fn occupied(&self) -> impl Iterator<Item = usize> + '_ {
+        self.iter().map(|(slot, _)| slot)
+    }
+
+    /// The occupied slots and their items.
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> + '_ {
+        self.items.iter().enumerate().filter_map(|(slot, item)| item.as_ref().map(|item| (slot, item)))
     }
 
     /// Empties `slot`, returning what it held.

@@ -46,6 +46,10 @@ pub struct Config {
     pub coalesce: Duration,
     /// Log a line per command (`[cache-A] SET k = v`): see `service::ServeArgs::log_requests`.
     pub log_requests: bool,
+    /// How long a shutdown may spend answering the requests clients already sent.
+    pub shutdown_timeout: Duration,
+    /// Clients idle this long are closed (Redis's `timeout`); zero: never.
+    pub idle_timeout: Duration,
 }
 
 /// What every connection of one server shares.
@@ -68,7 +72,9 @@ pub struct Ctx {
 ///
 /// The clients are served by `config.threads` event loops (see [`event_loop`]) on threads of
 /// their own; this future only waits for `shutdown`, then stops them and waits until they
-/// have closed their clients.
+/// have answered what their clients already sent and closed them (at most
+/// `config.shutdown_timeout`). It waits without blocking its runtime, so other tasks (a
+/// second signal's) still run.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> std::io::Result<()> {
     let listener = listener.into_std()?;
     let address = listener.local_addr()?;
@@ -102,14 +108,24 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     }
     drop((stoppers_tx, ended_tx));
     let stoppers: Vec<_> = stoppers.iter().collect();
+    let mut running = threads.len();
     if stoppers.len() == threads.len() {
         tokio::select! {
             _ = shutdown => {}
-            _ = ended.recv() => tracing::error!("an event loop ended; stopping the server"),
+            _ = ended.recv() => {
+                tracing::error!("an event loop ended; stopping the server");
+                running -= 1;
+            }
         }
     }
     for stopper in &stoppers {
         stopper.stop();
+    }
+    // Each loop returns once its clients are answered or its shutdown deadline passed.
+    for _ in 0..running {
+        if ended.recv().await.is_none() {
+            break;
+        }
     }
     for thread in threads {
         match thread.join() {

@@ -23,7 +23,11 @@ struct Args {
     serve: service::ServeArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse_from(cli::go_style_args());
     let config = server::Config {
         name: args.name.clone().unwrap_or_else(|| format!("cache-{}", args.port)),
@@ -34,6 +38,8 @@ fn main() -> anyhow::Result<()> {
         threads: service::default_threads(args.serve.threads),
         coalesce: args.serve.coalesce(),
         log_requests: args.serve.log_requests(),
+        shutdown_timeout: args.serve.shutdown_timeout(),
+        idle_timeout: args.serve.idle_timeout(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

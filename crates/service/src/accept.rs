@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -10,23 +11,54 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::shutdown::{StopSender, Stopping};
+
 /// Accepts clients until `shutdown` resolves, running `handle` on its own task for each.
 ///
 /// At most `max_clients` connections are served at once; one more gets
 /// `-ERR max number of clients reached` and is closed, as Redis does. Accept errors (such as
 /// running out of file descriptors) are logged and retried with a growing pause.
-pub async fn serve<H, F>(listener: TcpListener, max_clients: usize, shutdown: impl Future, handle: H)
-where
-    H: Fn(TcpStream, SocketAddr) -> F,
+///
+/// When `shutdown` resolves, the listener closes and every handler's [`Stopping`] fires: a
+/// handler answers the requests its client already sent, then ends. `serve` returns when
+/// they all have, or after `drain_timeout`.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    max_clients: usize,
+    shutdown: impl Future,
+    drain_timeout: Duration,
+    handle: H,
+) where
+    H: Fn(TcpStream, SocketAddr, Stopping) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
+    // Every permit back means every handler has ended (the semaphore counts in u32).
+    let max_clients = max_clients.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max_clients));
+    let (stop, stopping) = StopSender::new();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(1);
+    let mut stopping_now = false;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = &mut shutdown => return,
+        let accepted = if stopping_now {
+            // Shutting down: take the clients already connected (their requests count as
+            // received; closing the listener on them would reset them), without waiting.
+            let waiting = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+                Poll::Ready(accepted) => Poll::Ready(accepted.ok()),
+                Poll::Pending => Poll::Ready(None),
+            });
+            match waiting.await {
+                Some(pair) => Ok(pair),
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = &mut shutdown => {
+                    stopping_now = true;
+                    continue;
+                }
+            }
         };
         let (stream, peer) = match accepted {
             Ok(pair) => {
@@ -43,7 +75,7 @@ where
         let _ = stream.set_nodelay(true);
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let served = handle(stream, peer);
+                let served = handle(stream, peer, stopping.clone());
                 tokio::spawn(async move {
                     served.await;
                     drop(permit);
@@ -55,31 +87,26 @@ where
             }
         }
     }
+    drop(listener);
+    let connected = max_clients - permits.available_permits();
+    tracing::info!(clients = connected, "stopped accepting; answering the requests already received");
+    stop.stop();
+    let all = u32::try_from(max_clients).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(drain_timeout, permits.acquire_many(all)).await;
+    match drained {
+        Ok(_) => tracing::info!("every client answered and closed"),
+        Err(_) => {
+            let left = max_clients - permits.available_permits();
+            tracing::warn!(
+                clients = left,
+                "shutdown timeout of {drain_timeout:?} reached; closing the remaining clients"
+            );
+        }
+    }
 }
 
 async fn refuse(mut stream: TcpStream) {
     let mut out = BytesMut::new();
     resp::write::error(&mut out, b"ERR max number of clients reached");
     let _ = stream.write_all(&out).await;
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -47,6 +47,13 @@ pub struct ServeArgs {
     /// Never log one line per request, even on a terminal.
     #[arg(long, overrides_with = "log_requests")]
     pub no_log_requests: bool,
+    /// Seconds a shutdown (SIGTERM, SIGINT) may spend answering the requests clients already
+    /// sent before the process exits anyway; a second signal exits at once.
+    #[arg(long, default_value_t = crate::shutdown::DEFAULT_TIMEOUT_SECS)]
+    pub shutdown_timeout: u64,
+    /// Close a client after this many seconds without a request (Redis's `timeout`); 0 never.
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
 }
 
 impl ServeArgs {
@@ -81,6 +88,16 @@ impl ServeArgs {
         } else {
             std::io::stderr().is_terminal()
         }
+    }
+
+    /// The shutdown timeout the flags set.
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_timeout)
+    }
+
+    /// The idle client timeout the flags set; zero: never.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout)
     }
 
     /// Starts tracing and the runtime, binds `bind:port`, and runs `serve` on the listener

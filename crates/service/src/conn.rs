@@ -1,9 +1,12 @@
 //! A client connection: bounded reads, requests in batches, one flush per batch.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use resp::{Limits, ProtocolError, Request};
+use resp::{Limits, ProtocolError, Request, RequestParser};
+
+use crate::Stopping;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,6 +31,9 @@ pub const MAX_UNREAD_WHILE_WAITING: usize = 1024 * 1024;
 /// Requests in a connection's first batch, before its replies have shown their size.
 const FIRST_BATCH: usize = 64;
 
+/// Shutting down, a client whose socket stays quiet this long has sent all it had sent.
+const DRAIN_QUIET: Duration = Duration::from_millis(20);
+
 /// A batch of pipelined requests, in the order they arrived.
 pub type Batch = Vec<Request>;
 
@@ -36,6 +42,8 @@ pub type Batch = Vec<Request>;
 pub struct ClientConn {
     stream: TcpStream,
     input: BytesMut,
+    /// Progress through a partial request in `input`, so a large one is not rescanned.
+    parser: RequestParser,
     output: BytesMut,
     limits: Limits,
     /// A protocol error found after requests that are still to be answered.
@@ -45,20 +53,38 @@ pub struct ClientConn {
     batch_limit: usize,
     /// Requests handed out since the last flush.
     unanswered: usize,
+    /// Fires when the process shuts down.
+    stopping: Stopping,
+    /// The process is shutting down: no more waiting for input, only what already arrived.
+    draining: bool,
+    /// How long to wait for a request before closing the connection; zero: for ever.
+    idle_timeout: Duration,
 }
 
 impl ClientConn {
-    /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream, limits: Limits) -> Self {
+    /// Wraps an accepted stream; once `stopping` fires, the connection hands out only the
+    /// requests already received (see [`ClientConn::next_batch`]).
+    pub fn new(stream: TcpStream, limits: Limits, stopping: Stopping) -> Self {
         Self {
             stream,
             input: BytesMut::with_capacity(READ_CHUNK),
+            parser: RequestParser::new(),
             output: BytesMut::with_capacity(READ_CHUNK),
             limits,
             pending_error: None,
             batch_limit: FIRST_BATCH,
             unanswered: 0,
+            stopping,
+            draining: false,
+            idle_timeout: Duration::ZERO,
         }
+    }
+
+    /// Closes the connection after `timeout` without input (Redis's `timeout`); zero, the
+    /// default, never does.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// The reply buffer: write replies here with [`resp::write`], then [`ClientConn::flush`].
@@ -80,7 +106,9 @@ impl ClientConn {
 
     /// Waits for the next batch: every complete request already received (at least one).
     ///
-    /// `Ok(false)` when the client closed the connection. A protocol error is answered with
+    /// `Ok(false)` when the client closed the connection, sent nothing for the idle timeout,
+    /// or when the process is shutting down and every complete request the socket had
+    /// already received has been handed out. A protocol error is answered with
     /// `-ERR Protocol error: ...` after the replies already due, and ends the connection
     /// (`Err` with kind `InvalidData`).
     pub async fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
@@ -90,7 +118,7 @@ impl ClientConn {
         }
         loop {
             while batch.len() < self.batch_limit {
-                match resp::parse_request(&mut self.input, &self.limits) {
+                match self.parser.parse(&mut self.input, &self.limits) {
                     Ok(Some(request)) => batch.push(request),
                     Ok(None) => break,
                     Err(error) if batch.is_empty() => return self.fail(error).await,
@@ -110,7 +138,27 @@ impl ClientConn {
                 return Ok(true);
             }
             self.input.reserve(READ_CHUNK);
-            if self.stream.read_buf(&mut self.input).await? == 0 {
+            let read = if self.draining {
+                // Take what the socket already holds. Not `try_read`: it trusts readiness
+                // the runtime may not have polled yet, and would call a full socket empty.
+                match tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.input)).await {
+                    Ok(read) => read?,
+                    Err(_) => return Ok(false),
+                }
+            } else {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut self.input) => read?,
+                    _ = self.stopping.wait() => {
+                        self.draining = true;
+                        continue;
+                    }
+                    _ = idle(self.idle_timeout) => {
+                        tracing::debug!(timeout = ?self.idle_timeout, "closing an idle client");
+                        return Ok(false);
+                    }
+                }
+            };
+            if read == 0 {
                 return Ok(false);
             }
         }
@@ -153,4 +201,12 @@ impl ClientConn {
         }
         Ok(())
     }
+}
+
+/// Resolves after `timeout` (a new wait each call); never when it is zero.
+async fn idle(timeout: Duration) {
+    if timeout.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(timeout).await;
 }

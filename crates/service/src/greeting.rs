@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// How long a new client may stay silent before it is greeted: short enough to look
 /// immediate to a person, far longer than a program takes to send its first command.
-pub const DEFAULT_DELAY: Duration = Duration::from_millis(150);
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(250);
 
 /// Whether a client whose first byte is `first` gets the greeting: everyone but a program,
 /// which opens with a multibulk array.

@@ -4,6 +4,8 @@
 //! client limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection
 //! with a bounded read buffer that hands out pipelined requests in batches and flushes their
 //! replies once per batch; the server runs its own event loop instead.
+//! Both use [`shutdown`] (graceful stop on SIGTERM/SIGINT) and [`escape`] (binary bytes in
+//! logs).
 #![warn(missing_docs)]
 
 mod accept;
@@ -11,12 +13,15 @@ mod args;
 pub mod coalesce;
 pub mod common;
 mod conn;
+pub mod escape;
 pub mod greeting;
+pub mod shutdown;
 mod stats;
 
-pub use accept::{serve, shutdown_signal};
+pub use accept::serve;
 pub use args::ServeArgs;
 pub use conn::{Batch, ClientConn, BUFFER_KEEP, READ_CHUNK};
+pub use shutdown::{shutdown_signal, StopSender, Stopping};
 pub use stats::{ClientGuard, Stats};
 
 /// The number of threads to serve clients on: `threads` when given, else half the cores (at

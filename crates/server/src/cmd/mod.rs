@@ -146,9 +146,9 @@ fn int_arg(arg: &Bytes) -> Result<i64, Reply> {
     crate::store::parse_i64(arg).ok_or(Reply::NotAnInteger)
 }
 
-/// Bytes as text for logs.
-fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+/// Bytes as text for logs, non-printable bytes escaped (`\x00`, `\n`, `\"`).
+fn show(bytes: &[u8]) -> service::escape::Printable<'_> {
+    service::escape::printable(bytes)
 }
 
 #[cfg(test)]
