@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use resp::{Frame, Limits};
+use resp::{write, Frame, Limits};
 
 use crate::health::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,6 +129,8 @@ pub struct Backend {
     slots: Box<[Slot]>,
     next_slot: AtomicUsize,
     connect_timeout: Duration,
+    /// Sent as `AUTH` when a link opens (`--server-password`).
+    password: Option<Arc<str>>,
     removed: AtomicBool,
     /// Request and error counters.
     pub stats: BackendStats,
@@ -150,10 +152,23 @@ impl Backend {
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next_slot: AtomicUsize::new(0),
             connect_timeout,
+            password: None,
             removed: AtomicBool::new(false),
             stats: BackendStats::default(),
             health: Health::default(),
         }
+    }
+
+    /// The same backend, authenticating with `password` when it opens a link.
+    pub fn with_password(mut self, password: Option<Arc<str>>) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// Opens one link and drops it: whether the server answers the handshake (AUTH, PING)
+    /// within the connect timeout. ADD_SERVER checks what it adds with it.
+    pub async fn check(&self) -> Result<(), BackendError> {
+        self.dial().await.map(drop)
     }
 
     /// The server's address.
@@ -224,7 +239,7 @@ impl Backend {
         let connect = async {
             let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
-            handshake(stream).await
+            handshake(stream, self.password.as_deref()).await
         };
         let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(connected)) => connected,
@@ -248,16 +263,23 @@ impl Backend {
 
 /// Opens a connection with PING, so it works with and without a greeting: a status line
 /// before `+PONG` (our server's `+OK cache-A ready`) is skipped. Returns any bytes read past
-/// the PONG.
-async fn handshake(mut stream: TcpStream) -> io::Result<(TcpStream, BytesMut)> {
-    stream.write_all(b"PING\r\n").await?;
+/// the PONG. With a `password`, `AUTH` goes first; its `+OK` is skipped like a greeting, and
+/// its error is the handshake's.
+async fn handshake(mut stream: TcpStream, password: Option<&str>) -> io::Result<(TcpStream, BytesMut)> {
+    let mut hello = BytesMut::new();
+    if let Some(password) = password {
+        write::command(&mut hello, &[&b"AUTH"[..], password.as_bytes()]);
+    }
+    hello.extend_from_slice(b"PING\r\n");
+    stream.write_all(&hello).await?;
+    let step = if password.is_some() { "AUTH" } else { "PING" };
     let mut buf = BytesMut::with_capacity(256);
     loop {
         match Frame::parse(&mut buf, &reply_limits()) {
             Ok(Some(Frame::Simple(s))) if &s[..] == b"PONG" => return Ok((stream, buf)),
             Ok(Some(Frame::Simple(_))) => continue,
             Ok(Some(Frame::Error(e))) => {
-                return Err(io::Error::other(format!("PING refused: {}", String::from_utf8_lossy(&e))));
+                return Err(io::Error::other(format!("{step} refused: {}", String::from_utf8_lossy(&e))));
             }
             Ok(Some(other)) => return Err(io::Error::other(format!("unexpected reply to PING: {other:?}"))),
             Ok(None) => {}

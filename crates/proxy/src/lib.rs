@@ -59,6 +59,11 @@ pub struct Config {
     /// Log a routing line per request (`[proxy] SET k -> routing to host:port`): see
     /// `service::ServeArgs::log_requests`.
     pub log_requests: bool,
+    /// Who may connect and run what (`--requirepass`, `--admin-password`, `--protected-mode`).
+    pub auth: service::auth::Auth,
+    /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
+    /// opens a connection.
+    pub server_password: Option<String>,
 }
 
 /// The proxy's shared state.
@@ -75,6 +80,8 @@ pub struct Proxy {
     pub port: u16,
     /// When it started.
     pub started: Instant,
+    /// Who may connect and run what.
+    pub auth: service::auth::Auth,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -88,6 +95,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         hash_tag: config.hash_tag,
         max_hints: config.max_hints,
         log_requests: config.log_requests,
+        server_password: config.server_password.as_deref().map(Arc::from),
     }));
     for server in &config.servers {
         cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
@@ -103,6 +111,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         stats: Stats::default(),
         port: local.port(),
         started: Instant::now(),
+        auth: config.auth.clone(),
     });
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
@@ -110,6 +119,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     service::serve(listener, config.max_clients, shutdown, |stream, peer| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
+            if !proxy.auth.admits(&peer) {
+                tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
+                let mut stream = stream;
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &service::auth::denied_reply()).await;
+                return;
+            }
             if let Err(error) = handle_client(&proxy, &config, stream).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
@@ -129,9 +144,13 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: TcpStream) -
     let mut session = session::Session::default();
     let mut batch = Vec::new();
     while conn.next_batch(&mut batch).await? {
+        let failures = session.client.auth_failures;
         let flow = session::run_batch(proxy, &mut session, &batch, conn.output()).await;
+        if let Some(pause) = service::auth::throttle(failures, &session.client) {
+            tokio::time::sleep(pause).await;
+        }
         conn.flush().await?;
-        if flow == local::Flow::Quit {
+        if flow == local::Flow::Quit || service::auth::must_close(&session.client) {
             break;
         }
     }

@@ -65,11 +65,6 @@ pub fn run(
             write::bulk(out, b"0");
             write::array_header(out, 0);
         }
-        "auth" => write::error(
-            out,
-            b"ERR AUTH <password> called without any password configured for the default user. \
-              Are you sure your configuration is correct?",
-        ),
         "reset" => {
             session.client = common::ClientState::new();
             write::simple(out, b"RESET");

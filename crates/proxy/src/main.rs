@@ -62,6 +62,15 @@ struct Args {
     /// returning server is flushed instead (it comes back cold, never stale).
     #[arg(long, default_value_t = 100_000)]
     max_hints: usize,
+    /// Password for the commands that change the ring or erase or reconfigure every server
+    /// (ADD_SERVER, REMOVE_SERVER, REBALANCE, FLUSHALL, FLUSHDB, CONFIG SET...): a client
+    /// gives it with `AUTH admin <password>`; without it they answer -NOPERM.
+    #[arg(long)]
+    admin_password: Option<String>,
+    /// Password the proxy gives its cache servers (`AUTH <password>` when it opens a
+    /// connection): their --requirepass, or a redis-server's requirepass.
+    #[arg(long)]
+    server_password: Option<String>,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -91,6 +100,8 @@ fn main() -> anyhow::Result<()> {
             retry_timeout: Duration::from_millis(args.server_retry_timeout_ms),
         },
         log_requests: args.serve.log_requests(),
+        auth: args.serve.auth(args.admin_password.as_deref()),
+        server_password: args.server_password.clone().filter(|p| !p.is_empty()),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

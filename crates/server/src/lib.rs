@@ -42,6 +42,8 @@ pub struct Config {
     pub coalesce: Duration,
     /// Log a line per command (`[cache-A] SET k = v`): see `service::ServeArgs::log_requests`.
     pub log_requests: bool,
+    /// Who may connect and what they must AUTH with (`--requirepass`, `--protected-mode`).
+    pub auth: service::auth::Auth,
 }
 
 /// What every connection of one server shares.
@@ -58,6 +60,8 @@ pub struct Ctx {
     pub port: u16,
     /// When it started.
     pub started: Instant,
+    /// Who may connect and run commands.
+    pub auth: service::auth::Auth,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -75,6 +79,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         stats: Stats::default(),
         port: address.port(),
         started: Instant::now(),
+        auth: config.auth.clone(),
     });
     tracing::info!("[{}] listening on {} (greeting={})", config.name, address, config.greeting);
     let config = Arc::new(config);

@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         threads: service::default_threads(args.serve.threads),
         coalesce: args.serve.coalesce(),
         log_requests: args.serve.log_requests(),
+        auth: args.serve.auth(None),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };
