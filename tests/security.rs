@@ -217,3 +217,27 @@ fn protected_mode_refuses_clients_beyond_loopback_without_a_password() {
     let said = read_to_close(connect_from_127_0_0_2(unprotected.port), b"PING\r\nQUIT\r\n");
     assert_eq!(said, "+PONG\r\n+BYE\r\n");
 }
+
+#[test]
+fn add_server_checks_what_it_adds() {
+    let live = server("cache-A", &[]);
+    let locked = redis_with(&["--requirepass", PASSWORD]);
+    let front = proxy(&[], &["--no-greeting", "--connect-timeout-ms", "500"]);
+    let mut c = Conn::connect(&front.addr());
+    let port = front.port;
+    for own in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("0.0.0.0:{port}")] {
+        assert_eq!(shown(&c.call(&["ADD_SERVER", &own])), format!("-ERR {own} is this proxy's own address"));
+        assert_eq!(shown(&c.call(&["ADD_SERVER", &own, "FORCE"])), format!("-ERR {own} is this proxy's own address"));
+    }
+    let dead = format!("127.0.0.1:{}", e2e::free_port());
+    let reply = shown(&c.call(&["ADD_SERVER", &dead]));
+    assert!(
+        reply.starts_with(&format!("-ERR {dead} did not answer, so it was not added (connect to {dead}: ")),
+        "{reply}"
+    );
+    let reply = shown(&c.call(&["ADD_SERVER", &locked.addr()]));
+    assert!(reply.contains("NOAUTH"), "a server that wants a password is named as such: {reply}");
+    assert_eq!(c.call(&["SERVERS"]), Frame::Array(vec![]), "nothing was added");
+    assert_eq!(c.call(&["ADD_SERVER", &dead, "FORCE"]), Frame::simple(format!("OK added {dead}")));
+    assert_eq!(c.call(&["ADD_SERVER", &live.addr()]), Frame::simple(format!("OK added {}", live.addr())));
+}

@@ -314,7 +314,7 @@ impl Cluster {
 }
 
 /// `host:port` with a numeric port and a non-empty host.
-fn check_address(addr: &str) -> Result<(), MembershipError> {
+pub(crate) fn check_address(addr: &str) -> Result<(), MembershipError> {
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
         _ => Err(MembershipError::BadAddress(addr.to_string())),

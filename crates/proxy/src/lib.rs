@@ -78,6 +78,8 @@ pub struct Proxy {
     pub stats: Stats,
     /// The port it listens on.
     pub port: u16,
+    /// The address it listens on (ADD_SERVER refuses it).
+    pub listen: std::net::SocketAddr,
     /// When it started.
     pub started: Instant,
     /// Who may connect and run what.
@@ -110,6 +112,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         migrate_by_default: config.migrate,
         stats: Stats::default(),
         port: local.port(),
+        listen: local,
         started: Instant::now(),
         auth: config.auth.clone(),
     });

@@ -80,7 +80,7 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
         }
         if is_barrier(command) {
             run_segment(proxy, session, &topology, &batch[start..i], out).await;
-            if membership::run(proxy, command, request, out) == Flow::Quit {
+            if membership::run(proxy, command, request, out).await == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
