@@ -241,3 +241,38 @@ fn add_server_checks_what_it_adds() {
     assert_eq!(c.call(&["ADD_SERVER", &dead, "FORCE"]), Frame::simple(format!("OK added {dead}")));
     assert_eq!(c.call(&["ADD_SERVER", &live.addr()]), Frame::simple(format!("OK added {}", live.addr())));
 }
+
+#[test]
+fn the_proxy_remembers_its_ring_across_a_kill() {
+    let (a, b, c) = (server("cache-A", &[]), server("cache-B", &[]), server("cache-C", &[]));
+    let dir = std::env::temp_dir().join(format!("proxy-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("ring.json");
+    let _ = std::fs::remove_file(&file);
+    let path = file.to_string_lossy().into_owned();
+    let flags = ["--no-greeting", "--state-file", path.as_str()];
+    let mut first = proxy(&[c.addr()], &flags);
+    let mut conn = Conn::connect(&first.addr());
+    assert_eq!(conn.call(&["REMOVE_SERVER", &c.addr()]), Frame::simple(format!("OK removed {}", c.addr())));
+    assert_eq!(conn.call(&["ADD_SERVER", &a.addr()]), Frame::simple(format!("OK added {}", a.addr())));
+    assert_eq!(conn.call(&["ADD_SERVER", &b.addr(), "3"]), Frame::simple(format!("OK added {}", b.addr())));
+    let servers = conn.call(&["SERVERS"]);
+    let keys: Vec<String> = (0..30).map(|i| format!("user:{i}")).collect();
+    let routes: Vec<Frame> = keys.iter().map(|k| conn.call(&["ROUTE", k])).collect();
+    for key in &keys {
+        assert_eq!(conn.call(&["SET", key, key]), Frame::simple("OK"));
+    }
+    first.kill().expect("kill -9");
+
+    // Restarted from the file alone; --servers would be ignored in its favour.
+    let second = proxy(&[c.addr()], &flags);
+    assert!(second.wait_for_log("ring loaded from the state file", e2e::REPLY_TIMEOUT), "{:?}", second.logs());
+    let mut conn = Conn::connect(&second.addr());
+    assert_eq!(conn.call(&["SERVERS"]), servers);
+    assert!(matches!(&servers, Frame::Array(list) if list.len() == 2));
+    for (key, route) in keys.iter().zip(&routes) {
+        assert_eq!(&conn.call(&["ROUTE", key]), route, "{key}");
+        assert_eq!(conn.call(&["GET", key]), e2e::bulk(key), "{key}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

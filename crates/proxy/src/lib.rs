@@ -16,6 +16,7 @@ mod plan;
 mod repair;
 mod replica;
 mod session;
+pub mod state_file;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Config {
     pub log_requests: bool,
     /// Who may connect and run what (`--requirepass`, `--admin-password`, `--protected-mode`).
     pub auth: service::auth::Auth,
+    /// Where the ring is kept across restarts (`--state-file`); it wins over `servers`.
+    pub state_file: Option<std::path::PathBuf>,
     /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
     /// opens a connection.
     pub server_password: Option<String>,
@@ -84,6 +87,8 @@ pub struct Proxy {
     pub started: Instant,
     /// Who may connect and run what.
     pub auth: service::auth::Auth,
+    /// Where ring changes are written (`--state-file`).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -99,8 +104,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         log_requests: config.log_requests,
         server_password: config.server_password.as_deref().map(Arc::from),
     }));
-    for server in &config.servers {
-        cluster.add(server, 1, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
+    let mut servers: Vec<(String, u32)> = config.servers.iter().map(|s| (s.clone(), 1)).collect();
+    if let Some(path) = &config.state_file {
+        if let Some(state) = state_file::load(path)? {
+            tracing::info!(
+                "[proxy] ring loaded from the state file {} ({} servers); it takes precedence over --servers",
+                path.display(),
+                state.servers.len()
+            );
+            servers = state.servers.into_iter().map(|s| (s.addr, s.weight)).collect();
+        }
+    }
+    for (server, weight) in &servers {
+        cluster.add(server, *weight, false).map_err(|e| anyhow::anyhow!(e.reply_text()))?;
         tracing::info!("[proxy] Added server: {server}");
     }
     // Servers given at start hold no keys yet: nothing to migrate.
@@ -115,7 +131,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         listen: local,
         started: Instant::now(),
         auth: config.auth.clone(),
+        state_file: config.state_file.clone(),
     });
+    // The file exists from the start, with the ring the proxy serves.
+    state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);

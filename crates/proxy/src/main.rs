@@ -71,6 +71,11 @@ struct Args {
     /// connection): their --requirepass, or a redis-server's requirepass.
     #[arg(long)]
     server_password: Option<String>,
+    /// File that keeps the ring (servers and weights) across restarts: rewritten atomically
+    /// after every ADD_SERVER, REMOVE_SERVER and REBALANCE, and read at start, where it takes
+    /// precedence over --servers.
+    #[arg(long)]
+    state_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         log_requests: args.serve.log_requests(),
         auth: args.serve.auth(args.admin_password.as_deref()),
         server_password: args.server_password.clone().filter(|p| !p.is_empty()),
+        state_file: args.state_file.clone(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

@@ -26,7 +26,10 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
         _ => rebalance(proxy),
     };
     match outcome {
-        Ok(text) => write::simple(out, text.as_bytes()),
+        Ok(text) => {
+            crate::state_file::save_ring(proxy);
+            write::simple(out, text.as_bytes());
+        }
         Err(text) => write::error(out, text.as_bytes()),
     }
     Flow::Continue
