@@ -119,20 +119,28 @@ fn wrong_arguments_and_empty_ring() {
     ] {
         s.exchange(line, &[reply]);
     }
-    s.exchange("add_server 127.0.0.1:1", &["+OK added 127.0.0.1:1"]);
+    // Nothing listens on port 1: ADD_SERVER says so, and FORCE adds it anyway.
+    s.send_line("add_server 127.0.0.1:1");
+    let refused = s.read_frame();
+    assert!(
+        matches!(&refused, Frame::Error(t) if t.starts_with(b"ERR 127.0.0.1:1 did not answer, so it was not added")),
+        "{refused:?}"
+    );
+    s.exchange("add_server 127.0.0.1:1 force", &["+OK added 127.0.0.1:1"]);
     s.exchange("ADD_SERVER 127.0.0.1:1", &["-ERR 127.0.0.1:1 is already in the ring"]);
     s.exchange("route k", &["+127.0.0.1:1"]);
 }
 
 #[test]
 fn routes_match_the_seed_ring() {
-    // ROUTE needs no live server: these are the seed's own addresses.
+    // ROUTE needs no live server: these are the seed's own addresses, added with FORCE as
+    // nothing listens there.
     let proxy = proxy(&[], &[]);
     let mut s = Conn::connect_greeted(&proxy.addr(), GREETING);
     let seed = ["127.0.0.1:6381", "127.0.0.1:6382", "127.0.0.1:6383"];
     let mut ring = HashRing::new(3);
     for (n, addr) in seed.iter().enumerate() {
-        s.exchange(&format!("ADD_SERVER {addr}"), &[&format!("+OK added {addr}")]);
+        s.exchange(&format!("ADD_SERVER {addr} FORCE"), &[&format!("+OK added {addr}")]);
         ring.add(addr);
         if n == 0 {
             continue;

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 pub use error::Error;
 pub use launch::{listening_addr, Launch, DEFAULT_START_TIMEOUT, LISTENING};
 pub use process::{KeepLogs, Process};
-pub use redis::{ping, redis_command, redis_server, REDIS_ATTEMPTS, REDIS_READY_TIMEOUT};
+pub use redis::{ping, redis_command, redis_server, redis_server_with, REDIS_ATTEMPTS, REDIS_READY_TIMEOUT};
 
 /// A loopback port that was free a moment ago, for programs that cannot listen on port 0
 /// (`redis-server`, `nutcracker`). Another process may take it before the program binds it:

@@ -46,6 +46,12 @@ pub fn redis_command(program: impl AsRef<OsStr>, port: u16) -> Command {
 /// (its port was taken meanwhile) or is not ready within [`REDIS_READY_TIMEOUT`] is stopped
 /// and tried again, up to [`REDIS_ATTEMPTS`] starts.
 pub fn redis_server(port: Option<u16>) -> Result<Process, Error> {
+    redis_server_with(port, &[])
+}
+
+/// Like [`redis_server`], with `extra` arguments after the usual ones (`--requirepass pw`).
+/// A server with a password is ready when it answers `PING` with `-NOAUTH`.
+pub fn redis_server_with(port: Option<u16>, extra: &[&str]) -> Result<Process, Error> {
     if !have(REDIS_SERVER) {
         return Err(Error::NotInstalled { command: REDIS_SERVER.to_string() });
     }
@@ -55,6 +61,7 @@ pub fn redis_server(port: Option<u16>) -> Result<Process, Error> {
             None => free_port().map_err(Error::FreePort)?,
         };
         let child = redis_command(REDIS_SERVER, port)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,7 +71,7 @@ pub fn redis_server(port: Option<u16>) -> Result<Process, Error> {
         let mut process = Process::new(child, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), logs);
         let deadline = Instant::now() + REDIS_READY_TIMEOUT;
         while Instant::now() < deadline {
-            if ping(&process.addr(), deadline.saturating_duration_since(Instant::now())) {
+            if answers(&process.addr(), deadline.saturating_duration_since(Instant::now())) {
                 return Ok(process);
             }
             if process.exited().is_some() {
@@ -81,30 +88,36 @@ pub fn redis_server(port: Option<u16>) -> Result<Process, Error> {
 /// Whether `addr` accepts a connection and answers `PING` with `+PONG` within `timeout`
 /// (per read and write).
 pub fn ping(addr: &str, timeout: Duration) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+    ping_reply(addr, timeout).is_some_and(|reply| reply == b"+PONG\r\n")
+}
+
+/// Whether `addr` answers `PING` with `+PONG`, or with `-NOAUTH` (it wants a password).
+fn answers(addr: &str, timeout: Duration) -> bool {
+    ping_reply(addr, timeout).is_some_and(|reply| reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+}
+
+/// The first reply line to a `PING`, if one comes within `timeout`.
+fn ping_reply(addr: &str, timeout: Duration) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     let timeout = timeout.max(Duration::from_millis(1));
-    if stream.set_read_timeout(Some(timeout)).is_err() || stream.set_write_timeout(Some(timeout)).is_err() {
-        return false;
-    }
-    if stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    const PONG: &[u8] = b"+PONG\r\n";
-    let mut reply = Vec::with_capacity(PONG.len());
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").ok()?;
+    let mut reply = Vec::with_capacity(64);
     let mut chunk = [0u8; 64];
     while !reply.ends_with(b"\r\n") {
         match stream.read(&mut chunk) {
-            Ok(0) => return false,
+            Ok(0) => return None,
             Ok(read) => reply.extend_from_slice(&chunk[..read]),
             // A signal (SIGCHLD from a process a test killed) may land in any read.
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return false,
+            Err(_) => return None,
         }
         if reply.len() > 512 {
-            return false;
+            return None;
         }
     }
-    reply == PONG
+    Some(reply)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use resp::{Frame, Limits, Protocol};
+use resp::{write, Frame, Limits, Protocol};
 
 use crate::health::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,6 +159,8 @@ pub struct Backend {
     connect_timeout: Duration,
     /// How long a request may wait for its reply; zero waits for ever.
     request_timeout: Duration,
+    /// Sent as `AUTH` when a link opens (`--server-password`).
+    password: Option<Arc<str>>,
     removed: AtomicBool,
     /// Request and error counters.
     pub stats: BackendStats,
@@ -184,10 +186,23 @@ impl Backend {
             next_slot: AtomicUsize::new(0),
             connect_timeout,
             request_timeout,
+            password: None,
             removed: AtomicBool::new(false),
             stats: BackendStats::default(),
             health: Arc::default(),
         }
+    }
+
+    /// The same backend, authenticating with `password` when it opens a link.
+    pub fn with_password(mut self, password: Option<Arc<str>>) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// Opens one link and drops it: whether the server answers the handshake (AUTH, PING)
+    /// within the connect timeout. ADD_SERVER checks what it adds with it.
+    pub async fn check(&self) -> Result<(), BackendError> {
+        self.dial(Protocol::Resp2).await.map(drop)
     }
 
     /// The server's address.
@@ -284,7 +299,7 @@ impl Backend {
         let connect = async {
             let stream = TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
-            handshake(stream, protocol).await
+            handshake(stream, protocol, self.password.as_deref()).await
         };
         let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(connected)) => connected,
@@ -309,15 +324,28 @@ impl Backend {
 
 /// Opens a connection so that it works with and without a greeting: a status line before
 /// the answer (a greeting such as `+OK cache-A ready`) is skipped. A RESP2 link opens with
-/// PING and waits for `+PONG`; a RESP3 link opens with `HELLO 3` and waits for its map.
-/// Returns any bytes read past the answer.
-pub(crate) async fn handshake(mut stream: TcpStream, protocol: Protocol) -> io::Result<(TcpStream, BytesMut)> {
-    let opening: &[u8] = match protocol {
+/// PING and waits for `+PONG`; a RESP3 link opens with `HELLO 3` and waits for its map. With
+/// a `password`, `AUTH` goes first; its `+OK` is skipped like a greeting, and its error is
+/// the handshake's. Returns any bytes read past the answer.
+pub(crate) async fn handshake(
+    mut stream: TcpStream,
+    protocol: Protocol,
+    password: Option<&str>,
+) -> io::Result<(TcpStream, BytesMut)> {
+    let mut opening = BytesMut::new();
+    if let Some(password) = password {
+        write::command(&mut opening, &[&b"AUTH"[..], password.as_bytes()]);
+    }
+    opening.extend_from_slice(match protocol {
         Protocol::Resp2 => b"PING\r\n",
         Protocol::Resp3 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+    });
+    let name = match (password.is_some(), protocol) {
+        (true, _) => "AUTH",
+        (false, Protocol::Resp2) => "PING",
+        (false, Protocol::Resp3) => "HELLO 3",
     };
-    let name = if protocol == Protocol::Resp2 { "PING" } else { "HELLO 3" };
-    stream.write_all(opening).await?;
+    stream.write_all(&opening).await?;
     let mut buf = BytesMut::with_capacity(256);
     loop {
         match Frame::parse(&mut buf, &reply_limits()) {

@@ -177,6 +177,8 @@ pub struct ClusterConfig {
     pub log_requests: bool,
     /// How long a request may wait for its reply (zero: no limit).
     pub request_timeout: Duration,
+    /// Sent as AUTH on every new server connection (`--server-password`).
+    pub server_password: Option<Arc<str>>,
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -216,6 +218,18 @@ impl Cluster {
     /// The current snapshot as an owned handle, for work that outlives a guard.
     pub fn snapshot(&self) -> Arc<Topology> {
         self.current.load_full()
+    }
+
+    /// A backend for `addr` as this cluster makes them (pool size, timeout, password), not
+    /// yet in the ring: ADD_SERVER checks a server through one before adding it.
+    pub fn new_backend(&self, addr: &str) -> Backend {
+        Backend::new(
+            addr,
+            self.config.connections_per_backend,
+            self.config.connect_timeout,
+            self.config.request_timeout,
+        )
+        .with_password(self.config.server_password.clone())
     }
 
     /// Records whether any server is marked down (health checks call this).
@@ -281,16 +295,7 @@ impl Cluster {
         let backends = (0..ring.len() as u32)
             .map(|id| {
                 let addr = ring.server(ServerId(id));
-                pool.entry(addr.to_string())
-                    .or_insert_with(|| {
-                        Arc::new(Backend::new(
-                            addr,
-                            self.config.connections_per_backend,
-                            self.config.connect_timeout,
-                            self.config.request_timeout,
-                        ))
-                    })
-                    .clone()
+                pool.entry(addr.to_string()).or_insert_with(|| Arc::new(self.new_backend(addr))).clone()
             })
             .collect();
         let mut draining = current.draining.clone();
@@ -348,6 +353,7 @@ mod tests {
             connect_timeout: Duration::from_millis(100),
             log_requests: false,
             request_timeout: Duration::ZERO,
+            server_password: None,
         })
     }
 

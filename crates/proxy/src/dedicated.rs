@@ -42,14 +42,14 @@ pub struct Dedicated {
 impl Dedicated {
     /// Dials `addr` within `timeout` and greets it with PING, as the shared links do, so it
     /// works with our server's greeting and with redis-server.
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Dedicated, BackendError> {
+    pub async fn connect(addr: &str, timeout: Duration, password: Option<&str>) -> Result<Dedicated, BackendError> {
         let error = |reason| BackendError::Connect { addr: addr.to_string(), reason };
         let connect = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
             // RESP2: replies pass through unchanged to RESP2 and RESP3 clients alike (a RESP3
             // parser reads RESP2); subscriber messages reach RESP3 clients as arrays.
-            handshake(stream, resp::Protocol::Resp2).await
+            handshake(stream, resp::Protocol::Resp2, password).await
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((stream, buf))) => Ok(Dedicated { addr: Arc::from(addr), stream, buf }),
@@ -188,9 +188,21 @@ impl Drop for PushLink {
 #[derive(Debug, Default)]
 pub struct Pool {
     idle: Mutex<HashMap<String, Vec<Dedicated>>>,
+    /// Sent as AUTH when a connection opens (`--server-password`).
+    password: Option<Arc<str>>,
 }
 
 impl Pool {
+    /// An empty pool whose connections authenticate with `password`.
+    pub fn new(password: Option<Arc<str>>) -> Self {
+        Self { idle: Mutex::default(), password }
+    }
+
+    /// The password new connections give their server.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     /// An idle connection to `addr` that is still good, or a new one.
     pub async fn checkout(&self, addr: &str, timeout: Duration) -> Result<Dedicated, BackendError> {
         loop {
@@ -198,7 +210,7 @@ impl Pool {
             match idle {
                 Some(conn) if conn.is_reusable() => return Ok(conn),
                 Some(_) => continue,
-                None => return Dedicated::connect(addr, timeout).await,
+                None => return Dedicated::connect(addr, timeout, self.password()).await,
             }
         }
     }

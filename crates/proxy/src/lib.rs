@@ -18,6 +18,7 @@ mod pubsub;
 mod repair;
 mod replica;
 mod session;
+pub mod state_file;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -76,6 +77,13 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Clients idle this long are closed (Redis's `timeout`); zero: never.
     pub idle_timeout: Duration,
+    /// Who may connect and run what (`--requirepass`, `--admin-password`, `--protected-mode`).
+    pub auth: service::auth::Auth,
+    /// Where the ring is kept across restarts (`--state-file`); it wins over `servers`.
+    pub state_file: Option<std::path::PathBuf>,
+    /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
+    /// opens a connection.
+    pub server_password: Option<String>,
 }
 
 /// The proxy's shared state.
@@ -90,6 +98,8 @@ pub struct Proxy {
     pub stats: Stats,
     /// The port it listens on.
     pub port: u16,
+    /// The address it listens on (ADD_SERVER refuses it).
+    pub listen: std::net::SocketAddr,
     /// When it started.
     pub started: Instant,
     /// How long dialling a server may take.
@@ -100,6 +110,10 @@ pub struct Proxy {
     pub blocking: Arc<Semaphore>,
     /// The number of those permits, for the error past the bound.
     pub max_blocking_connections: usize,
+    /// Who may connect and run what.
+    pub auth: service::auth::Auth,
+    /// Where ring changes are written (`--state-file`).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -114,10 +128,22 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         max_hints: config.max_hints,
         log_requests: config.log_requests,
         request_timeout: config.server_timeout,
+        server_password: config.server_password.as_deref().map(Arc::from),
     }));
-    for server in &config.servers {
+    let mut servers: Vec<(String, u32)> = config.servers.iter().map(|s| (s.clone(), 1)).collect();
+    if let Some(path) = &config.state_file {
+        if let Some(state) = state_file::load(path)? {
+            tracing::info!(
+                "[proxy] ring loaded from the state file {} ({} servers); it takes precedence over --servers",
+                path.display(),
+                state.servers.len()
+            );
+            servers = state.servers.into_iter().map(|s| (s.addr, s.weight)).collect();
+        }
+    }
+    for (server, weight) in &servers {
         // A command-line error, not a protocol one: no `ERR` prefix.
-        cluster.add(server, 1, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
+        cluster.add(server, *weight, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
         tracing::info!("[proxy] Added server: {server}");
     }
     // Servers given at start hold no keys yet: nothing to migrate.
@@ -129,18 +155,29 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         migrate_by_default: config.migrate,
         stats: Stats::default(),
         port: local.port(),
+        listen: local,
         started: Instant::now(),
         connect_timeout: config.connect_timeout,
-        dedicated: dedicated::Pool::default(),
+        dedicated: dedicated::Pool::new(config.server_password.as_deref().map(Arc::from)),
         blocking: Arc::new(Semaphore::new(config.max_blocking_connections)),
         max_blocking_connections: config.max_blocking_connections,
+        auth: config.auth.clone(),
+        state_file: config.state_file.clone(),
     });
+    // The file exists from the start, with the ring the proxy serves.
+    state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);
     service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
+            if !proxy.auth.admits(&peer) {
+                tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
+                let mut stream = stream;
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &service::auth::denied_reply()).await;
+                return;
+            }
             if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
@@ -185,13 +222,17 @@ async fn handle_client(
             more = conn.next_batch(&mut batch) => Ok(more?),
             Some(push) = session.next_push() => Err(push),
         };
+        let failures = session.client.auth_failures;
         let flow = match event {
             Ok(true) => session::run_batch(proxy, &mut session, &batch, &mut conn).await,
             Ok(false) => break,
             Err(push) => session.on_push(push, conn.output()),
         };
+        if let Some(pause) = service::auth::throttle(failures, &session.client) {
+            tokio::time::sleep(pause).await;
+        }
         conn.flush().await?;
-        if flow == local::Flow::Quit {
+        if flow == local::Flow::Quit || service::auth::must_close(&session.client) {
             break;
         }
     }

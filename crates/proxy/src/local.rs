@@ -22,7 +22,7 @@ pub enum Flow {
 
 /// The HELP line: the seed's list, then what was added since.
 const HELP: &str = "Commands: SET/GET/DEL/KEYS, ADD_SERVER/REMOVE_SERVER/SERVERS, ROUTE, PING, QUIT; \
-also ADD_SERVER host:port [weight] [MIGRATE], REMOVE_SERVER host:port [MIGRATE], REBALANCE, MIGRATION, \
+also ADD_SERVER host:port [weight] [MIGRATE] [FORCE], REMOVE_SERVER host:port [MIGRATE], REBALANCE, MIGRATION, \
 SERVERS DETAIL, ROUTE key DETAIL, \
 MGET/MSET/EXISTS/EXPIRE/PEXPIRE/PERSIST/TTL/PTTL/INCR/DECR/INCRBY/DECRBY/SCAN/DBSIZE/FLUSHALL/ECHO/INFO";
 
@@ -65,11 +65,6 @@ pub fn run(
             write::bulk(out, b"0");
             write::array_header(out, 0);
         }
-        "auth" => write::error(
-            out,
-            b"ERR AUTH <password> called without any password configured for the default user. \
-              Are you sure your configuration is correct?",
-        ),
         "reset" => {
             session.client = common::ClientState::new();
             write::simple(out, b"RESET");

@@ -72,6 +72,20 @@ struct Args {
     /// proxy, each on a server connection of its own; past it they get -ERR at once.
     #[arg(long, default_value_t = 1000)]
     max_blocking_connections: usize,
+    /// Password for the commands that change the ring or erase or reconfigure every server
+    /// (ADD_SERVER, REMOVE_SERVER, REBALANCE, FLUSHALL, FLUSHDB, CONFIG SET...): a client
+    /// gives it with `AUTH admin <password>`; without it they answer -NOPERM.
+    #[arg(long)]
+    admin_password: Option<String>,
+    /// Password the proxy gives its cache servers (`AUTH <password>` when it opens a
+    /// connection): their --requirepass, or a redis-server's requirepass.
+    #[arg(long)]
+    server_password: Option<String>,
+    /// File that keeps the ring (servers and weights) across restarts: rewritten atomically
+    /// after every ADD_SERVER, REMOVE_SERVER and REBALANCE, and read at start, where it takes
+    /// precedence over --servers.
+    #[arg(long)]
+    state_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -118,6 +132,9 @@ fn run() -> anyhow::Result<()> {
         log_requests: args.serve.log_requests(),
         shutdown_timeout: args.serve.shutdown_timeout(),
         idle_timeout: args.serve.idle_timeout(),
+        auth: args.serve.auth(args.admin_password.as_deref()),
+        server_password: args.server_password.clone().filter(|p| !p.is_empty()),
+        state_file: args.state_file.clone(),
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

@@ -15,37 +15,60 @@ use crate::Proxy;
 ///
 /// QUIT answers the seed's `+BYE` to a person typing (an inline request) and Redis's `+OK`
 /// to programs.
-pub fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: &mut BytesMut) -> Flow {
+pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: &mut BytesMut) -> Flow {
     let outcome = match command.name {
         "quit" => {
             write::simple(out, if request.raw.is_none() { b"BYE" } else { b"OK" });
             return Flow::Quit;
         }
-        "add_server" => add(proxy, &request.args),
+        "add_server" => add(proxy, &request.args).await,
         "remove_server" => remove(proxy, &request.args),
         _ => rebalance(proxy),
     };
     match outcome {
-        Ok(text) => write::simple(out, text.as_bytes()),
+        Ok(text) => {
+            crate::state_file::save_ring(proxy);
+            write::simple(out, text.as_bytes());
+        }
         Err(text) => write::error(out, text.as_bytes()),
     }
     Flow::Continue
 }
 
-/// ADD_SERVER host:port [weight] [MIGRATE]
-fn add(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
+/// ADD_SERVER host:port [weight] [MIGRATE] [FORCE]
+///
+/// Refuses the proxy's own address (a key routed there would loop back into the proxy),
+/// and, unless FORCE is given, a server that does not answer the handshake (AUTH with
+/// `--server-password`, then PING) within the connect timeout.
+async fn add(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
     let addr = text(&args[1]);
     let mut weight = 1;
     let mut migrate = proxy.migrate_by_default;
+    let mut force = false;
     for option in &args[2..] {
         if option.eq_ignore_ascii_case(b"MIGRATE") {
             migrate = true;
+        } else if option.eq_ignore_ascii_case(b"FORCE") {
+            force = true;
         } else {
             weight = std::str::from_utf8(option)
                 .ok()
                 .and_then(|w| w.parse::<u32>().ok())
                 .filter(|w| *w >= 1)
-                .ok_or("ERR usage: ADD_SERVER host:port [weight] [MIGRATE] (weight: a positive integer)")?;
+                .ok_or("ERR usage: ADD_SERVER host:port [weight] [MIGRATE] [FORCE] (weight: a positive integer)")?;
+        }
+    }
+    crate::cluster::check_address(&addr).map_err(|e| e.reply_text())?;
+    if is_own_address(&addr, proxy.listen) {
+        return Err(format!("ERR {addr} is this proxy's own address"));
+    }
+    if !force && !proxy.cluster.snapshot().ring.contains(&addr) {
+        if let Err(error) = proxy.cluster.new_backend(&addr).check().await {
+            let reason = error.reply_text();
+            let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
+            return Err(format!(
+                "ERR {addr} did not answer, so it was not added ({reason}); ADD_SERVER {addr} FORCE adds it anyway"
+            ));
         }
     }
     change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?;
@@ -103,6 +126,35 @@ fn change(
     Ok(())
 }
 
+/// Whether `addr` (`host:port`) names the proxy's listening socket `listen`: its port on
+/// loopback, `localhost`, the unspecified address, or the address it listens on.
+fn is_own_address(addr: &str, listen: std::net::SocketAddr) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else { return false };
+    if port.parse::<u16>().ok() != Some(listen.port()) {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip == listen.ip())
+}
+
 fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_address;
+
+    #[test]
+    fn the_proxys_own_address_in_every_form() {
+        let listen = "127.0.0.1:6380".parse().unwrap();
+        for own in ["127.0.0.1:6380", "localhost:6380", "0.0.0.0:6380", "[::1]:6380", "127.0.0.2:6380"] {
+            assert!(is_own_address(own, listen), "{own}");
+        }
+        for other in ["127.0.0.1:6381", "10.0.0.1:6380", "cache:6380", "nonsense"] {
+            assert!(!is_own_address(other, listen), "{other}");
+        }
+        assert!(is_own_address("10.0.0.5:7000", "10.0.0.5:7000".parse().unwrap()));
+    }
 }

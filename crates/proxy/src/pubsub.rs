@@ -149,7 +149,9 @@ impl Subscriber {
         if let Some(i) = self.links.iter().position(|l| l.as_ref().is_some_and(|l| l.addr() == addr)) {
             return Ok(i);
         }
-        let conn = Dedicated::connect(addr, proxy.connect_timeout).await.map_err(|e| e.reply_text())?;
+        let conn = Dedicated::connect(addr, proxy.connect_timeout, proxy.dedicated.password())
+            .await
+            .map_err(|e| e.reply_text())?;
         let i = self.links.len();
         self.links.push(Some(conn.into_push_link(i, self.sender.clone())));
         self.pending.push(0);

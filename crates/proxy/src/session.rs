@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use resp::command::{self, Command, LookupError, Route};
 use resp::{write, Request};
+use service::auth::Gate;
 use service::common::ClientState;
 use service::ClientConn;
 
@@ -104,9 +105,17 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
         if in_multi || !command.accepts(request.args.len()) {
             continue;
         }
+        if !proxy.auth.allows(command, &session.client) {
+            // An AUTH earlier in the batch may allow it: run up to it, then look again.
+            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            start = i;
+            if !proxy.auth.allows(command, &session.client) {
+                continue; // refused by `plan`
+            }
+        }
         if is_barrier(command) {
             run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
-            if membership::run(proxy, command, request, conn.output()) == Flow::Quit {
+            if membership::run(proxy, command, request, conn.output()).await == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
@@ -466,6 +475,11 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
             multi.dirty = true;
         }
         return Step::Error(command.arity_error(request.raw.is_none()));
+    }
+    match proxy.auth.gate(command, &request.args, &mut session.client) {
+        Gate::Run => {}
+        Gate::Ok => return Step::Status("OK"),
+        Gate::Error(text) => return Step::Error(text),
     }
     if session.is_subscribed() {
         match command.name {

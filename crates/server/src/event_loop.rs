@@ -294,6 +294,12 @@ impl<'a> EventLoop<'a> {
             let _ = stream.write(&refusal);
             return;
         }
+        if !self.ctx.auth.admits(&peer) {
+            tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
+            // Best effort, as above.
+            let _ = stream.write(&service::auth::denied_reply());
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let slot = self.conns.vacant();
         if let Err(error) =

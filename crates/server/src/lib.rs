@@ -50,6 +50,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Clients idle this long are closed (Redis's `timeout`); zero: never.
     pub idle_timeout: Duration,
+    /// Who may connect and what they must AUTH with (`--requirepass`, `--protected-mode`).
+    pub auth: service::auth::Auth,
 }
 
 /// What every connection of one server shares.
@@ -66,6 +68,8 @@ pub struct Ctx {
     pub port: u16,
     /// When it started.
     pub started: Instant,
+    /// Who may connect and run commands.
+    pub auth: service::auth::Auth,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -85,6 +89,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         stats: Stats::default(),
         port: address.port(),
         started: Instant::now(),
+        auth: config.auth.clone(),
     });
     tracing::info!("[{}] listening on {} (greeting={})", config.name, address, config.greeting);
     let config = Arc::new(config);

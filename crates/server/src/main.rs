@@ -40,6 +40,7 @@ fn run() -> anyhow::Result<()> {
         log_requests: args.serve.log_requests(),
         shutdown_timeout: args.serve.shutdown_timeout(),
         idle_timeout: args.serve.idle_timeout(),
+        auth: args.serve.auth(None),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

@@ -6,6 +6,29 @@ use anyhow::Context;
 use resp::Limits;
 use tokio::net::TcpListener;
 
+impl ServeArgs {
+    /// Logs a warning when listening beyond loopback without a password: protected mode then
+    /// refuses every other address, or, under `--protected-mode no`, anyone may connect.
+    fn warn_if_exposed(&self) {
+        if crate::auth::is_loopback_bind(&self.bind) || self.requirepass.as_deref().is_some_and(|p| !p.is_empty()) {
+            return;
+        }
+        if self.protected_mode == "yes" {
+            tracing::warn!(
+                bind = %self.bind,
+                "listening beyond loopback without --requirepass: protected mode refuses clients other than \
+                 127.0.0.1 and ::1; set --requirepass to serve them"
+            );
+        } else {
+            tracing::warn!(
+                bind = %self.bind,
+                "listening beyond loopback without --requirepass and with --protected-mode no: anyone who can \
+                 reach this address can read, write and erase every key"
+            );
+        }
+    }
+}
+
 /// Where to listen and what to accept: flattened into the server's and the proxy's flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -54,6 +77,14 @@ pub struct ServeArgs {
     /// Close a client after this many seconds without a request (Redis's `timeout`); 0 never.
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// Password clients must give (`AUTH <password>`, `AUTH default <password>`, `HELLO 3
+    /// AUTH default <password>`) before any other command; Redis's `requirepass`.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// Redis's protected mode: with no --requirepass, clients from other addresses than
+    /// 127.0.0.1 and ::1 get -DENIED and are closed. `no` turns it off (trusted networks only).
+    #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+    pub protected_mode: String,
 }
 
 impl ServeArgs {
@@ -65,6 +96,11 @@ impl ServeArgs {
     /// How long a new client may stay silent before it is greeted.
     pub fn greeting_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.greeting_delay_ms)
+    }
+
+    /// The access rules the flags set; `admin_password` is the proxy's `--admin-password`.
+    pub fn auth(&self, admin_password: Option<&str>) -> crate::auth::Auth {
+        crate::auth::Auth::new(self.requirepass.as_deref(), admin_password, self.protected_mode == "yes")
     }
 
     /// The coalescing pause the flags set.
@@ -112,6 +148,7 @@ impl ServeArgs {
         runtime.block_on(async {
             let address = format!("{}:{}", self.bind, port);
             let listener = TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
+            self.warn_if_exposed();
             serve(listener).await
         })
     }

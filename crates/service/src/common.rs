@@ -40,13 +40,26 @@ pub struct ClientState {
     pub name: Option<Bytes>,
     /// The protocol `HELLO` chose (RESP2 until then): every reply to this client follows it.
     pub protocol: Protocol,
+    /// Passed `--requirepass` (AUTH or HELLO ... AUTH); see `auth`.
+    pub authenticated: bool,
+    /// Authenticated as the proxy's admin (`AUTH admin <admin-password>`).
+    pub admin: bool,
+    /// Failed AUTHs on this connection (throttled, then closed: see `auth`).
+    pub auth_failures: u32,
 }
 
 impl ClientState {
     /// A new client with a process-wide unique id.
     pub fn new() -> Self {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Self { id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed), name: None, protocol: Protocol::Resp2 }
+        Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            name: None,
+            protocol: Protocol::Resp2,
+            authenticated: false,
+            admin: false,
+            auth_failures: 0,
+        }
     }
 }
 

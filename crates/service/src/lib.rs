@@ -10,6 +10,7 @@
 
 mod accept;
 mod args;
+pub mod auth;
 pub mod coalesce;
 pub mod common;
 mod conn;

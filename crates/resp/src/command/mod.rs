@@ -53,6 +53,10 @@ impl Flags {
     pub const NO_MULTI: Flags = Flags(1 << 9);
     /// Allowed before authentication.
     pub const NO_AUTH: Flags = Flags(1 << 10);
+    /// Ours, not Redis's: changes the proxy's ring, or erases or reconfigures every server,
+    /// so it needs the admin password when one is set (`--admin-password`). Set from
+    /// [`policy::GUARDED`].
+    pub const GUARDED: Flags = Flags(1 << 11);
 
     const NAMES: &[(&str, Flags)] = &[
         ("write", Flags::WRITE),
@@ -73,6 +77,11 @@ impl Flags {
         let bits =
             names.iter().filter_map(|n| Self::NAMES.iter().find(|(name, _)| name == n)).fold(0, |b, (_, f)| b | f.0);
         Flags(bits)
+    }
+
+    /// The bits of both.
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 
     /// Whether every bit of `other` is set.
@@ -255,7 +264,11 @@ impl Table {
             name,
             display,
             arity: own::SEED_ARITY.iter().find(|(n, _)| *n == name).map_or(info.arity, |(_, a)| *a),
-            flags: Flags::from_names(info.flags),
+            flags: if policy::GUARDED.contains(&name) {
+                Flags::from_names(info.flags).union(Flags::GUARDED)
+            } else {
+                Flags::from_names(info.flags)
+            },
             route,
             key_specs,
             usage: own::SEED_USAGE.iter().find(|(n, _)| *n == name).map(|(_, u)| *u),

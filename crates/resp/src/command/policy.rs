@@ -142,6 +142,23 @@ pub(crate) const ROUTES: &[(&str, Route)] = &[
     ("cluster", Route::Refused("the proxy is not a Redis Cluster node")),
 ];
 
+/// Commands that need the proxy's admin password when one is set (`--admin-password`):
+/// those that change the ring, and those that erase or reconfigure every server behind it.
+/// They carry [`Flags::GUARDED`](super::Flags::GUARDED) in the table.
+pub const GUARDED: &[&str] = &[
+    "add_server",
+    "remove_server",
+    "rebalance",
+    "flushall",
+    "flushdb",
+    "config|set",
+    "config|resetstat",
+    "script|flush",
+    "function|flush",
+    "function|delete",
+    "function|restore",
+];
+
 /// The route of a command not listed in [`ROUTES`], from its facts: keyed if its key specs
 /// find keys, refused if it administers a server, otherwise any server's answer.
 pub(crate) fn default_route(info: &CommandInfo) -> Route {

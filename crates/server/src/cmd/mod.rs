@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use bytes::{Bytes, BytesMut};
 use resp::command::{Command, LookupError};
 use resp::Request;
+use service::auth::{self, Gate};
 use service::common::{self, ClientState};
 
 use crate::Ctx;
@@ -33,6 +34,8 @@ enum Family {
     Admin,
     /// The connection commands shared with the proxy (`service::common`).
     Connection,
+    /// AUTH, answered by `service::auth`'s gate before dispatch.
+    Auth,
     Quit,
 }
 
@@ -44,6 +47,7 @@ fn claims() -> impl Iterator<Item = (&'static str, Family)> {
         .chain(family(dump::COMMANDS, Family::Dump))
         .chain(family(admin::COMMANDS, Family::Admin))
         .chain(family(common::COMMANDS, Family::Connection))
+        .chain(family(&["auth"], Family::Auth))
         .chain(family(&["quit"], Family::Quit))
 }
 
@@ -83,6 +87,18 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         resp::write::error(out, command.arity_error(request.raw.is_none()).as_bytes());
         return Flow::Continue;
     }
+    match ctx.auth.gate(command, args, client) {
+        Gate::Run => {}
+        Gate::Ok => {
+            resp::write::simple(out, b"OK");
+            return Flow::Continue;
+        }
+        Gate::Error(text) => {
+            resp::write::error(out, text.as_bytes());
+            // Too many wrong passwords: this reply is the connection's last.
+            return if auth::must_close(client) { Flow::Quit } else { Flow::Continue };
+        }
+    }
     let handled = match family {
         Family::Quit => {
             // The seed's `+BYE` to a person typing, Redis's `+OK` to programs.
@@ -94,6 +110,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         Family::Dump => dump::run(ctx, command.name, args, client.protocol, out),
         Family::Admin => admin::run(ctx, command.name, args, client.protocol, out),
         Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
+        Family::Auth => Err(Reply::Other("ERR AUTH is answered before dispatch".into())),
     };
     if let Err(error) = handled {
         resp::write::error(out, error.text().as_bytes());
