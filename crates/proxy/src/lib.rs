@@ -10,6 +10,7 @@ mod combine;
 pub mod dedicated;
 pub mod handoff;
 pub mod health;
+mod learned;
 mod local;
 mod membership;
 pub mod migration;
@@ -114,6 +115,8 @@ pub struct Proxy {
     pub auth: service::auth::Auth,
     /// Where ring changes are written (`--state-file`).
     pub state_file: Option<std::path::PathBuf>,
+    /// Commands learned from the servers' `COMMAND INFO`.
+    learned: learned::Learned,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -163,6 +166,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
+        learned: learned::Learned::default(),
     });
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
