@@ -34,10 +34,11 @@ trap cleanup EXIT
 run_unit() {
   local unit=$1 port=$2 log
   log=$(cd "$src" && timeout 600 ./runtest --host 127.0.0.1 --port "$port" --singledb --clients 1 \
-        --tags -needs:debug --tags -needs:repl --tags -needs:save --single "unit/$unit" 2>&1 || true)
+        --tags -needs:debug --tags -needs:repl --tags -needs:save --single "unit/$unit" 2>&1 |
+        sed 's/\x1b\[[0-9;]*m//g' || true)
   local ok err
-  ok=$(grep -c '\[ok\]' <<<"$log" || true)
-  err=$(grep -cE '\[err\]|\[exception\]' <<<"$log" || true)
+  ok=$(grep -c '^\[ok\]' <<<"$log" || true)
+  err=$(grep -cE '^\[(err|exception)\]' <<<"$log" || true)
   echo "$ok $err"
 }
 
