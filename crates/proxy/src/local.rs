@@ -149,7 +149,7 @@ fn route_detail(topology: &Topology, key: &[u8], out: &mut BytesMut) {
     lines.iter().for_each(|line| write::text(out, line.as_bytes()));
 }
 
-fn info(proxy: &Proxy, topology: &Topology) -> String {
+pub fn info(proxy: &Proxy, topology: &Topology) -> String {
     let mut text = format!(
         "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\

@@ -512,6 +512,10 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
         Route::AnyServer => plan::plan_any(request, topology, jobs),
         Route::Scan => plan::plan_scan(command, request, topology, jobs),
+        // INFO adds the servers' keys, summed, to the proxy's own sections.
+        Route::Local if command.name == "info" && request.args.len() == 1 => {
+            plan::plan_info(local::info(proxy, topology), topology, jobs)
+        }
         Route::Local | Route::Ring => Step::Local(command),
         // PUBLISH and SPUBLISH are routed by their channel, to where SUBSCRIBE and
         // SSUBSCRIBE of that channel go.
