@@ -54,7 +54,8 @@ for unit in "${units[@]}"; do
   port=$(free_port)
   redis-server --port "$port" --save '' --appendonly no --enable-debug-command yes >/dev/null 2>&1 & pids+=($!)
   pport=$(free_port)
-  "$proxy_bin" --port "$pport" --no-greeting --servers "127.0.0.1:$port" 2>/dev/null & pids+=($!)
+  # No request timeout: some tests keep a server busy on purpose (long scripts, SCRIPT KILL).
+  "$proxy_bin" --port "$pport" --no-greeting --server-timeout-ms 0 --servers "127.0.0.1:$port" 2>/dev/null & pids+=($!)
   sleep 0.3
   read -r p_ok p_err < <(run_unit "$unit" "$pport")
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
