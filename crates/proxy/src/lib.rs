@@ -26,8 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resp::Limits;
+use service::tls::Stream;
 use service::{ClientConn, Stats, Stopping};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use cluster::{Cluster, ClusterConfig};
@@ -85,6 +86,10 @@ pub struct Config {
     /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
     /// opens a connection.
     pub server_password: Option<String>,
+    /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-ca`): then clients speak TLS only.
+    pub tls: Option<service::tls::Acceptor>,
+    /// TLS to the servers (`--server-tls`, `--server-tls-ca`, `--server-tls-cert`/`-key`).
+    pub server_tls: Option<service::tls::Connector>,
 }
 
 /// The proxy's shared state.
@@ -132,6 +137,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         log_requests: config.log_requests,
         request_timeout: config.server_timeout,
         server_password: config.server_password.as_deref().map(Arc::from),
+        server_tls: config.server_tls.clone(),
     }));
     let mut servers: Vec<(String, u32)> = config.servers.iter().map(|s| (s.clone(), 1)).collect();
     if let Some(path) = &config.state_file {
@@ -161,7 +167,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         listen: local,
         started: Instant::now(),
         connect_timeout: config.connect_timeout,
-        dedicated: dedicated::Pool::new(config.server_password.as_deref().map(Arc::from)),
+        dedicated: dedicated::Pool::new(config.server_password.as_deref().map(Arc::from))
+            .with_tls(config.server_tls.clone()),
         blocking: Arc::new(Semaphore::new(config.max_blocking_connections)),
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
@@ -171,15 +178,26 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
-    tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
+    let tls = if config.tls.is_some() { ", TLS only" } else { "" };
+    tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);
     let config = Arc::new(config);
     service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
+            let mut stream = match &config.tls {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed; closing the client");
+                        return;
+                    }
+                },
+                None => Stream::from(stream),
+            };
             if !proxy.auth.admits(&peer) {
                 tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
-                let mut stream = stream;
                 let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &service::auth::denied_reply()).await;
+                let _ = tokio::io::AsyncWriteExt::flush(&mut stream).await;
                 return;
             }
             if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
@@ -191,12 +209,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     Ok(())
 }
 
-async fn handle_client(
-    proxy: &Arc<Proxy>,
-    config: &Config,
-    stream: TcpStream,
-    stopping: Stopping,
-) -> std::io::Result<()> {
+async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stopping: Stopping) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
     let mut conn = ClientConn::new(stream, config.limits, stopping).with_idle_timeout(config.idle_timeout);
     if config.greeting {
