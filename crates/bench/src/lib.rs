@@ -5,7 +5,8 @@
 //! - [`setup`]: installs the Redis tools and twemproxy when missing, builds our binaries.
 //! - [`processes`], [`services`]: starts every target on free loopback ports and stops
 //!   exactly what it started (on drop, on error, on Ctrl-C).
-//! - [`load`]: one bounded redis-benchmark run and its CSV; [`stats`]: medians and
+//! - [`load`]: one bounded redis-benchmark run and its CSV; [`loadgen`]: our own open-loop
+//!   generator (`bench load`: fixed rate, Zipf keys, HDR latencies); [`stats`]: medians and
 //!   within-repetition ratios; [`sanity`]: no failed request, the data landed;
 //!   [`memory`]: resident bytes per key; [`migration`]: how fast our proxy moves keys onto
 //!   an added server under load; [`microbench`]: `cargo bench -p ring`.
@@ -16,6 +17,7 @@
 
 pub mod args;
 pub mod load;
+pub mod loadgen;
 pub mod machine;
 pub mod memory;
 pub mod microbench;
