@@ -8,7 +8,7 @@
 //! - [`load`]: one bounded redis-benchmark run and its CSV; [`loadgen`]: our own open-loop
 //!   generator (`bench load`: fixed rate, Zipf keys, HDR latencies); [`stats`]: medians and
 //!   within-repetition ratios; [`sanity`]: no failed request, the data landed;
-//!   [`memory`]: resident bytes per key; [`migration`]: how fast our proxy moves keys onto
+//!   [`memory`]: resident bytes per key; [`idle`]: resident bytes per idle client; [`migration`]: how fast our proxy moves keys onto
 //!   an added server under load; [`microbench`]: `cargo bench -p ring`.
 //! - [`report`]: the terminal table, `results.md` and `results.svg`.
 //!
@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod idle;
 pub mod load;
 pub mod loadgen;
 pub mod machine;
