@@ -12,8 +12,10 @@ use crate::target::Target;
 ///
 /// Installs what is missing (redis-server, redis-tools, nutcracker: apt-get), builds our
 /// server and proxy in release, starts every target on free loopback ports, loads each with
-/// redis-benchmark (SET and GET, pipeline 1 and 16; targets alternate within each
-/// repetition), checks that no request failed and that the data landed, measures resident
+/// redis-benchmark (SET and GET, pipeline 1 and 16; then MGET of 10 keys, HSET, LPUSH, 4 KiB
+/// and 64 KiB values, 1,000 and 10,000 clients, and a 90/10 GET/SET Zipf mix from our
+/// open-loop generator, `bench load`; targets alternate within each repetition), measures
+/// memory per idle client, checks that no request failed and that the data landed, measures resident
 /// memory per key, times our proxy moving keys onto an added server while a client reads
 /// and writes (issue 6's migration target), and stops everything it started (also on
 /// Ctrl-C). Prints a table and writes results.md and results.svg.

@@ -61,6 +61,11 @@ impl Test {
         }
     }
 
+    /// Whether it needs Redis's data types beyond strings (hashes, lists).
+    pub fn needs_data_types(self) -> bool {
+        matches!(self, Test::Hset | Test::Lpush)
+    }
+
     /// Its name in our tables: `SET`, `MGET 10`, `SET 4KiB`, `GET/SET 90/10 zipf`.
     pub fn label(self) -> String {
         match self {

@@ -416,7 +416,8 @@ fn shapes_note(report: &Report) -> Option<String> {
     let mix = report.mix_settings.as_ref()?;
     Some(format!(
         "Wider rows: `MGET 10` is `redis-benchmark ... MGET key:__rand_int__` with 10 keys; HSET and LPUSH are \
-         redis-benchmark's `-t hset` and `-t lpush`; `c1000`/`c10000` are GET P1 with 1,000 and 10,000 \
+         redis-benchmark's `-t hset` and `-t lpush` (not run against our server and proxy/ours: our server keeps \
+         strings only); `c1000`/`c10000` are GET P1 with 1,000 and 10,000 \
          connections (every server and proxy started with room for {} clients, twemproxy's \
          `client_connections` likewise); `SET/GET 4KiB` and `64KiB` use keys of their own (`big<size>:`, \
          10,000 and 1,000 of them). `GET/SET 90/10 zipf` is our open-loop generator, {mix}: requests at a \

@@ -269,6 +269,10 @@ fn measure(
             for &target in targets {
                 let front = front(fleet, target)?;
                 eprint!("[rep {}/{reps}] {:<12} {:<18} ... ", rep + 1, target.label(), case.to_string());
+                if case.test.needs_data_types() && target.strings_only() {
+                    eprintln!("not run: our server keeps strings only");
+                    continue;
+                }
                 let cpu_before = procfs::cpu_ticks(front.pid()).ok();
                 let result = if case.test == Test::Mix {
                     run_mix(args, front.port)?
