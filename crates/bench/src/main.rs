@@ -8,9 +8,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     if std::env::args_os().nth(1).is_some_and(|a| a == "load") {
-        let program = argv.next().unwrap_or_default();
+        argv.next(); // the program
         argv.next(); // "load"
-        return match bench::loadgen::main(std::iter::once(program).chain(argv)) {
+        return match bench::loadgen::main(std::iter::once("bench load".into()).chain(argv)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench load: {e:#}");
