@@ -12,8 +12,10 @@ use crate::target::Target;
 ///
 /// Installs what is missing (redis-server, redis-tools, nutcracker: apt-get), builds our
 /// server and proxy in release, starts every target on free loopback ports, loads each with
-/// redis-benchmark (SET and GET, pipeline 1 and 16; targets alternate within each
-/// repetition), checks that no request failed and that the data landed, measures resident
+/// redis-benchmark (SET and GET, pipeline 1 and 16; then MGET of 10 keys, HSET, LPUSH, 4 KiB
+/// and 64 KiB values, 1,000 and 10,000 clients, and a 90/10 GET/SET Zipf mix from our
+/// open-loop generator, `bench load`; targets alternate within each repetition), measures
+/// memory per idle client, checks that no request failed and that the data landed, measures resident
 /// memory per key, times our proxy moving keys onto an added server while a client reads
 /// and writes (issue 6's migration target), and stops everything it started (also on
 /// Ctrl-C). Prints a table and writes results.md and results.svg.
@@ -98,6 +100,58 @@ pub struct Args {
     /// Directory for results.md and results.svg [default: bench/ in the workspace root].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// A quick check before a commit (under 90 s once built): one repetition of the core
+    /// rows (SET and GET at P1 and P16) against redis, twemproxy and proxy/redis, with 50,000
+    /// requests at P1, 200,000 at P16 and a 100,000-request warm-up; no wider rows, no
+    /// idle-client, memory or migration test. Overrides --reps, --targets, --requests-p1,
+    /// --requests-p16, --warmup-requests and the --skip flags.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Only the core rows (SET and GET at P1 and P16), not the wider shapes (MGET of 10 keys,
+    /// HSET, LPUSH, the Zipf mix, 1,000 and 10,000 clients, 4 KiB and 64 KiB values).
+    #[arg(long)]
+    pub core_only: bool,
+
+    /// Requests/s scheduled by the Zipf mix row (our open-loop generator, `bench load`).
+    #[arg(long, default_value_t = 20_000.0)]
+    pub mix_rate: f64,
+
+    /// Seconds of the Zipf mix row.
+    #[arg(long, default_value_t = 5.0)]
+    pub mix_secs: f64,
+
+    /// Idle connections opened to each target (one PING each) to measure its memory per
+    /// client connection.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub idle_clients: u32,
+
+    /// Skip the memory-per-idle-client test.
+    #[arg(long)]
+    pub skip_idle: bool,
+}
+
+impl Args {
+    /// The arguments as the run uses them: `--quick` applied.
+    pub fn effective(&self) -> Args {
+        if !self.quick {
+            return self.clone();
+        }
+        Args {
+            reps: 1,
+            requests_p1: 50_000,
+            requests_p16: 200_000,
+            warmup_requests: 100_000,
+            targets: vec![Target::Redis, Target::Twemproxy, Target::ProxyRedis],
+            skip_memory: true,
+            skip_migration: true,
+            skip_idle: true,
+            core_only: true,
+            ring: false,
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +177,17 @@ mod tests {
         assert!(!args.skip_memory && !args.ring && !args.skip_migration);
         assert_eq!(args.migration_keys, 1_000_000);
         assert_eq!(args.migration_backends, BackendChoice::Both);
+        assert!(!args.quick && !args.core_only && !args.skip_idle);
+        assert_eq!((args.mix_rate, args.mix_secs, args.idle_clients), (20_000.0, 5.0, 1_000));
+        assert_eq!(args.effective().reps, 3);
+    }
+
+    #[test]
+    fn quick_is_one_repetition_of_the_core_rows() {
+        let args = Args::parse_from(["bench", "--quick", "--reps", "5"]).effective();
+        assert_eq!((args.reps, args.requests_p1, args.requests_p16), (1, 50_000, 200_000));
+        assert_eq!(args.targets, [Target::Redis, Target::Twemproxy, Target::ProxyRedis]);
+        assert!(args.core_only && args.skip_memory && args.skip_migration && args.skip_idle);
     }
 
     #[test]

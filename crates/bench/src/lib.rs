@@ -5,9 +5,10 @@
 //! - [`setup`]: installs the Redis tools and twemproxy when missing, builds our binaries.
 //! - [`processes`], [`services`]: starts every target on free loopback ports and stops
 //!   exactly what it started (on drop, on error, on Ctrl-C).
-//! - [`load`]: one bounded redis-benchmark run and its CSV; [`stats`]: medians and
+//! - [`load`]: one bounded redis-benchmark run and its CSV; [`loadgen`]: our own open-loop
+//!   generator (`bench load`: fixed rate, Zipf keys, HDR latencies); [`stats`]: medians and
 //!   within-repetition ratios; [`sanity`]: no failed request, the data landed;
-//!   [`memory`]: resident bytes per key; [`migration`]: how fast our proxy moves keys onto
+//!   [`memory`]: resident bytes per key; [`idle`]: resident bytes per idle client; [`migration`]: how fast our proxy moves keys onto
 //!   an added server under load; [`microbench`]: `cargo bench -p ring`.
 //! - [`report`]: the terminal table, `results.md` and `results.svg`.
 //!
@@ -15,7 +16,9 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod idle;
 pub mod load;
+pub mod loadgen;
 pub mod machine;
 pub mod memory;
 pub mod microbench;

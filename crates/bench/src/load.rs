@@ -10,34 +10,99 @@ use anyhow::{bail, Context, Result};
 
 use crate::processes::{run_bounded, Captured};
 
-/// A redis-benchmark test.
+/// A test: a redis-benchmark test, or our generator's mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Test {
     /// `SET key:__rand_int__ <value>`.
     Set,
     /// `GET key:__rand_int__`.
     Get,
+    /// `MGET` of 10 random keys (a command line of its own: redis-benchmark's `-t mget`
+    /// has no random keys).
+    Mget,
+    /// `HSET myhash element:__rand_int__ <value>`.
+    Hset,
+    /// `LPUSH mylist <value>`.
+    Lpush,
+    /// `SET big<size>:__rand_int__ <size bytes>` (a command line of its own, so that these
+    /// keys never replace the small values the other tests read).
+    SetSized(u32),
+    /// `GET big<size>:__rand_int__`, after [`Test::SetSized`] filled them.
+    GetSized(u32),
+    /// 90 % GET / 10 % SET over Zipf-distributed keys, open-loop at a fixed rate: our
+    /// generator ([`crate::loadgen`]), not redis-benchmark.
+    Mix,
 }
+
+/// Keys of one `MGET`.
+pub const MGET_KEYS: usize = 10;
 
 impl Test {
-    /// Its name in redis-benchmark's `-t` flag.
-    pub fn flag(self) -> &'static str {
+    /// Its name in redis-benchmark's `-t` flag; `None` for a command line of its own.
+    pub fn flag(self) -> Option<&'static str> {
         match self {
-            Test::Set => "set",
-            Test::Get => "get",
+            Test::Set => Some("set"),
+            Test::Get => Some("get"),
+            Test::Hset => Some("hset"),
+            Test::Lpush => Some("lpush"),
+            Test::Mget | Test::SetSized(_) | Test::GetSized(_) | Test::Mix => None,
         }
     }
 
-    /// Its name in redis-benchmark's CSV and in our tables.
+    /// The command's name (redis-benchmark's CSV names its `-t` tests so).
     pub fn name(self) -> &'static str {
         match self {
-            Test::Set => "SET",
-            Test::Get => "GET",
+            Test::Set | Test::SetSized(_) => "SET",
+            Test::Get | Test::GetSized(_) => "GET",
+            Test::Mget => "MGET",
+            Test::Hset => "HSET",
+            Test::Lpush => "LPUSH",
+            Test::Mix => "GET/SET",
+        }
+    }
+
+    /// Whether it needs Redis's data types beyond strings (hashes, lists).
+    pub fn needs_data_types(self) -> bool {
+        matches!(self, Test::Hset | Test::Lpush)
+    }
+
+    /// Its name in our tables: `SET`, `MGET 10`, `SET 4KiB`, `GET/SET 90/10 zipf`.
+    pub fn label(self) -> String {
+        match self {
+            Test::Mget => format!("MGET {MGET_KEYS}"),
+            Test::SetSized(size) | Test::GetSized(size) => format!("{} {}", self.name(), size_label(size)),
+            Test::Mix => "GET/SET 90/10 zipf".to_string(),
+            _ => self.name().to_string(),
+        }
+    }
+
+    /// The command line after redis-benchmark's options, for a test that is not a `-t` one.
+    pub fn command_line(self) -> Option<Vec<String>> {
+        let sized_key = |size: u32| format!("big{size}:__rand_int__");
+        match self {
+            Test::Mget => Some(
+                std::iter::once("MGET".to_string())
+                    .chain(std::iter::repeat_n("key:__rand_int__".to_string(), MGET_KEYS))
+                    .collect(),
+            ),
+            Test::SetSized(size) => Some(vec!["SET".to_string(), sized_key(size), "x".repeat(size as usize)]),
+            Test::GetSized(size) => Some(vec!["GET".to_string(), sized_key(size)]),
+            _ => None,
         }
     }
 }
 
-/// One measured case: a test at a pipeline depth with a bounded number of requests.
+/// `4096` -> `4KiB`, `65536` -> `64KiB`, `100` -> `100B`.
+pub fn size_label(bytes: u32) -> String {
+    if bytes >= 1024 && bytes & 1023 == 0 {
+        format!("{}KiB", bytes / 1024)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+/// One measured case: a test at a pipeline depth with a bounded number of requests, and
+/// the settings it changes from the run's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Case {
     /// The command.
@@ -46,11 +111,40 @@ pub struct Case {
     pub pipeline: u32,
     /// Requests in the run (`-n`).
     pub requests: u64,
+    /// Connections, when not the run's (`-c`).
+    pub clients: Option<u32>,
+    /// Distinct random keys, when not the run's (`-r`).
+    pub keyspace: Option<u64>,
+}
+
+impl Case {
+    /// A case with the run's connections and keyspace.
+    pub fn new(test: Test, pipeline: u32, requests: u64) -> Self {
+        Self { test, pipeline, requests, clients: None, keyspace: None }
+    }
+
+    /// The same with `clients` connections.
+    pub fn with_clients(self, clients: u32) -> Self {
+        Self { clients: Some(clients), ..self }
+    }
+
+    /// The same over `keyspace` keys.
+    pub fn with_keyspace(self, keyspace: u64) -> Self {
+        Self { keyspace: Some(keyspace), ..self }
+    }
 }
 
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} P{}", self.test.name(), self.pipeline)
+        if self.test == Test::Mix {
+            write!(f, "{}", self.test.label())?;
+        } else {
+            write!(f, "{} P{}", self.test.label(), self.pipeline)?;
+        }
+        if let Some(clients) = self.clients {
+            write!(f, " c{clients}")?;
+        }
+        Ok(())
     }
 }
 
@@ -67,7 +161,8 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
-/// One line of redis-benchmark's `--csv` output (latencies in milliseconds).
+/// One line of redis-benchmark's `--csv` output, or one run of our generator (latencies in
+/// milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     /// Requests per second.
@@ -82,6 +177,8 @@ pub struct Sample {
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// 99.9th percentile: our generator's runs only (redis-benchmark's CSV has none).
+    pub p999_ms: Option<f64>,
     /// Greatest latency.
     pub max_ms: f64,
 }
@@ -107,38 +204,74 @@ pub fn run(redis_benchmark: &Path, port: u16, case: &Case, settings: &Settings) 
     Ok(interpret(&captured, case.test))
 }
 
+impl RunResult {
+    /// A run of our generator, as redis-benchmark's would read (every failed request and
+    /// error reply becomes an error line).
+    pub fn from_outcome(outcome: &crate::loadgen::Outcome) -> Self {
+        let mut errors = Vec::new();
+        if outcome.failed > 0 {
+            errors.push(format!("Error: {} requests got no reply", outcome.failed));
+        }
+        if outcome.error_replies > 0 {
+            errors.push(format!("Error: {} ERR replies", outcome.error_replies));
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let h = &outcome.latency_us;
+        let sample = (outcome.replies > 0).then(|| Sample {
+            rps: outcome.rps(),
+            avg_ms: h.mean() / 1000.0,
+            min_ms: ms(h.min()),
+            p50_ms: outcome.percentile_ms(50.0),
+            p95_ms: outcome.percentile_ms(95.0),
+            p99_ms: outcome.percentile_ms(99.0),
+            p999_ms: Some(outcome.percentile_ms(99.9)),
+            max_ms: ms(h.max()),
+        });
+        let failure = sample.is_none().then(|| "no reply at all".to_string());
+        RunResult { sample, errors, failure, warnings: Vec::new() }
+    }
+}
+
 /// redis-benchmark's arguments for one run.
 pub fn arguments(port: u16, case: &Case, settings: &Settings) -> Vec<String> {
-    [
+    let mut args: Vec<String> = [
         "-h",
         "127.0.0.1",
         "-p",
         &port.to_string(),
         "-c",
-        &settings.clients.to_string(),
+        &case.clients.unwrap_or(settings.clients).to_string(),
         "-n",
         &case.requests.to_string(),
         "-d",
         &settings.value_size.to_string(),
         "-r",
-        &settings.keyspace.to_string(),
+        &case.keyspace.unwrap_or(settings.keyspace).to_string(),
         "-P",
         &case.pipeline.to_string(),
-        "-t",
-        case.test.flag(),
         "--csv",
         // Show server errors (redis-benchmark 7 exits at the first one instead).
         "-e",
     ]
     .map(str::to_string)
-    .to_vec()
+    .to_vec();
+    match (case.test.flag(), case.test.command_line()) {
+        (Some(flag), _) => args.extend(["-t".to_string(), flag.to_string()]),
+        (None, Some(command)) => args.extend(command),
+        (None, None) => {}
+    }
+    args
 }
 
 /// A run's figures, errors and warnings from what it printed.
 fn interpret(captured: &Captured, test: Test) -> RunResult {
     let csv = parse_csv(&captured.stdout);
-    let sample =
-        csv.as_ref().ok().and_then(|rows| rows.iter().find(|(name, _)| name == test.name())).map(|(_, sample)| *sample);
+    // A command line of its own is named by its text in the CSV: its only row.
+    let sample = csv
+        .as_ref()
+        .ok()
+        .and_then(|rows| rows.iter().find(|(name, _)| test.flag().is_none() || name == test.name()))
+        .map(|(_, sample)| *sample);
     let mut failure = captured.failure();
     if failure.is_none() && sample.is_none() {
         failure = Some(match csv {
@@ -194,6 +327,7 @@ pub fn parse_csv(output: &str) -> Result<Vec<(String, Sample)>> {
                 p50_ms: column("p50_latency_ms")?,
                 p95_ms: column("p95_latency_ms")?,
                 p99_ms: column("p99_latency_ms")?,
+                p999_ms: None,
                 max_ms: column("max_latency_ms")?,
             },
         ));
@@ -244,6 +378,7 @@ mod tests {
                     p50_ms: 0.255,
                     p95_ms: 0.407,
                     p99_ms: 0.655,
+                    p999_ms: None,
                     max_ms: 1.199,
                 }
             )]
@@ -287,13 +422,25 @@ Error: Server closed the connection\n";
 
     #[test]
     fn arguments_carry_every_setting() {
-        let case = Case { test: Test::Get, pipeline: 16, requests: 500_000 };
+        let case = Case::new(Test::Get, 16, 500_000);
         let settings = Settings { clients: 50, value_size: 32, keyspace: 100_000, timeout: Duration::from_secs(120) };
         assert_eq!(
             arguments(7000, &case, &settings).join(" "),
-            "-h 127.0.0.1 -p 7000 -c 50 -n 500000 -d 32 -r 100000 -P 16 -t get --csv -e"
+            "-h 127.0.0.1 -p 7000 -c 50 -n 500000 -d 32 -r 100000 -P 16 --csv -e -t get"
         );
         assert_eq!(case.to_string(), "GET P16");
+        let mget = Case::new(Test::Mget, 1, 1000).with_clients(1000);
+        let args = arguments(7000, &mget, &settings).join(" ");
+        assert!(args.starts_with("-h 127.0.0.1 -p 7000 -c 1000 -n 1000 "), "{args}");
+        assert!(args.ends_with(&format!("--csv -e MGET{}", " key:__rand_int__".repeat(10))), "{args}");
+        assert_eq!(mget.to_string(), "MGET 10 P1 c1000");
+        let big = Case::new(Test::SetSized(4096), 1, 10).with_keyspace(1000);
+        let args = arguments(7000, &big, &settings);
+        assert!(args.join(" ").contains(" -r 1000 "));
+        assert_eq!(args[args.len() - 3..], ["SET".to_string(), "big4096:__rand_int__".to_string(), "x".repeat(4096)]);
+        assert_eq!(big.to_string(), "SET 4KiB P1");
+        assert_eq!(Case::new(Test::Mix, 1, 0).to_string(), "GET/SET 90/10 zipf");
+        assert_eq!((size_label(65536), size_label(100)), ("64KiB".to_string(), "100B".to_string()));
     }
 
     #[test]
@@ -307,5 +454,20 @@ Error: Server closed the connection\n";
         let result = interpret(&captured, Test::Set);
         assert!(result.sample.is_none());
         assert!(result.failure.unwrap().contains("time limit"));
+    }
+
+    #[test]
+    fn a_command_line_of_its_own_is_its_only_csv_row() {
+        let output = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\
+\"MGET key:__rand_int__ key:__rand_int__\",\"50000.00\",\"0.5\",\"0.1\",\"0.4\",\"0.8\",\"1.0\",\"2.0\"\n";
+        let captured = Captured {
+            status: Some(std::process::ExitStatus::default()),
+            stdout: output.to_string(),
+            stderr: String::new(),
+            elapsed: Duration::from_secs(1),
+        };
+        let result = interpret(&captured, Test::Mget);
+        assert_eq!(result.sample.map(|s| s.rps), Some(50000.0));
+        assert!(interpret(&captured, Test::Get).sample.is_none());
     }
 }

@@ -566,7 +566,7 @@ pub fn client_arguments(port: u16, test: Test, client_keys: u64) -> Vec<String> 
         "-p",
         &port.to_string(),
         "-t",
-        test.flag(),
+        test.flag().unwrap_or("get"),
         "-c",
         &CLIENT_CONNECTIONS.to_string(),
         "-d",

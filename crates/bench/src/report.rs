@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use cli::Palette;
 
+use crate::idle::IdleRow;
 use crate::load::Case;
 use crate::machine::Machine;
 use crate::memory::MemoryRow;
@@ -27,6 +28,15 @@ pub enum Memory {
     Failed(String),
     /// The figures, redis-server first.
     Measured(Vec<MemoryRow>),
+}
+
+/// The memory-per-idle-client test's outcome.
+#[derive(Debug, Clone)]
+pub enum Idle {
+    /// `--skip-idle` (or `--quick`).
+    Skipped,
+    /// One row per target, or why it could not be measured.
+    Measured(Vec<(Target, Result<IdleRow, String>)>),
 }
 
 /// The migration test's outcome.
@@ -61,8 +71,12 @@ pub struct Report {
     pub grid: Grid,
     /// The redis-benchmark settings, as a sentence (`-c 50 -d 32 -r 100000`).
     pub load_settings: String,
+    /// The Zipf mix row's generator command, when the wider rows ran.
+    pub mix_settings: Option<String>,
     /// The sanity checks.
     pub sanity: Sanity,
+    /// Memory per idle client connection.
+    pub idle: Idle,
     /// The memory test.
     pub memory: Memory,
     /// The migration test.
@@ -80,8 +94,8 @@ pub struct Report {
 }
 
 /// The columns of the main table.
-const COLUMNS: [&str; 9] =
-    ["Test", "Target", "requests/s", "p50 ms", "p99 ms", "CPU µs/req", "vs twemproxy", "vs redis", "reps"];
+const COLUMNS: [&str; 10] =
+    ["Test", "Target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU µs/req", "vs twemproxy", "vs redis", "reps"];
 
 /// One row of the main table, as text.
 struct Row {
@@ -89,7 +103,7 @@ struct Row {
     target: Target,
     /// The ratio to twemproxy, for colouring.
     vs_twemproxy: Option<f64>,
-    cells: [String; 9],
+    cells: [String; 10],
 }
 
 impl Report {
@@ -116,7 +130,7 @@ impl Report {
     }
 }
 
-fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [String; 9] {
+fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [String; 10] {
     let dash = || "-".to_string();
     [
         case.to_string(),
@@ -124,6 +138,7 @@ fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [Stri
         s.map_or_else(dash, |s| thousands(s.rps)),
         s.map_or_else(dash, |s| format!("{:.3}", s.p50_ms)),
         s.map_or_else(dash, |s| format!("{:.3}", s.p99_ms)),
+        s.and_then(|s| s.p999_ms).map_or_else(dash, |ms| format!("{ms:.3}")),
         s.and_then(|s| s.cpu_us_per_request).map_or_else(dash, |us| format!("{us:.2}")),
         ratio(s.and_then(|s| s.vs_twemproxy)),
         ratio(s.and_then(|s| s.vs_redis)),
@@ -199,7 +214,7 @@ pub fn table(report: &Report, palette: &Palette) -> String {
                     let ours = !matches!(row.target, Target::Redis | Target::Twemproxy);
                     match i {
                         1 if ours => palette.cyan(&text),
-                        6 if ours => match row.vs_twemproxy {
+                        7 if ours => match row.vs_twemproxy {
                             Some(r) if r >= 1.0 => palette.green(&text),
                             Some(_) => palette.red(&text),
                             None => text,
@@ -339,6 +354,78 @@ fn memory_markdown(memory: &Memory) -> String {
         let _ = writeln!(out, "\n{line} (resident bytes per key).");
     }
     out
+}
+
+/// How the idle-client test runs, in a sentence.
+const IDLE_HOWTO: &str = "N connections opened to each target on fresh processes (before any load), one PING \
+    each, then left idle; (VmRSS while they are open - VmRSS before) / N of the process they talk to, from \
+    `/proc/<pid>/status` (for the proxies, the proxy alone, not its backends).";
+
+/// The idle-client section's lines.
+pub fn idle_lines(idle: &Idle) -> Vec<String> {
+    match idle {
+        Idle::Skipped => vec!["skipped (--skip-idle)".to_string()],
+        Idle::Measured(rows) => rows
+            .iter()
+            .map(|(target, row)| match row {
+                Ok(r) => format!(
+                    "{:<12} {} idle clients, VmRSS {} -> {} KiB: {} bytes/client",
+                    target.label(),
+                    thousands(f64::from(r.clients)),
+                    thousands(r.rss_before_kib as f64),
+                    thousands(r.rss_after_kib as f64),
+                    thousands(r.bytes_per_client())
+                ),
+                Err(why) => format!("{:<12} could not be measured: {why}", target.label()),
+            })
+            .collect(),
+    }
+}
+
+fn idle_markdown(idle: &Idle) -> String {
+    let Idle::Measured(rows) = idle else {
+        return "Skipped this time (`--skip-idle`, or `--quick`).\n".to_string();
+    };
+    let mut out = format!(
+        "{IDLE_HOWTO}\n\n| Target | idle clients | VmRSS before (KiB) | VmRSS with them (KiB) | bytes/client |\n\
+         |---|---:|---:|---:|---:|\n"
+    );
+    for (target, row) in rows {
+        match row {
+            Ok(r) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    target.label(),
+                    thousands(f64::from(r.clients)),
+                    thousands(r.rss_before_kib as f64),
+                    thousands(r.rss_after_kib as f64),
+                    thousands(r.bytes_per_client())
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(out, "| {} | - | - | - | not measured: {why} |", target.label());
+            }
+        }
+    }
+    out
+}
+
+/// How the wider rows are made, for the note under the table.
+fn shapes_note(report: &Report) -> Option<String> {
+    let mix = report.mix_settings.as_ref()?;
+    Some(format!(
+        "Wider rows: `MGET 10` is `redis-benchmark ... MGET key:__rand_int__` with 10 keys; HSET and LPUSH are \
+         redis-benchmark's `-t hset` and `-t lpush` (not run against our server and proxy/ours: our server keeps \
+         strings only); `c1000`/`c10000` are GET P1 with 1,000 and 10,000 \
+         connections (every server and proxy started with room for {} clients, twemproxy's \
+         `client_connections` likewise); `SET/GET 4KiB` and `64KiB` use keys of their own (`big<size>:`, \
+         10,000 and 1,000 of them). `GET/SET 90/10 zipf` is our open-loop generator, {mix}: requests at a \
+         fixed rate whatever the replies, latency from the scheduled time (no coordinated omission), HDR \
+         histograms; its requests/s is the achieved rate (the schedule's when the target keeps up), and only \
+         it reports p99.9 (redis-benchmark's CSV stops at p99).",
+        thousands(f64::from(crate::services::MAX_CLIENTS))
+    ))
 }
 
 /// The columns of the migration table on the terminal.
@@ -539,8 +626,15 @@ pub fn terminal(report: &Report, palette: &Palette) -> String {
     );
     out.push_str(&table(report, palette));
     let _ = writeln!(out, "{}", palette.dim(&cpu_note(&report.ticks)));
+    if let Some(note) = shapes_note(report) {
+        let _ = writeln!(out, "{}", palette.dim(&note));
+    }
     let _ = writeln!(out, "\n{}", palette.bold("Sanity"));
     out.push_str(&sanity_text(&report.sanity, palette));
+    let _ = writeln!(out, "\n{}", palette.bold("Memory per idle client"));
+    for line in idle_lines(&report.idle) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "\n{}", palette.bold("Memory"));
     for line in memory_lines(&report.memory) {
         let _ = writeln!(out, "{line}");
@@ -591,6 +685,9 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "\n## Throughput and latency\n");
     out.push_str(&markdown_table(report));
     let _ = writeln!(out, "\n{}\n", cpu_note(&report.ticks));
+    if let Some(note) = shapes_note(report) {
+        let _ = writeln!(out, "{note}\n");
+    }
     let _ = writeln!(out, "![requests per second per target](results.svg)\n");
     let _ = writeln!(out, "### Requests/s of each repetition\n");
     out.push_str(&markdown_repetitions(report));
@@ -605,6 +702,8 @@ pub fn markdown(report: &Report) -> String {
         crate::memory::VALUE_LEN
     );
     out.push_str(&memory_markdown(&report.memory));
+    let _ = writeln!(out, "\n## Memory per idle client\n");
+    out.push_str(&idle_markdown(&report.idle));
     let _ = writeln!(out, "\n## Migration\n");
     out.push_str(&migration_markdown(&report.migration));
     let _ = writeln!(out, "\n## Ring\n");
@@ -641,10 +740,7 @@ pub(crate) mod tests {
 
     /// A small report: two cases, three targets, two repetitions.
     pub(crate) fn sample_report() -> Report {
-        let cases = vec![
-            Case { test: Test::Set, pipeline: 1, requests: 100 },
-            Case { test: Test::Get, pipeline: 16, requests: 500 },
-        ];
+        let cases = vec![Case::new(Test::Set, 1, 100), Case::new(Test::Get, 16, 500)];
         let targets = [Target::Redis, Target::Twemproxy, Target::ProxyRedis];
         let mut grid = Grid::new(&targets, cases.len(), 2);
         for rep in 0..2 {
@@ -656,7 +752,13 @@ pub(crate) mod tests {
                         rep,
                         c,
                         target,
-                        Measurement { rps: rps * scale, p50_ms: 0.25, p99_ms: 0.5, cpu_us_per_request: Some(4.0) },
+                        Measurement {
+                            rps: rps * scale,
+                            p50_ms: 0.25,
+                            p99_ms: 0.5,
+                            p999_ms: None,
+                            cpu_us_per_request: Some(4.0),
+                        },
                     );
                 }
             }
@@ -665,6 +767,11 @@ pub(crate) mod tests {
             cases,
             grid,
             load_settings: "-c 50 -d 32 -r 100000".into(),
+            mix_settings: None,
+            idle: Idle::Measured(vec![
+                (Target::Redis, Ok(IdleRow { clients: 1000, rss_before_kib: 8_000, rss_after_kib: 9_000 })),
+                (Target::Twemproxy, Err("connection refused".into())),
+            ]),
             sanity: Sanity {
                 checks: vec![
                     Check { ok: true, text: "redis: 4 runs".into(), details: vec![] },
@@ -742,7 +849,10 @@ pub(crate) mod tests {
         // Header, a rule and three rows per case.
         assert_eq!(lines.len(), 1 + 2 * 4);
         let row = lines.iter().find(|l| l.starts_with("SET P1   proxy/redis")).unwrap();
-        assert_eq!(*row, "SET P1   proxy/redis      90,000   0.250   0.500        4.00         1.20x     0.90x   2/2");
+        assert_eq!(
+            *row,
+            "SET P1   proxy/redis      90,000   0.250   0.500         -        4.00         1.20x     0.90x   2/2"
+        );
         // Right-aligned numbers end in the same column as their header.
         let header_end = lines[0].find("requests/s").unwrap() + "requests/s".len();
         assert_eq!(&row[header_end - 6..header_end], "90,000");
@@ -754,9 +864,12 @@ pub(crate) mod tests {
         let md = markdown(&sample_report());
         for needle in [
             "# Benchmark results",
-            "| Test | Target | requests/s | p50 ms | p99 ms | CPU µs/req | vs twemproxy | vs redis | reps |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-            "| GET P16 | **proxy/redis** | 900,000 | 0.250 | 0.500 | 4.00 | 1.20x | 0.90x | 2/2 |",
+            "| Test | Target | requests/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | vs twemproxy | vs redis | reps |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| GET P16 | **proxy/redis** | 900,000 | 0.250 | 0.500 | - | 4.00 | 1.20x | 0.90x | 2/2 |",
+            "## Memory per idle client",
+            "| redis | 1,000 | 8,000 | 9,000 | 1,024 |",
+            "| twemproxy | - | - | - | not measured: connection refused |",
             "| SET P1 | twemproxy | 75,000 | 75,000 |",
             "![requests per second per target](results.svg)",
             "- ok: redis: 4 runs",

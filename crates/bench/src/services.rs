@@ -51,12 +51,18 @@ enum Ready {
     Listening,
 }
 
+/// Most clients each server and proxy accepts: room for the 10,000-client rows (every
+/// default is 10,000, which one more connection would exceed). The suite raises its file
+/// limit, which the processes it starts inherit.
+pub const MAX_CLIENTS: u32 = 12_000;
+
 /// Starts a `redis-server` with persistence off on a free port.
 pub fn redis_server(tools: &Tools, label: &str, scratch: &ScratchDir) -> Result<Service> {
     let log = log_path(scratch, label);
     with_free_port(label, |port| {
         let mut command = launch::redis_command(&tools.redis_server, port);
         command.arg("--dir").arg(scratch.path());
+        command.arg("--maxclients").arg(MAX_CLIENTS.to_string());
         start(label, &mut command, &log, Some(port), Ready::Ping)
     })
 }
@@ -64,7 +70,7 @@ pub fn redis_server(tools: &Tools, label: &str, scratch: &ScratchDir) -> Result<
 /// Starts one of our servers (`--port 0`: the kernel picks the port, read back from /proc).
 pub fn our_server(binaries: &Binaries, label: &str, scratch: &ScratchDir) -> Result<Service> {
     let mut command = Command::new(&binaries.server);
-    command.args(["--port", "0", "--no-greeting", "--name", label]);
+    command.args(["--port", "0", "--no-greeting", "--name", label, "--max-clients", &MAX_CLIENTS.to_string()]);
     ours(&mut command);
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
@@ -79,6 +85,7 @@ pub fn our_proxy(binaries: &Binaries, label: &str, backends: &[&Service], scratc
     let servers: Vec<String> = backends.iter().map(|b| b.addr()).collect();
     let mut command = Command::new(&binaries.proxy);
     command.args(["--port", "0", "--no-greeting", "--replicas", PROXY_VNODES, "--servers", &servers.join(",")]);
+    command.args(["--max-clients", &MAX_CLIENTS.to_string()]);
     ours(&mut command);
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
@@ -126,7 +133,8 @@ pub fn twemproxy(tools: &Tools, label: &str, backends: &[&Service], scratch: &Sc
 pub fn twemproxy_config(port: u16, servers: &[String]) -> String {
     let mut yaml = format!(
         "bench:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  \
-         redis: true\n  auto_eject_hosts: false\n  server_connections: 1\n  servers:\n"
+         redis: true\n  auto_eject_hosts: false\n  server_connections: 1\n  \
+         client_connections: {MAX_CLIENTS}\n  servers:\n"
     );
     for server in servers {
         // host:port:weight
@@ -291,6 +299,7 @@ mod tests {
         assert!(yaml.contains("  hash: fnv1a_64\n"));
         assert!(yaml.contains("  redis: true\n"));
         assert!(yaml.contains("  auto_eject_hosts: false\n"));
+        assert!(yaml.contains("  client_connections: 12000\n"));
         assert!(yaml.ends_with("   - 127.0.0.1:7001:1\n   - 127.0.0.1:7002:1\n"));
     }
 }

@@ -25,6 +25,8 @@ pub struct Measurement {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
+    /// 99.9th percentile latency, ms (our generator's runs; redis-benchmark's CSV has none).
+    pub p999_ms: Option<f64>,
     /// CPU time (user + system) the target's process spent per request, µs.
     pub cpu_us_per_request: Option<f64>,
 }
@@ -38,6 +40,8 @@ pub struct Summary {
     pub p50_ms: f64,
     /// Median of the p99 latencies, ms.
     pub p99_ms: f64,
+    /// Median of the p99.9 latencies, ms, where measured.
+    pub p999_ms: Option<f64>,
     /// Median CPU µs per request of the target's process.
     pub cpu_us_per_request: Option<f64>,
     /// Median over repetitions of (this target's rps / twemproxy's rps in the same one).
@@ -98,6 +102,7 @@ impl Grid {
             rps: median(measured.iter().map(|m| m.rps))?,
             p50_ms: median(measured.iter().map(|m| m.p50_ms))?,
             p99_ms: median(measured.iter().map(|m| m.p99_ms))?,
+            p999_ms: median(measured.iter().filter_map(|m| m.p999_ms)),
             cpu_us_per_request: median(measured.iter().filter_map(|m| m.cpu_us_per_request)),
             vs_twemproxy: self.ratio(case, target, Target::Twemproxy),
             vs_redis: self.ratio(case, target, Target::Redis),
@@ -121,7 +126,13 @@ mod tests {
     use super::*;
 
     fn m(rps: f64) -> Measurement {
-        Measurement { rps, p50_ms: rps / 1000.0, p99_ms: rps / 100.0, cpu_us_per_request: Some(rps / 10.0) }
+        Measurement {
+            rps,
+            p50_ms: rps / 1000.0,
+            p99_ms: rps / 100.0,
+            p999_ms: Some(rps / 50.0),
+            cpu_us_per_request: Some(rps / 10.0),
+        }
     }
 
     #[test]
@@ -153,6 +164,7 @@ mod tests {
         // 0.6, 0.6, 0.5
         assert_eq!(s.vs_redis, Some(0.6));
         assert_eq!(s.cpu_us_per_request, Some(4.5));
+        assert_eq!(s.p999_ms, Some(0.9));
         let redis = grid.summary(0, Target::Redis).unwrap();
         assert_eq!(redis.vs_redis, Some(1.0));
     }

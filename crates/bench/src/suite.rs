@@ -9,13 +9,15 @@ use anyhow::{Context, Result};
 use cli::Palette;
 
 use crate::args::Args;
+use crate::idle;
 use crate::load::{self, Case, Test};
+use crate::loadgen::{self, LoadArgs, Mix};
 use crate::machine::Machine;
 use crate::processes::{self, ScratchDir};
 use crate::procfs::{self, ClockTicks};
-use crate::report::{self, Memory, Migration, Report, RingBench};
+use crate::report::{self, Idle, Memory, Migration, Report, RingBench};
 use crate::sanity::{self, Sanity, TargetLog};
-use crate::services::{Fleet, Service};
+use crate::services::{Fleet, Service, MAX_CLIENTS};
 use crate::setup::{self, Tools};
 use crate::stats::{Grid, Measurement};
 use crate::target::Target;
@@ -24,7 +26,17 @@ use crate::{memory, microbench, migration};
 /// Runs the suite; `Ok(false)` when it ran but a sanity check failed.
 pub fn run(args: &Args) -> Result<bool> {
     let started = Instant::now();
+    let effective = args.effective();
+    let args = &effective;
     processes::install_signal_handler()?;
+    // Before anything starts: the processes started later inherit the limit.
+    match raise_file_limit() {
+        Ok(limit) if limit < u64::from(MAX_CLIENTS) + 100 => {
+            eprintln!("note: the file limit is {limit}: the 10,000-client rows may fail (raise the hard limit)")
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("note: could not raise the file limit: {e:#}"),
+    }
     let palette = Palette::detect();
     let root = setup::workspace_root();
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("bench"));
@@ -48,13 +60,19 @@ pub fn run(args: &Args) -> Result<bool> {
         timeout: Duration::from_secs(args.timeout_secs),
     };
 
-    let (grid, mut sanity) = {
+    let (grid, mut sanity, idle) = {
         let fleet = Fleet::start(&targets, &tools, &binaries, &scratch)?;
         for &target in &targets {
             if let Some(front) = fleet.front(target) {
                 eprintln!("{:<12} {} (pid {})", target.label(), front.addr(), front.pid());
             }
         }
+        // On fresh processes, before any load grew their buffers.
+        let idle = if args.skip_idle {
+            Idle::Skipped
+        } else {
+            Idle::Measured(idle::measure(&fleet, &targets, args.idle_clients))
+        };
         let mut logs: HashMap<Target, TargetLog> = HashMap::new();
         warm_up(args, &fleet, &targets, &tools, &settings, &mut logs)?;
         let grid = measure(args, &fleet, &targets, &cases, &tools, &settings, &ticks, &mut logs)?;
@@ -72,7 +90,7 @@ pub fn run(args: &Args) -> Result<bool> {
             warnings.iter().map(|(warning, from)| format!("redis-benchmark said {warning:?} ({})", from.join(", "))),
         );
         sanity.checks.extend(sanity::fleet_checks(&fleet));
-        (grid, sanity)
+        (grid, sanity, idle)
         // The fleet stops here, before the memory test starts its own servers.
     };
 
@@ -100,7 +118,9 @@ pub fn run(args: &Args) -> Result<bool> {
             "-c {} -d {} -r {}, -n {} at P1 and {} at P16",
             args.clients, args.value_size, args.keyspace, args.requests_p1, args.requests_p16
         ),
+        mix_settings: (!args.core_only).then(|| mix_settings(args)),
         sanity,
+        idle,
         memory,
         migration,
         ring,
@@ -123,15 +143,84 @@ pub fn run(args: &Args) -> Result<bool> {
     Ok(report.sanity.passed())
 }
 
-/// SET and GET at pipeline 1 and 16, SETs first so that GETs find the keys.
+/// SET and GET at pipeline 1 and 16, SETs first so that GETs find the keys; then, unless
+/// `--core-only`, the wider shapes.
 fn cases(args: &Args) -> Vec<Case> {
     let mut cases = Vec::new();
     for test in [Test::Set, Test::Get] {
         for (pipeline, requests) in [(1, args.requests_p1), (16, args.requests_p16)] {
-            cases.push(Case { test, pipeline, requests });
+            cases.push(Case::new(test, pipeline, requests));
         }
     }
+    if args.core_only {
+        return cases;
+    }
+    // Each MGET reads 10 keys: half the requests.
+    cases.push(Case::new(Test::Mget, 1, args.requests_p1 / 2));
+    cases.push(Case::new(Test::Hset, 1, args.requests_p1));
+    cases.push(Case::new(Test::Lpush, 1, args.requests_p1));
+    cases.push(Case::new(Test::Mix, 1, 0));
+    for clients in [1_000, 10_000] {
+        cases.push(Case::new(Test::Get, 1, args.requests_p1 * 2).with_clients(clients));
+    }
+    // Large values under keys of their own (`big<size>:`), a keyspace small enough for
+    // the SETs to fill it before the GETs read it.
+    for (size, requests, keyspace) in
+        [(4 * 1024, args.requests_p1 / 2, 10_000), (64 * 1024, args.requests_p1 / 10, 1_000)]
+    {
+        cases.push(Case::new(Test::SetSized(size), 1, requests.max(1)).with_keyspace(keyspace));
+        cases.push(Case::new(Test::GetSized(size), 1, requests.max(1)).with_keyspace(keyspace));
+    }
     cases
+}
+
+/// The Zipf mix row's settings, as a sentence.
+fn mix_settings(args: &Args) -> String {
+    format!(
+        "`bench load --clients {} --rate {} --duration {} --mix get:90,set:10 --zipf 0.99 --keys {} --value-size {}`",
+        args.clients, args.mix_rate, args.mix_secs, args.keyspace, args.value_size
+    )
+}
+
+/// One run of our generator for the Zipf mix row.
+fn run_mix(args: &Args, port: u16) -> Result<load::RunResult> {
+    let load = LoadArgs {
+        addr: format!("127.0.0.1:{port}"),
+        clients: args.clients,
+        rate: args.mix_rate,
+        duration: args.mix_secs,
+        mix: Mix { get: 90, set: 10 },
+        zipf: 0.99,
+        keys: args.keyspace,
+        value_size: args.value_size as usize,
+        threads: 1,
+        seed: 1,
+    };
+    let plan = load.plan()?;
+    Ok(match loadgen::run(&plan) {
+        Ok(outcome) => load::RunResult::from_outcome(&outcome),
+        Err(e) => {
+            load::RunResult { sample: None, errors: Vec::new(), failure: Some(format!("{e:#}")), warnings: Vec::new() }
+        }
+    })
+}
+
+/// Raises this process's soft limit of open files to its hard limit; the new soft limit.
+fn raise_file_limit() -> Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the rlimit we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads the rlimit we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// An untimed SET run against every target, so that every repetition finds the keyspace
@@ -147,7 +236,7 @@ fn warm_up(
     if args.warmup_requests == 0 {
         return Ok(());
     }
-    let case = Case { test: Test::Set, pipeline: 16, requests: args.warmup_requests };
+    let case = Case::new(Test::Set, 16, args.warmup_requests);
     for &target in targets {
         let front = front(fleet, target)?;
         eprint!("[warm-up] {:<12} {case} ... ", target.label());
@@ -179,23 +268,35 @@ fn measure(
         for (c, case) in cases.iter().enumerate() {
             for &target in targets {
                 let front = front(fleet, target)?;
-                eprint!("[rep {}/{reps}] {:<12} {:<7} ... ", rep + 1, target.label(), case.to_string());
+                eprint!("[rep {}/{reps}] {:<12} {:<18} ... ", rep + 1, target.label(), case.to_string());
+                if case.test.needs_data_types() && target.strings_only() {
+                    eprintln!("not run: our server keeps strings only");
+                    continue;
+                }
                 let cpu_before = procfs::cpu_ticks(front.pid()).ok();
-                let result = load::run(&tools.redis_benchmark, front.port, case, settings)?;
+                let result = if case.test == Test::Mix {
+                    run_mix(args, front.port)?
+                } else {
+                    load::run(&tools.redis_benchmark, front.port, case, settings)?
+                };
                 let cpu_after = procfs::cpu_ticks(front.pid()).ok();
                 logs.entry(target).or_default().record(&case.to_string(), &result);
                 let Some(sample) = result.sample else {
                     eprintln!("FAILED: {}", result.failure.as_deref().unwrap_or("no figures"));
                     continue;
                 };
+                let p999_ms = sample.p999_ms;
+                // The mix's request count is what it sent, not fixed beforehand.
+                let requests = if case.test == Test::Mix { sample.rps * args.mix_secs } else { case.requests as f64 };
                 let cpu_us_per_request = cpu_before.zip(cpu_after).map(|(before, after)| {
-                    after.saturating_sub(before) as f64 / ticks.per_second * 1e6 / case.requests as f64
+                    after.saturating_sub(before) as f64 / ticks.per_second * 1e6 / requests.max(1.0)
                 });
                 eprintln!(
-                    "{:>9} req/s  p50 {:.3} ms  p99 {:.3} ms{}{}",
+                    "{:>9} req/s  p50 {:.3} ms  p99 {:.3} ms{}{}{}",
                     report::thousands(sample.rps),
                     sample.p50_ms,
                     sample.p99_ms,
+                    p999_ms.map(|ms| format!("  p99.9 {ms:.3} ms")).unwrap_or_default(),
                     cpu_us_per_request.map(|us| format!("  cpu {us:.2} µs/req")).unwrap_or_default(),
                     if result.errors.is_empty() {
                         String::new()
@@ -207,7 +308,13 @@ fn measure(
                     rep,
                     c,
                     target,
-                    Measurement { rps: sample.rps, p50_ms: sample.p50_ms, p99_ms: sample.p99_ms, cpu_us_per_request },
+                    Measurement {
+                        rps: sample.rps,
+                        p50_ms: sample.p50_ms,
+                        p99_ms: sample.p99_ms,
+                        p999_ms,
+                        cpu_us_per_request,
+                    },
                 );
             }
         }
@@ -260,7 +367,26 @@ mod tests {
     fn cases_are_sets_then_gets_at_both_depths() {
         let args = Args::parse_from(["bench", "--requests-p1", "10", "--requests-p16", "20"]);
         let names: Vec<String> = cases(&args).iter().map(|c| format!("{c} {}", c.requests)).collect();
-        assert_eq!(names, ["SET P1 10", "SET P16 20", "GET P1 10", "GET P16 20"]);
+        assert_eq!(names[..4], ["SET P1 10", "SET P16 20", "GET P1 10", "GET P16 20"]);
+        assert_eq!(
+            names[4..],
+            [
+                "MGET 10 P1 5",
+                "HSET P1 10",
+                "LPUSH P1 10",
+                "GET/SET 90/10 zipf 0",
+                "GET P1 c1000 20",
+                "GET P1 c10000 20",
+                "SET 4KiB P1 5",
+                "GET 4KiB P1 5",
+                "SET 64KiB P1 1",
+                "GET 64KiB P1 1"
+            ]
+        );
+        let core = Args::parse_from(["bench", "--core-only"]);
+        assert_eq!(cases(&core).len(), 4);
+        let quick = Args::parse_from(["bench", "--quick"]).effective();
+        assert_eq!(cases(&quick).len(), 4);
     }
 
     #[test]

@@ -44,6 +44,12 @@ impl Target {
         }
     }
 
+    /// Whether its data lives in our servers, which keep strings only (no HSET, LPUSH):
+    /// the rows of those commands leave it out.
+    pub fn strings_only(self) -> bool {
+        matches!(self, Target::ProxyOurs | Target::Server)
+    }
+
     /// Whether it is one of the two proxies of ours (which report error counters).
     pub fn is_our_proxy(self) -> bool {
         matches!(self, Target::ProxyRedis | Target::ProxyOurs)
