@@ -178,7 +178,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
                 let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &service::auth::denied_reply()).await;
                 return;
             }
-            if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
+            // Boxed, so the client's task does not hold its arguments twice.
+            if let Err(error) = Box::pin(handle_client(&proxy, &config, stream, stopping)).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
         }
