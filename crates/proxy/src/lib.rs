@@ -185,7 +185,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
             let mut stream = match &config.tls {
-                Some(tls) => match tls.accept(stream).await {
+                // Boxed: a TLS handshake's state is large, and a plain client's task must not
+                // carry room for it.
+                Some(tls) => match Box::pin(tls.accept(stream)).await {
                     Ok(stream) => stream,
                     Err(error) => {
                         tracing::debug!(%peer, %error, "TLS handshake failed; closing the client");
@@ -200,7 +202,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
                 let _ = tokio::io::AsyncWriteExt::flush(&mut stream).await;
                 return;
             }
-            if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
+            // Boxed, so the client's task does not hold its arguments twice.
+            if let Err(error) = Box::pin(handle_client(&proxy, &config, stream, stopping)).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
         }

@@ -310,7 +310,7 @@ impl Subscriber {
 /// subscribed mode (and closes the connections) when nothing is left.
 pub async fn run(
     proxy: &Proxy,
-    slot: &mut Option<Subscriber>,
+    slot: &mut Option<Box<Subscriber>>,
     topology: &Topology,
     command: &Command,
     request: &Request,
@@ -320,7 +320,7 @@ pub async fn run(
         write::error(out, format!("ERR {} is not supported through the proxy", command.display).as_bytes());
         return Flow::Continue;
     };
-    let subscriber = slot.get_or_insert_with(Subscriber::default);
+    let subscriber = slot.get_or_insert_with(Box::default);
     let names = &request.args[1..];
     let flow = if subscribing {
         subscriber.subscribe(proxy, topology, kind, names, out).await

@@ -29,8 +29,9 @@ pub struct Session {
     multi: Option<Multi>,
     /// The connection WATCH pinned the client to, until EXEC, DISCARD, UNWATCH or RESET.
     watching: Option<Dedicated>,
-    /// The client's subscriptions, while it has any (subscribed mode).
-    subscriber: Option<Subscriber>,
+    /// The client's subscriptions, while it has any (subscribed mode); boxed, as it is large
+    /// and most clients never subscribe.
+    subscriber: Option<Box<Subscriber>>,
 }
 
 impl Session {
@@ -91,7 +92,14 @@ fn switches_protocol(command: &Command) -> bool {
 /// Every decision for a request (gated or not, which servers) and its execution use one
 /// snapshot of the ring, reloaded only after a ring command: a migration waits for requests
 /// planned on the snapshot before its ring change, so none of them can race a key's move.
+///
+/// The work runs in a boxed future, allocated for the batch and freed after it: a client's
+/// task, which lives as long as its connection, stays small while the client is idle.
 pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], conn: &mut ClientConn) -> Flow {
+    Box::pin(answer_batch(proxy, session, batch, conn)).await
+}
+
+async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], conn: &mut ClientConn) -> Flow {
     let mut topology = proxy.cluster.snapshot();
     let mut start = 0;
     let mut in_multi = session.multi.is_some();

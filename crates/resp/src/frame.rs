@@ -188,6 +188,9 @@ impl Frame {
     }
 }
 
+/// The type bytes of RESP2 and RESP3.
+const FRAME_TYPES: &[u8] = b"+-:_#(,$!=*~>%|";
+
 /// How many elements an aggregate header announces, checked against the limits.
 fn aggregate_len(line: &[u8], limits: &Limits, per_entry: usize) -> Result<usize, ProtocolError> {
     let n = parse_int(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
@@ -212,6 +215,11 @@ pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolE
         let Some(&kind) = buf.get(pos) else {
             return Ok(None);
         };
+        // An unknown type is an error at once, not after its line arrives: input cut into
+        // reads fails as the whole would.
+        if !FRAME_TYPES.contains(&kind) {
+            return Err(ProtocolError::UnknownType(kind));
+        }
         let Some(line_end) = find_crlf(buf, pos + 1, limits.max_bulk_len)? else {
             return Ok(None);
         };
@@ -346,9 +354,13 @@ fn decode(bytes: &mut Bytes) -> Frame {
 }
 
 /// Finds the CRLF that ends the line starting at `from`; errors if the line is longer than `max`.
+///
+/// The bound is the same whether the newline has arrived or not (a line whose LF lies beyond
+/// `max` is too long either way), so input cut into reads fails as the whole would.
 pub(crate) fn find_crlf(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, ProtocolError> {
     let rest = buf.get(from..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'\n') {
+        Some(i) if i > max => Err(ProtocolError::InlineTooLong),
         Some(i) if i > 0 && rest[i - 1] == b'\r' => Ok(Some(from + i - 1)),
         Some(_) => Err(ProtocolError::MissingCrlf),
         None if rest.len() > max => Err(ProtocolError::InlineTooLong),
@@ -548,6 +560,10 @@ mod tests {
         let limits = Limits { max_bulk_len: 4, ..Limits::default() };
         assert_eq!(frame_len(b"$5\r\nhello\r\n", &limits), Err(ProtocolError::InvalidBulkLength));
         assert_eq!(frame_len(b"+abcdefgh", &limits), Err(ProtocolError::InlineTooLong));
+        // Found by fuzzing: the bound and the type byte are checked before the line ends, so
+        // input cut into reads fails as the whole does.
+        assert_eq!(frame_len(b"+abcdefgh\r\n", &limits), Err(ProtocolError::InlineTooLong));
+        assert_eq!(frame_len(b"?x", &limits), Err(ProtocolError::UnknownType(b'?')));
     }
 
     #[test]

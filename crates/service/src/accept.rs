@@ -75,7 +75,9 @@ pub async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let served = handle(stream, peer, stopping.clone());
+                // Boxed: a future captured by an async block is stored twice (once as the
+                // capture, once being awaited), which doubled every client's task.
+                let served = Box::pin(handle(stream, peer, stopping.clone()));
                 tokio::spawn(async move {
                     served.await;
                     drop(permit);

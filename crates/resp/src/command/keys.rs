@@ -50,7 +50,9 @@ pub(crate) fn find(specs: &[KeySpec], args: &[Bytes], out: &mut Vec<usize>) -> R
                     .ok()
                     .and_then(|i| args.get(i))
                     .and_then(|a| std::str::from_utf8(a).ok()?.parse::<i64>().ok())
-                    .filter(|n| *n >= 0)
+                    // More keys than arguments is a bad count; refusing it here also keeps
+                    // the arithmetic below far from overflow (`EVAL s 9223372036854775807`).
+                    .filter(|n| (0..=argc).contains(n))
                     .ok_or(KeyError)?;
                 let first = first + first_key as i64;
                 (first, first + (count - 1) * step as i64, step as i64)

@@ -406,6 +406,9 @@ mod tests {
         assert_eq!(keys("DEL a b c"), ["a", "b", "c"]);
         assert_eq!(keys("EVAL s 2 a b x y"), ["a", "b"]);
         assert!(keys("EVAL s 0 x").is_empty());
+        let eval = |text: &str| lookup(&args(text)).unwrap().key_positions(&args(text));
+        assert_eq!(eval("EVAL s 9223372036854775807 a"), Err(KeyError), "found by fuzzing: overflowed");
+        assert_eq!(eval("EVAL s 3 a b"), Err(KeyError));
         assert_eq!(keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), ["d", "a", "b"]);
         assert_eq!(keys("XREAD COUNT 2 STREAMS s1 s2 0 0"), ["s1", "s2"]);
         assert_eq!(keys("XREADGROUP GROUP g c STREAMS s1 >"), ["s1"]);
