@@ -493,7 +493,7 @@ impl Store {
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
             // Unbounded here: an operator lowered the bound and asked for it.
-            while self.make_room(&mut shard, 0) == Room::Evicted {}
+            while !self.make_room(&mut shard, 0) && self.budget() != 0 && shard.used() > self.budget() {}
             self.settle(&mut shard);
         }
     }
@@ -504,33 +504,33 @@ impl Store {
     }
 
     /// Evicts up to [`MAX_EVICTIONS_PER_WRITE`] entries until `extra` more bytes fit.
-    fn make_room(&self, shard: &mut Shard, extra: usize) -> Room {
+    /// Returns whether it is stuck: over budget and the policy has nothing to evict.
+    fn make_room(&self, shard: &mut Shard, extra: usize) -> bool {
         let budget = self.budget();
         if budget == 0 || shard.used() + extra <= budget {
-            return Room::Enough;
+            return false;
         }
         let policy = self.policy();
-        let mut evicted = Room::Short;
         for _ in 0..MAX_EVICTIONS_PER_WRITE {
-            if shard.used() + extra <= budget || shard.slots.is_empty() {
-                break;
+            if shard.used() + extra <= budget {
+                return false;
             }
-            let Some(victim) = self.victim(shard, policy) else { break };
+            let Some(victim) = self.victim(shard, policy) else { return true };
             let entry = shard.remove_at(victim, &self.hasher);
             if entry.is_expired(self.now()) {
                 shard.counters.expired += 1;
             } else {
                 shard.counters.evicted += 1;
             }
-            evicted = Room::Evicted;
         }
-        evicted
+        false
     }
 
-    /// Records whether `shard` is still over budget (see [`Store::refuses_writes`]).
+    /// Evicts if a write left `shard` over budget (a table or slab that grew), and records
+    /// whether it is stuck there (see [`Store::refuses_writes`]).
     fn settle(&self, shard: &mut Shard) {
         let budget = self.budget();
-        let over = budget != 0 && shard.used() > budget;
+        let over = budget != 0 && shard.used() > budget && self.make_room(shard, 0);
         if over != shard.over {
             shard.over = over;
             if over {
@@ -592,7 +592,11 @@ impl Store {
         let meta = entry.meta();
         let clock = self.clock.load(Relaxed);
         let freq = if self.policy().is_lfu() { lfu_increment(decayed_freq(meta, clock)) } else { meta_freq(meta) };
-        entry.set_meta(VISITED | freq << FREQ_SHIFT | (clock & CLOCK_MASK));
+        let touched = VISITED | freq << FREQ_SHIFT | (clock & CLOCK_MASK);
+        // Most hits change nothing (same second, bit already set): skip the store.
+        if touched != meta {
+            entry.set_meta(touched);
+        }
     }
 
     fn fresh_meta(&self) -> u32 {
@@ -1045,14 +1049,6 @@ impl Store {
             lock(shard).counters = Counters::default();
         }
     }
-}
-
-/// Whether [`Store::make_room`] evicted.
-#[derive(Debug, PartialEq, Eq)]
-enum Room {
-    Enough,
-    Evicted,
-    Short,
 }
 
 fn meta_freq(meta: u32) -> u32 {

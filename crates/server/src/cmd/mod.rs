@@ -118,7 +118,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
             return Flow::Quit;
         }
         Family::Strings => strings::run(ctx, command.name, args, client.protocol, out),
-        Family::Bits => bits::run(ctx, command.name, args, out),
+        Family::Bits => bits::run(ctx, command.name, args, client.protocol, out),
         Family::Keyspace => keyspace::run(ctx, command.name, args, client.protocol, out),
         Family::Dump => dump::run(ctx, command.name, args, client.protocol, out),
         Family::Admin => admin::run(ctx, command.name, args, client.protocol, out),
