@@ -112,7 +112,12 @@ impl Sieve {
         self.links.capacity() * std::mem::size_of::<Link>()
     }
 
-    /// Frees what the links hold beyond `len` entries' worth.
+    /// Gives back capacity beyond `min` links.
+    pub fn shrink_to(&mut self, min: usize) {
+        self.links.shrink_to(min);
+    }
+
+    /// Empties the queue and frees its memory.
     pub fn clear(&mut self) {
         *self = Self::default();
     }

@@ -350,6 +350,19 @@ impl Shard {
         entry
     }
 
+    /// Gives back slab and table capacity when a quarter or less is in use (after keys
+    /// expired in bulk), keeping room to double.
+    fn shrink(&mut self, hasher: &hashbrown::DefaultHashBuilder) {
+        const MIN: usize = 64;
+        let len = self.slots.len();
+        if self.slots.capacity() > MIN && self.slots.capacity() / 4 >= len {
+            self.slots.shrink_to((len * 2).max(MIN));
+            self.sieve.shrink_to((len * 2).max(MIN));
+            let Shard { index, slots, .. } = self;
+            index.shrink_to((len * 2).max(MIN), |&i| hasher.hash_one(slots[i as usize].key()));
+        }
+    }
+
     /// A random slot holding a key with a TTL, if a few probes find one.
     fn random_volatile(&self) -> Option<usize> {
         if self.volatile == 0 {
@@ -378,6 +391,8 @@ pub struct Store {
     expire_shard: AtomicUsize,
     expire_micros: AtomicU64,
     expire_max_step_micros: AtomicU64,
+    /// Active-expiry lock holds by length: ≤10 µs, ≤100 µs, ≤1 ms, ≤10 ms, longer.
+    expire_pauses: [AtomicU64; 5],
 }
 
 impl Default for Store {
@@ -421,6 +436,7 @@ impl Store {
             expire_shard: AtomicUsize::new(0),
             expire_micros: AtomicU64::new(0),
             expire_max_step_micros: AtomicU64::new(0),
+            expire_pauses: Default::default(),
         }
     }
 
@@ -980,8 +996,9 @@ impl Store {
         let mut visited_shards = 0;
         while visited_shards < SHARDS && started.elapsed() < budget {
             let index = self.expire_shard.load(Relaxed) % SHARDS;
-            let step = std::time::Instant::now();
             let mut guard = lock(&self.shards[index]);
+            // The pause clients of this shard see: from taking the lock to releasing it.
+            let step = std::time::Instant::now();
             let shard = &mut *guard;
             let mut done = shard.volatile == 0;
             if !done {
@@ -1000,11 +1017,16 @@ impl Store {
                 }
                 done = slot >= shard.slots.len();
                 shard.expire_cursor = if done { 0 } else { slot };
+                if done {
+                    shard.shrink(&self.hasher);
+                }
                 self.settle(shard);
             }
             drop(guard);
             let micros = step.elapsed().as_micros() as u64;
             self.expire_max_step_micros.fetch_max(micros, Relaxed);
+            let bucket = [10, 100, 1000, 10_000].iter().position(|&limit| micros <= limit).unwrap_or(4);
+            self.expire_pauses[bucket].fetch_add(1, Relaxed);
             if done {
                 self.expire_shard.store(index + 1, Relaxed);
                 visited_shards += 1;
@@ -1017,6 +1039,12 @@ impl Store {
     /// Active expiry's total time (ms) and longest lock hold (µs), for INFO.
     pub fn expire_times(&self) -> (u64, u64) {
         (self.expire_micros.load(Relaxed) / 1000, self.expire_max_step_micros.load(Relaxed))
+    }
+
+    /// Active expiry's lock holds counted by length: ≤10 µs, ≤100 µs, ≤1 ms, ≤10 ms, longer
+    /// (a hold includes any time the OS took the thread away meanwhile).
+    pub fn expire_pauses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.expire_pauses[i].load(Relaxed))
     }
 
     /// Number of shards, for sweeping them in turn.

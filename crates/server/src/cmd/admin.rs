@@ -167,6 +167,7 @@ fn info(ctx: &Ctx, wanted: &[Bytes]) -> String {
     let rss = resident_bytes();
     let counters = store.counters();
     let (expire_ms, expire_step_us) = store.expire_times();
+    let pauses = store.expire_pauses();
     let sections = [
         (
             "server",
@@ -201,7 +202,7 @@ fn info(ctx: &Ctx, wanted: &[Bytes]) -> String {
             format!(
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\n\
                  evicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\n\
-                 expire_cycle_max_pause_us:{}\r\n",
+                 expire_cycle_max_pause_us:{}\r\nexpire_cycle_pauses:le10us={},le100us={},le1ms={},le10ms={},gt10ms={}\r\n",
                 ctx.stats.connections(),
                 ctx.stats.commands(),
                 counters.expired,
@@ -210,6 +211,11 @@ fn info(ctx: &Ctx, wanted: &[Bytes]) -> String {
                 counters.misses,
                 expire_ms,
                 expire_step_us,
+                pauses[0],
+                pauses[1],
+                pauses[2],
+                pauses[3],
+                pauses[4],
             ),
         ),
         (
