@@ -7,6 +7,7 @@
 mod cmd;
 pub mod event_loop;
 mod glob;
+pub mod sieve;
 pub mod store;
 
 use std::future::Future;
@@ -19,10 +20,11 @@ use tokio::net::TcpListener;
 pub use service::Stats;
 use store::Store;
 
-/// How often the expiry sweep runs, and how many shards it visits each time: every shard
-/// holding keys with a TTL is swept about every 0.8 s.
+/// How often active expiry runs (Redis's `hz` 10), and the time one cycle may take: Redis's
+/// slow cycle may use 25% of a tick; ours bounds each lock hold too (see
+/// [`Store::active_expire`]).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-const SHARDS_PER_SWEEP: usize = 8;
+const EXPIRE_BUDGET: Duration = Duration::from_millis(10);
 
 /// Everything [`run`] needs besides the listener.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct Config {
     pub auth: service::auth::Auth,
     /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-ca`): then clients speak TLS only.
     pub tls: Option<service::tls::Acceptor>,
+    /// Bound on the keyspace's memory in bytes (`--maxmemory`); 0: none.
+    pub maxmemory: usize,
+    /// What to evict when `maxmemory` is reached (`--maxmemory-policy`).
+    pub policy: store::Policy,
 }
 
 /// What every connection of one server shares.
@@ -84,8 +90,11 @@ pub struct Ctx {
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> std::io::Result<()> {
     let listener = listener.into_std()?;
     let address = listener.local_addr()?;
+    let store = Store::new();
+    store.set_policy(config.policy);
+    store.set_maxmemory(config.maxmemory);
     let ctx = Arc::new(Ctx {
-        store: Store::new(),
+        store,
         name: config.name.clone(),
         log_requests: config.log_requests,
         stats: Stats::default(),
@@ -153,11 +162,9 @@ impl Drop for NotifyOnDrop {
     }
 }
 
-/// Sweeps [`SHARDS_PER_SWEEP`] shards, the `round`-th group, so expired keys do not hold
-/// memory until they are read; called every [`SWEEP_INTERVAL`].
-fn sweep_round(store: &Store, round: usize) {
-    let first = round.wrapping_mul(SHARDS_PER_SWEEP);
-    for shard in first..first + SHARDS_PER_SWEEP {
-        store.sweep(shard);
-    }
+/// Called every [`SWEEP_INTERVAL`]: advances the LRU/LFU clock and runs one bounded
+/// active-expiry cycle, so expired keys do not hold memory until they are read.
+fn sweep_round(store: &Store, _round: usize) {
+    store.tick();
+    store.active_expire(EXPIRE_BUDGET);
 }

@@ -19,6 +19,15 @@ struct Args {
     /// Name shown in the greeting, WHOAMI and logs [default: cache-<port>].
     #[arg(long)]
     name: Option<String>,
+    /// Bound on the keys' memory: bytes, or with a unit (100mb, 2gb; k/m/g are powers of
+    /// 1000, kb/mb/gb of 1024). 0: no bound. Changed at run time with CONFIG SET maxmemory.
+    #[arg(long, default_value = "0", value_parser = parse_maxmemory)]
+    maxmemory: usize,
+    /// What to evict at --maxmemory: Redis's noeviction, allkeys-lru, allkeys-lfu,
+    /// allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl, or our
+    /// allkeys-sieve (SIEVE, NSDI '24: a higher hit ratio than LRU).
+    #[arg(long, default_value = "allkeys-sieve", value_parser = parse_policy)]
+    maxmemory_policy: server::store::Policy,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -42,11 +51,25 @@ fn run() -> anyhow::Result<()> {
         idle_timeout: args.serve.idle_timeout(),
         auth: args.serve.auth(None),
         tls: args.serve.tls.acceptor()?,
+        maxmemory: args.maxmemory,
+        policy: args.maxmemory_policy,
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };
     serve.run(args.port, |listener| async {
         server::run(listener, config, service::shutdown_signal()).await?;
         Ok(())
+    })
+}
+
+fn parse_maxmemory(text: &str) -> Result<usize, String> {
+    server::store::parse_memory(text)
+        .ok_or_else(|| format!("not a memory size: {text} (examples: 1048576, 100mb, 2gb)"))
+}
+
+fn parse_policy(text: &str) -> Result<server::store::Policy, String> {
+    server::store::Policy::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = server::store::Policy::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown policy {text}; one of: {}", names.join(", "))
     })
 }

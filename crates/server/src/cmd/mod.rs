@@ -2,6 +2,7 @@
 //! against it, then run by the family module whose handler table claims them.
 
 mod admin;
+mod bits;
 mod dump;
 mod keyspace;
 mod strings;
@@ -9,7 +10,7 @@ mod strings;
 use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
-use resp::command::{Command, LookupError};
+use resp::command::{Command, Flags, LookupError};
 use resp::Request;
 use service::auth::{self, Gate};
 use service::common::{self, ClientState};
@@ -29,6 +30,7 @@ pub enum Flow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     Strings,
+    Bits,
     Keyspace,
     Dump,
     Admin,
@@ -42,11 +44,14 @@ enum Family {
 /// Every table row the server claims, and the family that runs it.
 fn claims() -> impl Iterator<Item = (&'static str, Family)> {
     let family = |names: &'static [&'static str], family| names.iter().map(move |n| (*n, family));
+    // CONFIG GET/SET are the server's own (maxmemory); the rest of `common` is shared.
+    let shared = common::COMMANDS.iter().filter(|n| !admin::COMMANDS.contains(n)).map(|n| (*n, Family::Connection));
     family(strings::COMMANDS, Family::Strings)
+        .chain(family(bits::COMMANDS, Family::Bits))
         .chain(family(keyspace::COMMANDS, Family::Keyspace))
         .chain(family(dump::COMMANDS, Family::Dump))
         .chain(family(admin::COMMANDS, Family::Admin))
-        .chain(family(common::COMMANDS, Family::Connection))
+        .chain(shared)
         .chain(family(&["auth"], Family::Auth))
         .chain(family(&["quit"], Family::Quit))
 }
@@ -80,7 +85,10 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         }
     };
     let Some(family) = HANDLERS.get(command.id).copied().flatten() else {
-        unknown(request, LookupError::UnknownCommand, out);
+        match held_elsewhere(command) {
+            Some(kind) => resp::write::error(out, strings_only(kind).as_bytes()),
+            None => unknown(request, LookupError::UnknownCommand, out),
+        }
         return Flow::Continue;
     };
     if !command.accepts(args.len()) {
@@ -99,6 +107,10 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
             return if auth::must_close(client) { Flow::Quit } else { Flow::Continue };
         }
     }
+    if command.flags.contains(Flags::DENYOOM) && ctx.store.refuses_writes() {
+        resp::write::error(out, OOM.as_bytes());
+        return Flow::Continue;
+    }
     let handled = match family {
         Family::Quit => {
             // The seed's `+BYE` to a person typing, Redis's `+OK` to programs.
@@ -106,7 +118,8 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
             return Flow::Quit;
         }
         Family::Strings => strings::run(ctx, command.name, args, client.protocol, out),
-        Family::Keyspace => keyspace::run(ctx, command.name, args, out),
+        Family::Bits => bits::run(ctx, command.name, args, client.protocol, out),
+        Family::Keyspace => keyspace::run(ctx, command.name, args, client.protocol, out),
         Family::Dump => dump::run(ctx, command.name, args, client.protocol, out),
         Family::Admin => admin::run(ctx, command.name, args, client.protocol, out),
         Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
@@ -116,6 +129,32 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         resp::write::error(out, error.text().as_bytes());
     }
     Flow::Continue
+}
+
+/// Redis's reply to a denyoom command when `maxmemory` is reached and nothing can be evicted.
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// The ACL categories of data types this server does not hold, and what to call them: a
+/// command of one of them (HSET, LPUSH, ...) is in the table but not served here.
+const OTHER_TYPES: &[(&str, &str)] = &[
+    ("@hash", "hashes"),
+    ("@list", "lists"),
+    ("@set", "sets"),
+    ("@sortedset", "sorted sets"),
+    ("@stream", "streams"),
+    ("@geo", "geo indexes"),
+    ("@hyperloglog", "HyperLogLogs"),
+];
+
+/// The data type `command` works on, when it is one this server does not hold (from the
+/// command table's ACL categories).
+fn held_elsewhere(command: &Command) -> Option<&'static str> {
+    OTHER_TYPES.iter().find(|(category, _)| command.info.acl_categories.contains(category)).map(|(_, kind)| *kind)
+}
+
+/// The error for a command of a type the server does not hold.
+fn strings_only(kind: &str) -> String {
+    format!("ERR this cache server holds strings only; put the proxy in front of redis-servers for {kind}")
 }
 
 /// The seed's `-ERR unknown command` for a person typing (inline), Redis's wording, which
@@ -139,6 +178,12 @@ pub enum Reply {
     InvalidExpire(&'static str),
     /// INCR on a value that would overflow.
     Overflow,
+    /// An argument that should be a float.
+    NotAFloat,
+    /// An offset or index out of range.
+    OutOfRange,
+    /// A string would grow past 512 MiB.
+    TooLong,
     /// Anything else, with its text.
     Other(String),
 }
@@ -150,6 +195,9 @@ impl Reply {
             Reply::NotAnInteger => "ERR value is not an integer or out of range".into(),
             Reply::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command"),
             Reply::Overflow => "ERR increment or decrement would overflow".into(),
+            Reply::NotAFloat => "ERR value is not a valid float".into(),
+            Reply::OutOfRange => "ERR offset is out of range".into(),
+            Reply::TooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into(),
             Reply::Other(text) => text.clone(),
         }
     }
@@ -181,5 +229,9 @@ mod tests {
         }
         assert!(serves(table.by_name("get").unwrap()));
         assert!(!serves(table.by_name("add_server").unwrap()), "ring commands are the proxy's");
+        assert_eq!(held_elsewhere(table.by_name("hset").unwrap()), Some("hashes"));
+        assert_eq!(held_elsewhere(table.by_name("lpush").unwrap()), Some("lists"));
+        assert_eq!(held_elsewhere(table.by_name("pfadd").unwrap()), Some("HyperLogLogs"));
+        assert_eq!(held_elsewhere(table.by_name("subscribe").unwrap()), None);
     }
 }
