@@ -84,6 +84,8 @@ pub struct Config {
     /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
     /// opens a connection.
     pub server_password: Option<String>,
+    /// How keys are placed: distribution, key hash, servers' weights and names.
+    pub placement: cluster::PlacementConfig,
 }
 
 /// The proxy's shared state.
@@ -129,8 +131,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         log_requests: config.log_requests,
         request_timeout: config.server_timeout,
         server_password: config.server_password.as_deref().map(Arc::from),
+        placement: config.placement.clone(),
     }));
-    let mut servers: Vec<(String, u32)> = config.servers.iter().map(|s| (s.clone(), 1)).collect();
+    let mut servers: Vec<(String, u32)> =
+        config.servers.iter().map(|s| (s.clone(), config.placement.weight_of(s))).collect();
     if let Some(path) = &config.state_file {
         if let Some(state) = state_file::load(path)? {
             tracing::info!(

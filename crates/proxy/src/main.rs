@@ -20,9 +20,19 @@ struct Args {
     /// Port to listen on.
     #[arg(long, default_value_t = 6380)]
     port: u16,
-    /// Virtual nodes per server on the ring (the seed calls them replicas).
+    /// Virtual nodes per server on the ring (the seed calls them replicas); the seed
+    /// distribution only (ketama always has 160 points per server, as twemproxy).
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// How keys are divided among servers: seed (the seed's ring, exact to the Go demo),
+    /// ketama (twemproxy's and libmemcached's, bit for bit), modula and random (twemproxy's),
+    /// maglev (O(1) lookup, best balance), rendezvous (weighted highest random weight).
+    #[arg(long, value_enum, default_value_t = ring::Distribution::Seed)]
+    distribution: ring::Distribution,
+    /// The key hash, by its twemproxy name. Default: the seed's FNV-1a-32 for
+    /// --distribution seed, twemproxy's default fnv1a_64 for the others.
+    #[arg(long, value_enum)]
+    hash: Option<ring::Hash>,
     /// Cache servers to add at start, comma separated: 127.0.0.1:6381,127.0.0.1:6382.
     #[arg(long, value_delimiter = ',', value_parser = server_address)]
     servers: Vec<String>,
@@ -135,6 +145,11 @@ fn run() -> anyhow::Result<()> {
         auth: args.serve.auth(args.admin_password.as_deref()),
         server_password: args.server_password.clone().filter(|p| !p.is_empty()),
         state_file: args.state_file.clone(),
+        placement: proxy::cluster::PlacementConfig {
+            distribution: args.distribution,
+            hash: args.hash,
+            ..Default::default()
+        },
     };
     args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
 }

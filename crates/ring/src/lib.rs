@@ -141,8 +141,6 @@ struct Server {
     /// The label its points are hashed from, when not its address (a
     /// twemproxy `host:port:weight name` entry's name).
     label: Option<Box<str>>,
-    /// When it joined (insertion counter): twemproxy's pool order.
-    order: u64,
 }
 
 /// A consistent-hash ring of servers, placed exactly as the seed places them.
@@ -173,8 +171,6 @@ pub struct HashRing {
     /// The built placement of a distribution other than the seed's; `None`
     /// for the seed's or when no server is in the ring.
     placement: Option<Arc<dyn Placement>>,
-    /// The next server's [`Server::order`].
-    next_order: u64,
 }
 
 impl fmt::Debug for HashRing {
@@ -210,7 +206,6 @@ impl HashRing {
             distribution: Distribution::Seed,
             hash: None,
             placement: None,
-            next_order: 0,
         }
     }
 
@@ -266,10 +261,16 @@ impl HashRing {
         s.label.as_deref().unwrap_or(&s.name)
     }
 
-    /// Server ids in the order they joined (twemproxy's pool order).
-    pub fn join_order(&self) -> Vec<ServerId> {
+    /// Server ids in twemproxy's pool order: by [`label`](Self::label), shorter labels
+    /// first, then bytewise (twemproxy sorts a pool's servers so by name when it loads its
+    /// configuration, and modula and ketama's tie-breaking follow that order). The order
+    /// servers were added in does not matter.
+    pub fn pool_order(&self) -> Vec<ServerId> {
         let mut ids: Vec<ServerId> = self.server_ids().collect();
-        ids.sort_by_key(|id| self.servers[id.0 as usize].order);
+        ids.sort_by(|a, b| {
+            let (a, b) = (self.label(*a), self.label(*b));
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        });
         ids
     }
 
@@ -280,7 +281,7 @@ impl HashRing {
             return;
         }
         let members: Vec<Member<'_>> = self
-            .join_order()
+            .pool_order()
             .into_iter()
             .map(|id| Member { id, label: self.label(id), weight: self.servers[id.0 as usize].weight })
             .collect();
@@ -427,12 +428,10 @@ impl HashRing {
                 let j = order_iter.next().expect("peeked");
                 let (name, weight) = fresh_slots[j].take().expect("each slot taken once");
                 new_map[j] = id;
-                let order = self.next_order + j as u64;
-                table.push(Server { name, weight, points: won[j], label: labels[j].take(), order });
+                table.push(Server { name, weight, points: won[j], label: labels[j].take() });
             }
         }
         self.servers = table;
-        self.next_order += added as u64;
 
         // Merge the existing points (owners renumbered) with the winners.
         let total = existing.len() + winners.len();

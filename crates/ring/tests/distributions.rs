@@ -86,8 +86,15 @@ fn ketama_uses_labels_and_pool_order() {
         let b = moved.locate(&key).map(|id| moved.label(id).to_string());
         assert_eq!(a, b);
     }
-    let order: Vec<&str> = named.join_order().into_iter().map(|id| named.server(id)).collect();
+    let order: Vec<&str> = named.pool_order().into_iter().map(|id| named.server(id)).collect();
     assert_eq!(order, ["127.0.0.1:7001", "127.0.0.1:7002"]);
+    // twemproxy's order: labels by length, then bytes; not the order of adding.
+    let mut ring = HashRing::with_placement(1, Distribution::Modula, None);
+    for s in ["10.0.0.10:6379", "10.0.0.9:6379", "10.0.0.1:6379"] {
+        ring.add(s);
+    }
+    let order: Vec<&str> = ring.pool_order().into_iter().map(|id| ring.server(id)).collect();
+    assert_eq!(order, ["10.0.0.1:6379", "10.0.0.9:6379", "10.0.0.10:6379"]);
     // Weights scale points over the pool's total weight: 2 of 3 -> 320 * ... per twemproxy.
     let mut weighted = HashRing::with_placement(160, Distribution::Ketama, None);
     weighted.add_weighted("a:1", 2);

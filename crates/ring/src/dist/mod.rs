@@ -23,8 +23,8 @@ pub mod random;
 pub mod rendezvous;
 pub mod seed;
 
-/// One server as a distribution sees it, in the order servers joined the pool
-/// (twemproxy's server index order: the order of a `nutcracker.yml`).
+/// One server as a distribution sees it, in twemproxy's pool order (see
+/// [`HashRing::pool_order`](crate::HashRing::pool_order)).
 #[derive(Clone, Copy, Debug)]
 pub struct Member<'a> {
     /// The server's id in the ring value being built.
@@ -39,7 +39,7 @@ pub struct Member<'a> {
 
 /// A distribution's built state: maps a key's 32-bit hash to a server.
 pub trait Placement: Send + Sync + fmt::Debug {
-    /// Builds the lookup state from the pool's servers in join order
+    /// Builds the lookup state from the pool's servers in pool order
     /// (twemproxy's `*_update`). `members` is not empty.
     fn build(members: &[Member<'_>]) -> Self
     where
@@ -68,9 +68,11 @@ macro_rules! distributions {
     ($($variant:ident => $name:literal, $doc:literal;)*) => {
         /// How keys are divided among servers, by name.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
         pub enum Distribution {
             $(
                 #[doc = $doc]
+                #[cfg_attr(feature = "clap", value(name = $name))]
                 $variant,
             )*
         }

@@ -40,9 +40,11 @@ macro_rules! hashes {
         /// A key hash, by its twemproxy name.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[allow(non_camel_case_types)] // twemproxy's names: fnv1a_64 is Fnv1a_64
+        #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
         pub enum Hash {
             $(
                 #[doc = concat!("twemproxy's `", $name, "`.")]
+                #[cfg_attr(feature = "clap", value(name = $name))]
                 $variant,
             )*
         }
