@@ -186,3 +186,48 @@ fn every_hash_and_distribution_places_keys_as_nutcracker_does() {
         }
     }
 }
+
+/// Our proxy reads the very `nutcracker.yml` nutcracker ran with: weights and server names
+/// included (ketama hashes the names), and places every key as nutcracker did.
+#[test]
+fn the_same_nutcracker_yml_places_keys_alike_with_weights_and_names() {
+    if nutcracker_missing() {
+        return;
+    }
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let dir = TempDir::new("ours");
+    let cases: [(&str, &str, [&str; 3]); 4] = [
+        ("ketama", "fnv1a_64", [":1 alpha", ":2 beta", ":3 gamma"]),
+        ("ketama", "md5", [":5 redis-c", ":1 redis-a", ":2 redis-b"]),
+        ("ketama", "murmur", [":1", ":3", ":2"]),
+        ("modula", "fnv1a_64", [":2", ":1", ":3"]),
+    ];
+    for (distribution, hash, suffixes) in cases {
+        let entries: Vec<String> = addrs.iter().zip(suffixes).map(|(a, s)| format!("{a}{s}")).collect();
+        let config = yml(free_port(), distribution, hash, &entries);
+        let path = dir.0.join(format!("{distribution}-{hash}.yml"));
+        std::fs::write(&path, &config).expect("write yml");
+        let path = path.to_str().expect("utf-8 path").to_string();
+        let used = same_placement(&servers, &config, &["--config", &path, "--no-greeting"]);
+        assert_eq!(used, servers.len(), "{distribution}/{hash}");
+    }
+}
+
+/// `-t` checks a file and exits; a broken one fails naming the key and line.
+#[test]
+fn test_conf_checks_the_file() {
+    let dir = TempDir::new("conf");
+    let good = dir.0.join("good.yml");
+    std::fs::write(&good, yml(free_port(), "ketama", "md5", &["127.0.0.1:6379:1 a".into()])).expect("write");
+    let bad = dir.0.join("bad.yml");
+    std::fs::write(&bad, yml(free_port(), "ketama", "md6", &["127.0.0.1:6379:1 a".into()])).expect("write");
+    let proxy = e2e::binary("proxy");
+    let ok = Command::new(&proxy).args(["-t", "-c"]).arg(&good).output().expect("run proxy -t");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("is valid: listen 127.0.0.1:"));
+    let failed = Command::new(&proxy).args(["-t", "-c"]).arg(&bad).output().expect("run proxy -t");
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("line 3: pool \"alpha\": hash: unknown hash \"md6\""), "{stderr}");
+}
