@@ -231,3 +231,77 @@ fn test_conf_checks_the_file() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("line 3: pool \"alpha\": hash: unknown hash \"md6\""), "{stderr}");
 }
+
+/// The stats JSON of a `-s` port: one object, then the connection closes.
+fn stats_json(addr: &str) -> serde_json::Value {
+    let mut body = String::new();
+    let mut stream = TcpStream::connect(addr).expect("connect to stats port");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    std::io::Read::read_to_string(&mut stream, &mut body).expect("read stats");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("stats JSON: {e}: {body}"))
+}
+
+/// Field names by level: `top.x`, `pool.x`, `server.x` (pool and server names abstracted).
+fn field_names(stats: &serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let serde_json::Value::Object(top) = stats else { panic!("not an object") };
+    for (key, value) in top {
+        let serde_json::Value::Object(pool) = value else {
+            names.push(format!("top.{key}"));
+            continue;
+        };
+        for (key, value) in pool {
+            match value {
+                serde_json::Value::Object(server) => names.extend(server.keys().map(|k| format!("server.{k}"))),
+                _ => names.push(format!("pool.{key}")),
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Our `-s` port serves nutcracker's JSON: the same field names at every level, the pool
+/// named as in the file, servers by name.
+#[test]
+fn stats_port_has_nutcrackers_field_names() {
+    if nutcracker_missing() {
+        return;
+    }
+    let servers: Vec<Process> = (0..2).map(|_| redis_server()).collect();
+    let entries: Vec<String> = servers.iter().enumerate().map(|(i, s)| format!("{}:1 s{i}", s.addr())).collect();
+    let config = yml(free_port(), "ketama", "fnv1a_64", &entries);
+    let dir = TempDir::new("stats");
+    let path = dir.0.join("nutcracker.yml");
+    std::fs::write(&path, &config).expect("write yml");
+
+    let nc_stats = free_port();
+    let child = Command::new("nutcracker")
+        .args(["-c", path.to_str().expect("utf-8"), "-s", &nc_stats.to_string(), "-o"])
+        .arg(dir.0.join("nc.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nutcracker");
+    let nc_addr = format!("127.0.0.1:{nc_stats}");
+    let nc = Nutcracker { child, addr: nc_addr.clone(), _dir: TempDir::new("stats-nc") };
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&nc.addr).is_ok()));
+    let theirs = stats_json(&nc_addr);
+    drop(nc);
+
+    let our_stats = free_port();
+    let proxy = start("proxy", &["-c", path.to_str().expect("utf-8"), "-s", &our_stats.to_string(), "--no-greeting"]);
+    let addr = format!("127.0.0.1:{our_stats}");
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&addr).is_ok()));
+    let mut conn = Conn::connect(&proxy.addr());
+    assert_eq!(conn.call(&["SET", "k", "v"]), Frame::Simple("OK".into()));
+    let ours = stats_json(&addr);
+    assert_eq!(field_names(&ours), field_names(&theirs));
+    assert_eq!(ours["service"], "nutcracker");
+    let pool = &ours["alpha"];
+    assert_eq!(pool["client_connections"], 1);
+    let requests: u64 = ["s0", "s1"].iter().map(|s| pool[*s]["requests"].as_u64().expect("requests")).sum();
+    assert!(requests >= 1, "{ours}");
+}

@@ -13,6 +13,7 @@ pub mod health;
 mod local;
 mod membership;
 pub mod migration;
+pub mod nc_stats;
 mod plan;
 mod pubsub;
 mod repair;
@@ -86,6 +87,8 @@ pub struct Config {
     pub server_password: Option<String>,
     /// How keys are placed: distribution, key hash, servers' weights and names.
     pub placement: cluster::PlacementConfig,
+    /// twemproxy's stats port (`--stats-port`), when asked for.
+    pub stats: Option<nc_stats::StatsConfig>,
 }
 
 /// The proxy's shared state.
@@ -171,6 +174,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
+    if let Some(stats) = config.stats.clone() {
+        tokio::spawn(nc_stats::serve(stats, Arc::downgrade(&proxy)));
+    }
     tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
     let config = Arc::new(config);
     service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {

@@ -49,6 +49,13 @@ struct Args {
     /// Check --config, print what it maps to, and exit (twemproxy's -t).
     #[arg(short = 't', long, requires = "config")]
     test_conf: bool,
+    /// Serve twemproxy's stats JSON on this port (nutcracker's -s; it uses 22222): one JSON
+    /// object per connection, with nutcracker's field names. Off unless given.
+    #[arg(short = 's', long)]
+    stats_port: Option<u16>,
+    /// Address of the stats port (nutcracker's -a, whose default is 0.0.0.0).
+    #[arg(short = 'a', long, default_value = "127.0.0.1")]
+    stats_addr: String,
     /// Cache servers to add at start, comma separated: 127.0.0.1:6381,127.0.0.1:6382.
     #[arg(long, value_delimiter = ',', value_parser = server_address)]
     servers: Vec<String>,
@@ -134,11 +141,11 @@ fn main() -> std::process::ExitCode {
 
 /// Reads `--config` into `args` (its keys win) and returns the placement it asks for, and
 /// notes on keys that have no effect here (logged once tracing is up).
-fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConfig, Vec<String>)> {
+fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConfig, Vec<String>, Option<String>)> {
     let mut placement =
         proxy::cluster::PlacementConfig { distribution: args.distribution, hash: args.hash, ..Default::default() };
     let Some(path) = args.config.clone() else {
-        return Ok((placement, Vec::new()));
+        return Ok((placement, Vec::new(), None));
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let pool =
@@ -187,12 +194,13 @@ fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConf
         );
     }
     let notes = pool.notes.iter().map(|note| format!("{}: {note}", path.display())).collect();
-    Ok((placement, notes))
+    Ok((placement, notes, Some(pool.name)))
 }
 
 fn run() -> anyhow::Result<()> {
     let mut args = Args::parse_from(cli::go_style_args());
-    let (placement, notes) = load_config(&mut args)?;
+    let (placement, notes, pool) = load_config(&mut args)?;
+    let pool_name = pool.unwrap_or_else(|| "proxy".into());
     if args.test_conf {
         return Ok(());
     }
@@ -224,6 +232,9 @@ fn run() -> anyhow::Result<()> {
         server_password: args.server_password.clone().filter(|p| !p.is_empty()),
         state_file: args.state_file.clone(),
         placement,
+        stats: args
+            .stats_port
+            .map(|port| proxy::nc_stats::StatsConfig { addr: format!("{}:{port}", args.stats_addr), pool: pool_name }),
     };
     args.serve.run(args.port, |listener| {
         for note in &notes {
