@@ -14,6 +14,10 @@ use crate::ServerId;
 pub const SLOTS_PER_WEIGHT: u64 = 100;
 /// The smallest table: 65,537 is prime, and makes small pools balanced to 0.01 %.
 pub const MIN_TABLE: u64 = 65_537;
+/// Table sizes grow in steps of this factor (the smallest prime at or above
+/// `65,536 * 4^k`), never with each server: a new size moves almost every key,
+/// so it may only happen when the pool's weight crosses a step.
+pub const TABLE_GROWTH: u64 = 4;
 
 /// The Maglev lookup table.
 #[derive(Debug, Clone)]
@@ -44,10 +48,22 @@ pub fn next_prime(mut n: u64) -> u64 {
     n
 }
 
+/// The table size for a pool of `total_weight`: the first step
+/// (`next_prime(65,536 * 4^k)`) with at least [`SLOTS_PER_WEIGHT`] slots per
+/// unit of weight.
+pub fn table_size(total_weight: u64) -> u64 {
+    let want = total_weight.saturating_mul(SLOTS_PER_WEIGHT);
+    let mut base = MIN_TABLE - 1;
+    while base < want {
+        base = base.saturating_mul(TABLE_GROWTH);
+    }
+    next_prime(base)
+}
+
 impl Placement for Maglev {
     fn build(members: &[Member<'_>]) -> Self {
         let total: u64 = members.iter().map(|m| u64::from(m.weight)).sum();
-        let size = next_prime((total * SLOTS_PER_WEIGHT).max(MIN_TABLE));
+        let size = table_size(total);
         let perms: Vec<(u64, u64)> = members
             .iter()
             .map(|m| {
@@ -115,5 +131,10 @@ mod tests {
         let (lo, hi) = (m.counts.iter().min().unwrap(), m.counts.iter().max().unwrap());
         assert!(hi - lo <= 1, "{lo}..{hi}");
         assert_eq!(next_prime(65_536), 65_537);
+        assert_eq!(table_size(1), 65_537);
+        assert_eq!(table_size(655), 65_537);
+        // The size is a step function of the weight: adding one server keeps it.
+        assert_eq!(table_size(1000), table_size(1001));
+        assert!(table_size(1000) >= 100_000 && is_prime(table_size(1000)));
     }
 }
