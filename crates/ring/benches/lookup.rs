@@ -332,6 +332,7 @@ fn summary(since: SystemTime) {
     }
 
     println!("\n{:<12} {:>10} {:>14} {:>14}", "distribution", "lookup", "max/mean n=10", "max/mean n=100");
+    println!("(balance over 200,000 keys, sampling noise included; exact shares: --example placements)");
     let many: Vec<Vec<u8>> = (0..200_000).map(|i| format!("key:{i}").into_bytes()).collect();
     for &distribution in Distribution::ALL {
         let ns = median_ns(&dir, &format!("distribution/{distribution}_{DIST_SERVERS}"), since);

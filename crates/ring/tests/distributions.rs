@@ -157,3 +157,17 @@ fn rendezvous_weights_scale_shares() {
     let a = keys.iter().filter(|k| ring.get(k) == Some("a:1")).count() as f64 / keys.len() as f64;
     assert!((a - 0.75).abs() < 0.02, "{a}");
 }
+
+#[test]
+fn a_join_at_1000_servers_moves_few_keys_on_maglev_and_rendezvous() {
+    let servers = names(1000);
+    let keys = keys(20_000);
+    for (d, bound) in [(Distribution::Maglev, 10.0), (Distribution::Rendezvous, 2.0)] {
+        let before = ring(d, &servers);
+        let mut after = before.clone();
+        after.add("10.9.9.9:6379");
+        let moved = keys.iter().filter(|k| before.get(k) != after.get(k)).count() as f64;
+        let ideal = keys.len() as f64 / 1001.0;
+        assert!(moved < ideal * bound, "{d}: moved {moved}, ideal {ideal:.0}");
+    }
+}
