@@ -57,6 +57,10 @@ const FNV_OFFSET_BASIS: u32 = 2_166_136_261;
 /// FNV-1a 32-bit prime (from the FNV specification, as in Go's `hash/fnv`).
 const FNV_PRIME: u32 = 16_777_619;
 
+/// Servers a placement's preference list computes at first (the owner and
+/// a replica or fallback); more are computed, doubling, only if taken.
+const FIRST_LIST: usize = 2;
+
 /// Points per index bucket: between this and twice this. Four to eight keep
 /// the scan within one or two cache lines while the index costs 0.5 to 1 byte
 /// per point (measured with `cargo bench -p ring`: 1 and 2 were no faster at
@@ -624,13 +628,14 @@ impl HashRing {
     /// [`locate`](Self::locate) is `None`.
     pub fn preference(&self, key: &[u8]) -> Preference<'_> {
         if let Some(placement) = &self.placement {
-            let mut list = Vec::with_capacity(self.servers.len());
-            placement.preference(self.key_hash(key), &mut list);
+            let hash = self.key_hash(key);
+            let mut list = Vec::with_capacity(FIRST_LIST.min(self.servers.len()));
+            placement.preference(hash, FIRST_LIST, &mut list);
             return Preference {
                 ring: self,
                 next: 0,
-                walk: 0,
-                left: list.len(),
+                walk: hash as usize,
+                left: self.servers.len(),
                 tail: u32::MAX,
                 seen: Seen::Inline(0),
                 list: Some(list),
@@ -774,7 +779,8 @@ pub struct Preference<'a> {
     /// Next server id to consider once the walk is done.
     tail: u32,
     seen: Seen,
-    /// The whole order, from a [`Placement`] (then `next` indexes it).
+    /// The order so far, from a [`Placement`] (then `next` indexes it and
+    /// `walk` holds the key's hash); extended by doubling as it is consumed.
     list: Option<Vec<ServerId>>,
 }
 
@@ -785,7 +791,13 @@ impl Iterator for Preference<'_> {
         if self.left == 0 {
             return None;
         }
-        if let Some(list) = &self.list {
+        if let Some(list) = &mut self.list {
+            if self.next == list.len() {
+                // Extend the same order: ask for twice as many.
+                if let Some(placement) = &self.ring.placement {
+                    placement.preference(self.walk as u32, list.len().max(1) * 2, list);
+                }
+            }
             let id = list.get(self.next).copied();
             self.next += 1;
             self.left -= 1;

@@ -77,8 +77,8 @@ impl Placement for Ketama {
         ServerId(self.owners[self.slot(hash)])
     }
 
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>) {
-        walk_distinct(&self.owners, self.slot(hash), self.counts.len(), out);
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>) {
+        walk_distinct(&self.owners, self.slot(hash), self.counts.len(), limit, out);
     }
 
     fn points(&self, id: ServerId) -> usize {

@@ -104,8 +104,8 @@ impl Placement for Maglev {
         ServerId(self.table[hash as usize % self.table.len()])
     }
 
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>) {
-        walk_distinct(&self.table, hash as usize % self.table.len(), self.counts.len(), out);
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>) {
+        walk_distinct(&self.table, hash as usize % self.table.len(), self.counts.len(), limit, out);
     }
 
     fn points(&self, id: ServerId) -> usize {

@@ -48,10 +48,13 @@ pub trait Placement: Send + Sync + fmt::Debug {
     /// The server for a key hash (twemproxy's `*_dispatch`). Never allocates.
     fn dispatch(&self, hash: u32) -> ServerId;
 
-    /// Every server once, in the order a key with `hash` falls back to them:
+    /// The first `limit` servers (every server when `limit` is at least their
+    /// number), each once, in the order a key with `hash` falls back to them:
     /// the [`dispatch`](Self::dispatch) owner first. Written into `out`
-    /// (cleared first). Used for replicas and for skipping servers marked down.
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>);
+    /// (cleared first); a larger `limit` extends the same order. Used for
+    /// replicas and for skipping servers marked down, so it is cheap for a
+    /// small `limit`.
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>);
 
     /// How many points (continuum entries, table slots) server `id` holds; 0
     /// when the distribution has none.
@@ -155,35 +158,38 @@ impl std::str::FromStr for Distribution {
     }
 }
 
-/// Appends to `out` every id of `members` not yet in it (ids are dense
-/// `0..members.len()`), so a preference list names every server.
-fn append_missing(members: usize, out: &mut Vec<ServerId>) {
-    if out.len() == members {
-        return;
-    }
-    let mut seen = vec![false; members];
-    for id in out.iter() {
-        seen[id.0 as usize] = true;
-    }
-    out.extend((0..members as u32).filter(|&i| !seen[i as usize]).map(ServerId));
-}
+/// Below this many wanted servers, `out.contains` beats allocating a bitmap.
+const SMALL_LIMIT: usize = 16;
 
 /// Walks `owners` cyclically from `start`, appending each server not yet seen,
-/// until every one of `members` servers is listed or the walk is done.
-fn walk_distinct(owners: &[u32], start: usize, members: usize, out: &mut Vec<ServerId>) {
+/// until `min(limit, members)` are listed; servers the walk never meets follow
+/// in id order (ids are dense `0..members`).
+fn walk_distinct(owners: &[u32], start: usize, members: usize, limit: usize, out: &mut Vec<ServerId>) {
     out.clear();
-    let mut seen = vec![false; members];
+    let want = limit.min(members);
+    let mut seen = if want > SMALL_LIMIT { vec![false; members] } else { Vec::new() };
     let n = owners.len();
     for step in 0..n {
+        if out.len() == want {
+            return;
+        }
         let owner = owners[(start + step) % n];
-        if !std::mem::replace(&mut seen[owner as usize], true) {
+        let new = match seen.get_mut(owner as usize) {
+            Some(slot) => !std::mem::replace(slot, true),
+            None => !out.contains(&ServerId(owner)),
+        };
+        if new {
             out.push(ServerId(owner));
-            if out.len() == members {
-                return;
-            }
         }
     }
-    append_missing(members, out);
+    for id in 0..members as u32 {
+        if out.len() == want {
+            return;
+        }
+        if !out.contains(&ServerId(id)) {
+            out.push(ServerId(id));
+        }
+    }
 }
 
 /// A 64-bit finaliser (splitmix64's): mixes a seed and a key hash into a score.

@@ -23,8 +23,8 @@ impl Placement for Modula {
         ServerId(self.entries[hash as usize % self.entries.len()])
     }
 
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>) {
-        walk_distinct(&self.entries, hash as usize % self.entries.len(), self.servers, out);
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>) {
+        walk_distinct(&self.entries, hash as usize % self.entries.len(), self.servers, limit, out);
     }
 
     fn points(&self, id: ServerId) -> usize {
@@ -49,7 +49,7 @@ mod tests {
         assert_eq!(m.dispatch(2), ServerId(0));
         assert_eq!(m.dispatch(5), ServerId(0));
         let mut pref = Vec::new();
-        m.preference(2, &mut pref);
+        m.preference(2, 10, &mut pref);
         assert_eq!(pref, [ServerId(0), ServerId(1)]);
     }
 }

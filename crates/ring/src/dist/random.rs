@@ -31,10 +31,11 @@ impl Placement for Random {
         ServerId(self.servers[(x % self.servers.len() as u64) as usize])
     }
 
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>) {
-        let first = self.dispatch(hash);
-        let start = self.servers.iter().position(|&s| s == first.0).unwrap_or(0);
-        walk_distinct(&self.servers, start, self.servers.len(), out);
+    /// Fallbacks need a stable order (the list may be extended): the servers
+    /// from `hash % n` on. Requests themselves go through `dispatch`.
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>) {
+        let start = hash as usize % self.servers.len();
+        walk_distinct(&self.servers, start, self.servers.len(), limit, out);
     }
 
     fn points(&self, _id: ServerId) -> usize {

@@ -59,12 +59,13 @@ impl Placement for Rendezvous {
         ServerId(best.1)
     }
 
-    fn preference(&self, hash: u32, out: &mut Vec<ServerId>) {
+    fn preference(&self, hash: u32, limit: usize, out: &mut Vec<ServerId>) {
         let mut scored: Vec<(f64, u32)> =
             self.servers.iter().map(|&(seed, weight, id)| (self.score(seed, weight, hash), id)).collect();
+        // Highest first; ties keep server order, as `dispatch` breaks them.
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         out.clear();
-        out.extend(scored.into_iter().map(|(_, id)| ServerId(id)));
+        out.extend(scored.into_iter().take(limit).map(|(_, id)| ServerId(id)));
     }
 
     fn points(&self, _id: ServerId) -> usize {
