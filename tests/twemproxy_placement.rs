@@ -305,3 +305,35 @@ fn stats_port_has_nutcrackers_field_names() {
     let requests: u64 = ["s0", "s1"].iter().map(|s| pool[*s]["requests"].as_u64().expect("requests")).sum();
     assert!(requests >= 1, "{ours}");
 }
+
+/// Every distribution serves through the proxy: with two copies of each key, every key reads
+/// back and sits on exactly two redis-servers (the owner and its first fallback).
+#[test]
+fn every_distribution_serves_with_replicas() {
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let list = servers.iter().map(Process::addr).collect::<Vec<_>>().join(",");
+    for distribution in ["seed", "ketama", "modula", "maglev", "rendezvous"] {
+        let proxy = start(
+            "proxy",
+            &["--servers", &list, "--distribution", distribution, "--replication-factor", "2", "--no-greeting"],
+        );
+        let keys: Vec<Vec<u8>> = (0..300).map(|i| format!("r:{i}").into_bytes()).collect();
+        write_all(&proxy.addr(), &keys);
+        let mut conn = Conn::connect(&proxy.addr());
+        for key in &keys {
+            assert_eq!(conn.call(&[&b"GET"[..], key]), Frame::Bulk("v".into()), "{distribution}");
+        }
+        let mut copies: HashMap<Vec<u8>, usize> = HashMap::new();
+        for server in &servers {
+            let mut direct = Conn::connect(&server.addr());
+            let Frame::Array(found) = direct.call(&["KEYS", "*"]) else { panic!("KEYS reply") };
+            for key in found {
+                let Frame::Bulk(key) = key else { panic!("key") };
+                *copies.entry(key.to_vec()).or_default() += 1;
+            }
+            assert_eq!(direct.call(&["FLUSHALL"]), Frame::Simple("OK".into()));
+        }
+        assert_eq!(copies.len(), keys.len(), "{distribution}");
+        assert!(copies.values().all(|&c| c == 2), "{distribution}: every key on two servers");
+    }
+}
