@@ -34,10 +34,11 @@ trap cleanup EXIT
 run_unit() {
   local unit=$1 port=$2 log
   log=$(cd "$src" && timeout 600 ./runtest --host 127.0.0.1 --port "$port" --singledb --clients 1 \
-        --tags -needs:debug --tags -needs:repl --tags -needs:save --single "unit/$unit" 2>&1 || true)
+        --tags -needs:debug --tags -needs:repl --tags -needs:save --single "unit/$unit" 2>&1 |
+        sed 's/\x1b\[[0-9;]*m//g' || true)
   local ok err
-  ok=$(grep -c '\[ok\]' <<<"$log" || true)
-  err=$(grep -cE '\[err\]|\[exception\]' <<<"$log" || true)
+  ok=$(grep -c '^\[ok\]' <<<"$log" || true)
+  err=$(grep -cE '^\[(err|exception)\]' <<<"$log" || true)
   echo "$ok $err"
 }
 
@@ -53,7 +54,8 @@ for unit in "${units[@]}"; do
   port=$(free_port)
   redis-server --port "$port" --save '' --appendonly no --enable-debug-command yes >/dev/null 2>&1 & pids+=($!)
   pport=$(free_port)
-  "$proxy_bin" --port "$pport" --no-greeting --servers "127.0.0.1:$port" 2>/dev/null & pids+=($!)
+  # No request timeout: some tests keep a server busy on purpose (long scripts, SCRIPT KILL).
+  "$proxy_bin" --port "$pport" --no-greeting --server-timeout-ms 0 --servers "127.0.0.1:$port" 2>/dev/null & pids+=($!)
   sleep 0.3
   read -r p_ok p_err < <(run_unit "$unit" "$pport")
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true

@@ -149,3 +149,42 @@ fn an_overflowing_hint_log_flushes_the_returning_server_instead() {
     assert!(stale.is_empty(), "stale reads: {:?}", &stale[..stale.len().min(5)]);
     assert!(cluster.proxy.wait_for_log("flushed on its return", Duration::from_secs(5)));
 }
+
+#[test]
+fn scan_walks_past_a_server_that_is_down_and_info_sums_the_rest() {
+    let cluster = Cluster::redis(3, HEALTH);
+    let mut c = Conn::connect(&cluster.proxy.addr());
+    let load: Vec<Vec<String>> = (0..KEYS).map(|i| vec!["SET".into(), format!("key:{i}"), "v".into()]).collect();
+    c.pipeline(&load);
+    let on_first = {
+        let mut direct = Conn::connect(&cluster.servers[0].addr());
+        match direct.call(&["DBSIZE"]) {
+            Frame::Integer(n) => n as usize,
+            other => panic!("DBSIZE {other:?}"),
+        }
+    };
+    assert_eq!(
+        c.field(&["INFO"], "db0").and_then(|v| v.split(',').next().map(str::to_string)),
+        Some(format!("keys={KEYS}"))
+    );
+    let addr = cluster.servers[0].addr();
+    let _paused = Paused::new(&cluster.servers[0]);
+    assert!(wait_until(Duration::from_secs(20), || state(&mut c, &addr) == "down"), "never marked down");
+    let mut cursor = "0".to_string();
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        let Frame::Array(reply) = c.call(&["SCAN", &cursor, "COUNT", "100"]) else {
+            panic!("SCAN while a server is down")
+        };
+        let (Some(Frame::Bulk(next)), Some(Frame::Array(keys))) = (reply.first(), reply.get(1)) else {
+            panic!("{reply:?}")
+        };
+        seen += keys.len();
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(cursor, "0", "the scan ends");
+    assert_eq!(seen, KEYS - on_first, "every key of the servers that are up, once");
+}

@@ -267,3 +267,27 @@ fn a_client_that_shuts_down_its_side_gets_every_reply_then_eof() {
         }
     }
 }
+
+/// A command the table does not know but the servers do (here HSET renamed to HSETX, as a
+/// newer Redis or a module would bring one) is learned from a server's COMMAND INFO and
+/// routed by its key spec: each key lands on its owner.
+#[test]
+fn commands_unknown_to_the_table_are_learned_from_the_servers() {
+    let servers: Vec<e2e::Process> = (0..3)
+        .map(|_| launch::redis_server_with(None, &["--rename-command", "HSET", "HSETX"]).expect("redis-server"))
+        .collect();
+    let addrs: Vec<String> = servers.iter().map(e2e::Process::addr).collect();
+    let proxy = e2e::proxy(&addrs, &["--no-greeting"]);
+    let mut c = e2e::Conn::connect(&proxy.addr());
+    for i in 0..30 {
+        let key = format!("learned:{i}");
+        assert_eq!(c.call(&["HSETX", &key, "f", "v"]), resp::Frame::Integer(1), "{key}");
+        let resp::Frame::Simple(owner) = c.call(&["ROUTE", &key]) else { panic!("ROUTE {key}") };
+        let owner = String::from_utf8_lossy(&owner).into_owned();
+        let mut direct = e2e::Conn::connect(&owner);
+        assert_eq!(direct.call(&["HGET", &key, "f"]), e2e::bulk("v"), "{key} on its owner {owner}");
+    }
+    // A name no server knows keeps Redis's error.
+    let reply = c.call(&["NOSUCHCOMMAND", "x"]);
+    assert_eq!(reply, resp::Frame::error("ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' "));
+}

@@ -28,8 +28,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use resp::{write, Frame, Limits, Protocol};
 
 use crate::health::Health;
+use service::tls::{Connector, ReadHalf, Stream, WriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -161,6 +161,8 @@ pub struct Backend {
     request_timeout: Duration,
     /// Sent as `AUTH` when a link opens (`--server-password`).
     password: Option<Arc<str>>,
+    /// TLS to the server (`--server-tls`).
+    tls: Option<Connector>,
     removed: AtomicBool,
     /// Request and error counters.
     pub stats: BackendStats,
@@ -187,6 +189,7 @@ impl Backend {
             connect_timeout,
             request_timeout,
             password: None,
+            tls: None,
             removed: AtomicBool::new(false),
             stats: BackendStats::default(),
             health: Arc::default(),
@@ -196,6 +199,12 @@ impl Backend {
     /// The same backend, authenticating with `password` when it opens a link.
     pub fn with_password(mut self, password: Option<Arc<str>>) -> Self {
         self.password = password;
+        self
+    }
+
+    /// The same backend, speaking TLS to its server when `tls` is given.
+    pub fn with_tls(mut self, tls: Option<Connector>) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -296,11 +305,7 @@ impl Backend {
     }
 
     async fn dial(&self, protocol: Protocol) -> Result<Link, BackendError> {
-        let connect = async {
-            let stream = TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
-            handshake(stream, protocol, self.password.as_deref()).await
-        };
+        let connect = open(&self.addr, self.tls.as_ref(), protocol, self.password.as_deref());
         let (stream, leftover) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(error)) => return Err(self.connect_error(describe(&error))),
@@ -322,16 +327,32 @@ impl Backend {
     }
 }
 
+/// Dials `addr`, over TLS when `tls` is given, and opens the connection with [`handshake`].
+pub(crate) async fn open(
+    addr: &str,
+    tls: Option<&Connector>,
+    protocol: Protocol,
+    password: Option<&str>,
+) -> io::Result<(Stream, BytesMut)> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let stream = match tls {
+        Some(tls) => tls.connect(addr, tcp).await?,
+        None => Stream::Plain(tcp),
+    };
+    handshake(stream, protocol, password).await
+}
+
 /// Opens a connection so that it works with and without a greeting: a status line before
 /// the answer (a greeting such as `+OK cache-A ready`) is skipped. A RESP2 link opens with
 /// PING and waits for `+PONG`; a RESP3 link opens with `HELLO 3` and waits for its map. With
 /// a `password`, `AUTH` goes first; its `+OK` is skipped like a greeting, and its error is
 /// the handshake's. Returns any bytes read past the answer.
 pub(crate) async fn handshake(
-    mut stream: TcpStream,
+    mut stream: Stream,
     protocol: Protocol,
     password: Option<&str>,
-) -> io::Result<(TcpStream, BytesMut)> {
+) -> io::Result<(Stream, BytesMut)> {
     let mut opening = BytesMut::new();
     if let Some(password) = password {
         write::command(&mut opening, &[&b"AUTH"[..], password.as_bytes()]);
@@ -346,6 +367,7 @@ pub(crate) async fn handshake(
         (false, Protocol::Resp3) => "HELLO 3",
     };
     stream.write_all(&opening).await?;
+    stream.flush().await?;
     let mut buf = BytesMut::with_capacity(256);
     loop {
         match Frame::parse(&mut buf, &reply_limits()) {
@@ -370,7 +392,7 @@ pub(crate) async fn handshake(
 
 /// The writer task: gathers queued jobs into one buffer and writes them together.
 async fn write_jobs(
-    mut writer: OwnedWriteHalf,
+    mut writer: WriteHalf,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     in_flight: mpsc::UnboundedSender<InFlight>,
     addr: Arc<str>,
@@ -402,7 +424,7 @@ async fn write_jobs(
         }
         // A hung server stops reading: the write may never finish, so it ends with the reader.
         let written = tokio::select! {
-            written = writer.write_all(&out) => written,
+            written = async { writer.write_all(&out).await?; writer.flush().await } => written,
             _ = in_flight.closed() => return,
         };
         if let Err(error) = written {
@@ -421,7 +443,7 @@ struct RequestTimeout {
 
 /// The reader task: parses replies and hands each job its own, in order.
 async fn read_replies(
-    mut reader: OwnedReadHalf,
+    mut reader: ReadHalf,
     mut buf: BytesMut,
     mut in_flight: mpsc::UnboundedReceiver<InFlight>,
     addr: Arc<str>,

@@ -179,6 +179,8 @@ pub struct ClusterConfig {
     pub request_timeout: Duration,
     /// Sent as AUTH on every new server connection (`--server-password`).
     pub server_password: Option<Arc<str>>,
+    /// TLS on every new server connection (`--server-tls`).
+    pub server_tls: Option<service::tls::Connector>,
     /// Distribution, key hash, and the weights and names servers were configured with.
     pub placement: PlacementConfig,
 }
@@ -267,6 +269,7 @@ impl Cluster {
             self.config.request_timeout,
         )
         .with_password(self.config.server_password.clone())
+        .with_tls(self.config.server_tls.clone())
     }
 
     /// Records whether any server is marked down (health checks call this).
@@ -391,6 +394,7 @@ mod tests {
             log_requests: false,
             request_timeout: Duration::ZERO,
             server_password: None,
+            server_tls: None,
             placement: PlacementConfig::default(),
         })
     }

@@ -127,6 +127,27 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, protocol: Protocol, out
                 lists.get(part).and_then(|l| l.get(element)).ok_or("ERR short MGET reply from server")?.encode(out);
             }
         }
+        Combine::Info(own) => {
+            let (mut keys, mut expires) = (0u64, 0u64);
+            for frame in &frames {
+                let text = frame.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                for line in text.lines().filter_map(|l| l.strip_prefix("db0:")) {
+                    for field in line.split(',') {
+                        match field.split_once('=') {
+                            Some(("keys", n)) => keys += n.trim().parse::<u64>().unwrap_or(0),
+                            Some(("expires", n)) => expires += n.trim().parse::<u64>().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let mut text = own.clone();
+            text.push_str("\r\n# Keyspace\r\n");
+            if keys > 0 {
+                text.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+            }
+            write::verbatim(out, protocol, text.as_bytes());
+        }
         Combine::Scan { server, servers } => {
             let reply = frames.first().ok_or("ERR no SCAN reply")?;
             let [cursor, keys] = array(reply)?.as_slice() else {

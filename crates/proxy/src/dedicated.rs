@@ -11,19 +11,17 @@
 //! dropped.
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use resp::Frame;
+use service::tls::{Connector, Stream, WriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::backend::{describe, handshake, reply_limits, BackendError};
+use crate::backend::{describe, open, reply_limits, BackendError};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -34,23 +32,24 @@ pub const MAX_IDLE_PER_SERVER: usize = 4;
 #[derive(Debug)]
 pub struct Dedicated {
     addr: Arc<str>,
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read but not yet handed out as a reply.
     buf: BytesMut,
 }
 
 impl Dedicated {
     /// Dials `addr` within `timeout` and greets it with PING, as the shared links do, so it
-    /// works with our server's greeting and with redis-server.
-    pub async fn connect(addr: &str, timeout: Duration, password: Option<&str>) -> Result<Dedicated, BackendError> {
+    /// works with our server's greeting and with redis-server; over TLS with `tls`.
+    pub async fn connect(
+        addr: &str,
+        timeout: Duration,
+        password: Option<&str>,
+        tls: Option<&Connector>,
+    ) -> Result<Dedicated, BackendError> {
         let error = |reason| BackendError::Connect { addr: addr.to_string(), reason };
-        let connect = async {
-            let stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            // RESP2: replies pass through unchanged to RESP2 and RESP3 clients alike (a RESP3
-            // parser reads RESP2); subscriber messages reach RESP3 clients as arrays.
-            handshake(stream, resp::Protocol::Resp2, password).await
-        };
+        // RESP2: replies pass through unchanged to RESP2 and RESP3 clients alike (a RESP3
+        // parser reads RESP2); subscriber messages reach RESP3 clients as arrays.
+        let connect = open(addr, tls, resp::Protocol::Resp2, password);
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((stream, buf))) => Ok(Dedicated { addr: Arc::from(addr), stream, buf }),
             Ok(Err(e)) => Err(error(describe(&e))),
@@ -69,7 +68,11 @@ impl Dedicated {
 
     /// Writes encoded requests.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
-        self.stream.write_all(bytes).await.map_err(|_| self.lost())
+        let written = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        written.await.map_err(|_| self.lost())
     }
 
     /// Reads one complete reply, its exact bytes.
@@ -103,12 +106,8 @@ impl Dedicated {
 
     /// Whether the connection can serve another client: nothing unread, nothing arrived,
     /// not closed by the server.
-    fn is_reusable(&self) -> bool {
-        if !self.buf.is_empty() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    fn is_reusable(&mut self) -> bool {
+        self.buf.is_empty() && self.stream.is_quiet()
     }
 
     /// Turns the connection into a subscriber link: everything the server sends arrives as
@@ -162,7 +161,7 @@ pub struct Push {
 #[derive(Debug)]
 pub struct PushLink {
     addr: Arc<str>,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     task: JoinHandle<()>,
 }
 
@@ -174,7 +173,11 @@ impl PushLink {
 
     /// Writes encoded requests; their replies arrive as pushes.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
-        self.writer.write_all(bytes).await.map_err(|_| BackendError::Lost { addr: self.addr.to_string() })
+        let written = async {
+            self.writer.write_all(bytes).await?;
+            self.writer.flush().await
+        };
+        written.await.map_err(|_| BackendError::Lost { addr: self.addr.to_string() })
     }
 }
 
@@ -190,12 +193,25 @@ pub struct Pool {
     idle: Mutex<HashMap<String, Vec<Dedicated>>>,
     /// Sent as AUTH when a connection opens (`--server-password`).
     password: Option<Arc<str>>,
+    /// TLS to the servers (`--server-tls`).
+    tls: Option<Connector>,
 }
 
 impl Pool {
     /// An empty pool whose connections authenticate with `password`.
     pub fn new(password: Option<Arc<str>>) -> Self {
-        Self { idle: Mutex::default(), password }
+        Self { idle: Mutex::default(), password, tls: None }
+    }
+
+    /// The same pool, dialling its servers over TLS when `tls` is given.
+    pub fn with_tls(mut self, tls: Option<Connector>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The TLS new connections speak, if any.
+    pub fn tls(&self) -> Option<&Connector> {
+        self.tls.as_ref()
     }
 
     /// The password new connections give their server.
@@ -208,15 +224,18 @@ impl Pool {
         loop {
             let idle = self.lock().get_mut(addr).and_then(Vec::pop);
             match idle {
-                Some(conn) if conn.is_reusable() => return Ok(conn),
-                Some(_) => continue,
-                None => return Dedicated::connect(addr, timeout, self.password()).await,
+                Some(mut conn) => {
+                    if conn.is_reusable() {
+                        return Ok(conn);
+                    }
+                }
+                None => return Dedicated::connect(addr, timeout, self.password(), self.tls()).await,
             }
         }
     }
 
     /// Gives back a connection whose last reply was read completely.
-    pub fn checkin(&self, conn: Dedicated) {
+    pub fn checkin(&self, mut conn: Dedicated) {
         if !conn.is_reusable() {
             return;
         }

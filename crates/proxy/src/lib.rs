@@ -10,6 +10,7 @@ mod combine;
 pub mod dedicated;
 pub mod handoff;
 pub mod health;
+mod learned;
 mod local;
 mod membership;
 pub mod migration;
@@ -26,8 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resp::Limits;
+use service::tls::Stream;
 use service::{ClientConn, Stats, Stopping};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use cluster::{Cluster, ClusterConfig};
@@ -85,6 +87,10 @@ pub struct Config {
     /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
     /// opens a connection.
     pub server_password: Option<String>,
+    /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-ca`): then clients speak TLS only.
+    pub tls: Option<service::tls::Acceptor>,
+    /// TLS to the servers (`--server-tls`, `--server-tls-ca`, `--server-tls-cert`/`-key`).
+    pub server_tls: Option<service::tls::Connector>,
     /// How keys are placed: distribution, key hash, servers' weights and names.
     pub placement: cluster::PlacementConfig,
     /// twemproxy's stats port (`--stats-port`), when asked for.
@@ -119,6 +125,8 @@ pub struct Proxy {
     pub auth: service::auth::Auth,
     /// Where ring changes are written (`--state-file`).
     pub state_file: Option<std::path::PathBuf>,
+    /// Commands learned from the servers' `COMMAND INFO`.
+    learned: learned::Learned,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -134,6 +142,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         log_requests: config.log_requests,
         request_timeout: config.server_timeout,
         server_password: config.server_password.as_deref().map(Arc::from),
+        server_tls: config.server_tls.clone(),
         placement: config.placement.clone(),
     }));
     let mut servers: Vec<(String, u32)> =
@@ -165,11 +174,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         listen: local,
         started: Instant::now(),
         connect_timeout: config.connect_timeout,
-        dedicated: dedicated::Pool::new(config.server_password.as_deref().map(Arc::from)),
+        dedicated: dedicated::Pool::new(config.server_password.as_deref().map(Arc::from))
+            .with_tls(config.server_tls.clone()),
         blocking: Arc::new(Semaphore::new(config.max_blocking_connections)),
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
+        learned: learned::Learned::default(),
     });
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
@@ -177,15 +188,26 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     if let Some(stats) = config.stats.clone() {
         tokio::spawn(nc_stats::serve(stats, Arc::downgrade(&proxy)));
     }
-    tracing::info!("[proxy] listening on {local} (replicas={})", config.vnodes);
+    let tls = if config.tls.is_some() { ", TLS only" } else { "" };
+    tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);
     let config = Arc::new(config);
     service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
+            let mut stream = match &config.tls {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed; closing the client");
+                        return;
+                    }
+                },
+                None => Stream::from(stream),
+            };
             if !proxy.auth.admits(&peer) {
                 tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
-                let mut stream = stream;
                 let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &service::auth::denied_reply()).await;
+                let _ = tokio::io::AsyncWriteExt::flush(&mut stream).await;
                 return;
             }
             if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
@@ -197,12 +219,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     Ok(())
 }
 
-async fn handle_client(
-    proxy: &Arc<Proxy>,
-    config: &Config,
-    stream: TcpStream,
-    stopping: Stopping,
-) -> std::io::Result<()> {
+async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stopping: Stopping) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
     let mut conn = ClientConn::new(stream, config.limits, stopping).with_idle_timeout(config.idle_timeout);
     if config.greeting {

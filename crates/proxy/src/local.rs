@@ -155,10 +155,13 @@ fn route_detail(topology: &Topology, key: &[u8], out: &mut BytesMut) {
     lines.iter().for_each(|line| write::text(out, line.as_bytes()));
 }
 
-fn info(proxy: &Proxy, topology: &Topology) -> String {
+/// The proxy's own INFO sections (the servers' keyspace is added by the caller).
+pub fn info(proxy: &Proxy, topology: &Topology) -> String {
+    // Clients waiting in a blocking command, each holding a permit (Redis's blocked_clients).
+    let blocked = proxy.max_blocking_connections.saturating_sub(proxy.blocking.available_permits());
     let mut text = format!(
         "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
-         uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\
+         uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\nblocked_clients:{blocked}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\
          total_commands_processed:{}\r\n\r\n# Ring\r\nvnodes:{}\r\nreplication_factor:{}\r\nservers:{}\r\n",
         common::REDIS_VERSION,
         env!("CARGO_PKG_VERSION"),

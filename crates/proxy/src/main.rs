@@ -120,6 +120,8 @@ struct Args {
     #[arg(long)]
     state_file: Option<std::path::PathBuf>,
     #[command(flatten)]
+    server_tls: service::tls::ServerTlsArgs,
+    #[command(flatten)]
     serve: service::ServeArgs,
 }
 
@@ -231,6 +233,8 @@ fn run() -> anyhow::Result<()> {
         auth: args.serve.auth(args.admin_password.as_deref()),
         server_password: args.server_password.clone().filter(|p| !p.is_empty()),
         state_file: args.state_file.clone(),
+        tls: args.serve.tls.acceptor()?,
+        server_tls: args.server_tls.connector()?,
         placement,
         stats: args
             .stats_port

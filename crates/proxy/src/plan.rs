@@ -48,6 +48,8 @@ pub enum Combine {
     },
     /// DBSIZE under replication: the number of distinct keys over all servers' KEYS.
     CountDistinct,
+    /// INFO: the proxy's own sections, then `# Keyspace` with every server's keys summed.
+    Info(String),
     /// SCAN on the `server`-th of `servers` servers: the cursor gets the server index added.
     Scan {
         /// Index of the scanned server in the ring's sorted list.
@@ -328,6 +330,14 @@ pub fn plan_fan_out(command: &Command, merge: Merge, request: &Request, topology
     Step::Combine(combine, parts)
 }
 
+/// Plans INFO: the proxy's own text (`own`), and `INFO keyspace` from every server that is up
+/// to sum their keys.
+pub fn plan_info(own: String, topology: &Topology, jobs: &mut Jobs) -> Step {
+    let request = Request::new(vec![Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")]);
+    let parts = topology.up_servers().map(|id| jobs.push(id, |out| request.encode(out))).collect();
+    Step::Combine(Combine::Info(own), parts)
+}
+
 /// Plans SCAN: the proxy's cursor is the server's cursor shifted left, plus the index of the
 /// server in the ring's sorted list; servers are scanned one after the other.
 pub fn plan_scan(command: &'static Command, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
@@ -335,13 +345,22 @@ pub fn plan_scan(command: &'static Command, request: &Request, topology: &Topolo
     let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
         return Step::Error("ERR invalid cursor".into());
     };
-    let server = (cursor & ((1 << SCAN_SERVER_BITS) - 1)) as usize;
+    let mut server = (cursor & ((1 << SCAN_SERVER_BITS) - 1)) as usize;
+    let mut backend_cursor = (cursor >> SCAN_SERVER_BITS).to_string();
     let servers = topology.ring.len();
-    let Some(id) = topology.ring.server_ids().nth(server) else {
-        // Past the last server (or none at all): the scan is over.
-        return Step::Local(command);
+    // A server marked down is skipped (its keys are served elsewhere meanwhile); the cursor
+    // walks on to the next server from its start.
+    let id = loop {
+        let Some(id) = topology.ring.server_ids().nth(server) else {
+            // Past the last server (or none at all): the scan is over.
+            return Step::Local(command);
+        };
+        if topology.backend(id).health.is_up() {
+            break id;
+        }
+        server += 1;
+        backend_cursor = "0".into();
     };
-    let backend_cursor = (cursor >> SCAN_SERVER_BITS).to_string();
     let mut sub: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
     sub[1] = backend_cursor.as_bytes();
     let part = jobs.push(id, |out| resp::write::command(out, &sub));

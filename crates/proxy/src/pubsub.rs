@@ -149,7 +149,7 @@ impl Subscriber {
         if let Some(i) = self.links.iter().position(|l| l.as_ref().is_some_and(|l| l.addr() == addr)) {
             return Ok(i);
         }
-        let conn = Dedicated::connect(addr, proxy.connect_timeout, proxy.dedicated.password())
+        let conn = Dedicated::connect(addr, proxy.connect_timeout, proxy.dedicated.password(), proxy.dedicated.tls())
             .await
             .map_err(|e| e.reply_text())?;
         let i = self.links.len();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use resp::command::{self, Command, LookupError, Route};
+use resp::command::{Command, LookupError, Route};
 use resp::{write, Request};
 use service::auth::Gate;
 use service::common::ClientState;
@@ -96,7 +96,10 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
     let mut start = 0;
     let mut in_multi = session.multi.is_some();
     for (i, request) in batch.iter().enumerate() {
-        let Ok(command) = command::lookup(&request.args) else { continue };
+        if proxy.learned.should_ask(request) {
+            proxy.learned.ask(&topology, request).await;
+        }
+        let Ok(command) = proxy.learned.resolve(request) else { continue };
         match command.name {
             "multi" => in_multi = true,
             "exec" | "discard" => in_multi = false,
@@ -461,7 +464,7 @@ async fn run_segment(
 
 fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     proxy.stats.record_command();
-    let command = match command::lookup(&request.args) {
+    let command = match proxy.learned.resolve(request) {
         Ok(command) => command,
         Err(error) => {
             if let Some(multi) = &mut session.multi {
@@ -509,6 +512,10 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
         Route::AnyServer => plan::plan_any(request, topology, jobs),
         Route::Scan => plan::plan_scan(command, request, topology, jobs),
+        // INFO adds the servers' keys, summed, to the proxy's own sections.
+        Route::Local if command.name == "info" && request.args.len() == 1 => {
+            plan::plan_info(local::info(proxy, topology), topology, jobs)
+        }
         Route::Local | Route::Ring => Step::Local(command),
         // PUBLISH and SPUBLISH are routed by their channel, to where SUBSCRIBE and
         // SSUBSCRIBE of that channel go.

@@ -1,4 +1,4 @@
-//! Balance and movement of every placement: `cargo run --release -p ring --example placements`.
+//! Balance and movement of every placement: `cargo run --release -p ring@0.1.0 --example placements`.
 //!
 //! Balance is the largest server's share over the mean, exact from the ring's own shares
 //! (rendezvous has no table: measured over 4,000,000 keys, so it includes sampling noise of

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use service::tls::Socket;
 use service::{BUFFER_KEEP, READ_CHUNK};
 
 use crate::cmd::{self, Flow};
@@ -62,7 +63,8 @@ impl Stopper {
 
 /// One client's connection.
 struct Conn<'a> {
-    stream: TcpStream,
+    /// Plain, or TLS under `--tls-cert`: reads and writes go through the session.
+    stream: Socket<TcpStream>,
     /// Received bytes not yet parsed into a whole request.
     input: BytesMut,
     /// Progress through a partial request in `input`, so a large one is not rescanned.
@@ -301,6 +303,13 @@ impl<'a> EventLoop<'a> {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let session = match self.config.tls.as_ref().map(service::tls::Acceptor::session).transpose() {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "could not start a TLS session");
+                return;
+            }
+        };
         let slot = self.conns.vacant();
         if let Err(error) =
             self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
@@ -309,7 +318,10 @@ impl<'a> EventLoop<'a> {
             return;
         }
         let mut conn = Conn {
-            stream,
+            stream: match session {
+                Some(session) => Socket::tls(stream, session),
+                None => Socket::Plain(stream),
+            },
             input: BytesMut::new(),
             parser: resp::RequestParser::new(),
             output: BytesMut::new(),
@@ -353,7 +365,12 @@ impl<'a> EventLoop<'a> {
                     conn.input.extend_from_slice(&self.scratch[..n]);
                     // Shutting down, a short read is not trusted either: no event may follow.
                     let drain = conn.hung_up || self.draining_until.is_some();
+                    // TLS records the socket did not take yet (see `send`).
+                    let flush = conn.stream.wants_write();
                     self.run_requests(slot);
+                    if flush {
+                        self.queue(slot);
+                    }
                     if n < self.scratch.len() && !drain {
                         return;
                     }
@@ -362,6 +379,9 @@ impl<'a> EventLoop<'a> {
                     if self.draining_until.is_some() {
                         // Everything the client sent before the stop is read: answer, close.
                         conn.closing = true;
+                        self.queue(slot);
+                    } else if conn.stream.wants_write() {
+                        // TLS handshake records the socket did not take yet (see `send`).
                         self.queue(slot);
                     }
                     return;
@@ -385,7 +405,14 @@ impl<'a> EventLoop<'a> {
             self.greetings.pop_front();
             let Some(conn) = self.conns.get(slot) else { continue };
             // A later client in a reused slot has a later deadline of its own.
-            if conn.greeting_due == Some(due) {
+            if conn.greeting_due == Some(due) && conn.stream.is_handshaking() {
+                // A TLS client's wait counts from the end of its handshake: a client that
+                // speaks first must never get the greeting as the reply to its first request.
+                // (At least a millisecond on, so this loop moves past the entry.)
+                let due = now + self.config.greeting_delay.max(Duration::from_millis(1));
+                conn.greeting_due = Some(due);
+                self.greetings.push_back((due, slot));
+            } else if conn.greeting_due == Some(due) {
                 conn.greeting_due = None;
                 conn.output.extend_from_slice(&self.greeting);
                 self.queue(slot);
@@ -514,6 +541,18 @@ impl<'a> EventLoop<'a> {
                 }
             }
         }
+        // TLS may hold encrypted bytes the socket has not taken (a no-op on plain TCP).
+        match conn.stream.flush() {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                conn.blocked = true;
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "client connection ended");
+                return self.close(slot);
+            }
+        }
         if conn.closing {
             return self.close(slot);
         }
@@ -530,7 +569,7 @@ impl<'a> EventLoop<'a> {
     /// Drops a client: its socket closes and leaves the poll.
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns.take(slot) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(conn.stream.get_mut());
         }
     }
 }

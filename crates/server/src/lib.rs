@@ -52,6 +52,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Who may connect and what they must AUTH with (`--requirepass`, `--protected-mode`).
     pub auth: service::auth::Auth,
+    /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-ca`): then clients speak TLS only.
+    pub tls: Option<service::tls::Acceptor>,
 }
 
 /// What every connection of one server shares.
@@ -91,7 +93,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         started: Instant::now(),
         auth: config.auth.clone(),
     });
-    tracing::info!("[{}] listening on {} (greeting={})", config.name, address, config.greeting);
+    let tls = if config.tls.is_some() { ", TLS only" } else { "" };
+    tracing::info!("[{}] listening on {} (greeting={}{tls})", config.name, address, config.greeting);
     let config = Arc::new(config);
     let (stoppers_tx, stoppers) = std::sync::mpsc::channel();
     // A loop that ends on its own (its poll failed) stops the whole server rather than leave

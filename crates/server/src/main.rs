@@ -41,6 +41,7 @@ fn run() -> anyhow::Result<()> {
         shutdown_timeout: args.serve.shutdown_timeout(),
         idle_timeout: args.serve.idle_timeout(),
         auth: args.serve.auth(None),
+        tls: args.serve.tls.acceptor()?,
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

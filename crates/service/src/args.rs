@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// 127.0.0.1 and ::1 get -DENIED and are closed. `no` turns it off (trusted networks only).
     #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,
+    #[command(flatten)]
+    /// TLS on the listener (`--tls-cert`, `--tls-key`, `--tls-ca`).
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl ServeArgs {

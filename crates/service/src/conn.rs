@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use resp::{Limits, ProtocolError, Request, RequestParser};
 
+use crate::tls::Stream;
 use crate::Stopping;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Bytes asked of the socket per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -40,7 +40,7 @@ pub type Batch = Vec<Request>;
 /// One client's connection.
 #[derive(Debug)]
 pub struct ClientConn {
-    stream: TcpStream,
+    stream: Stream,
     input: BytesMut,
     /// Progress through a partial request in `input`, so a large one is not rescanned.
     parser: RequestParser,
@@ -62,11 +62,11 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    /// Wraps an accepted stream; once `stopping` fires, the connection hands out only the
-    /// requests already received (see [`ClientConn::next_batch`]).
-    pub fn new(stream: TcpStream, limits: Limits, stopping: Stopping) -> Self {
+    /// Wraps an accepted stream, plain TCP or TLS; once `stopping` fires, the connection
+    /// hands out only the requests already received (see [`ClientConn::next_batch`]).
+    pub fn new(stream: impl Into<Stream>, limits: Limits, stopping: Stopping) -> Self {
         Self {
-            stream,
+            stream: stream.into(),
             input: BytesMut::with_capacity(READ_CHUNK),
             parser: RequestParser::new(),
             output: BytesMut::with_capacity(READ_CHUNK),
@@ -194,6 +194,8 @@ impl ClientConn {
         }
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
+            // TLS may hold back the end of what it encrypted (a no-op on plain TCP).
+            self.stream.flush().await?;
             self.output.clear();
             if self.output.capacity() > BUFFER_KEEP {
                 self.output = BytesMut::with_capacity(READ_CHUNK);

@@ -4,8 +4,8 @@
 //! client limit, back-off on accept errors, shutdown) and [`ClientConn`], a client connection
 //! with a bounded read buffer that hands out pipelined requests in batches and flushes their
 //! replies once per batch; the server runs its own event loop instead.
-//! Both use [`shutdown`] (graceful stop on SIGTERM/SIGINT) and [`escape`] (binary bytes in
-//! logs).
+//! Both use [`shutdown`] (graceful stop on SIGTERM/SIGINT), [`escape`] (binary bytes in
+//! logs) and [`tls`] (certificates, and TLS streams for tokio and for an event loop).
 #![warn(missing_docs)]
 
 mod accept;
@@ -18,6 +18,7 @@ pub mod escape;
 pub mod greeting;
 pub mod shutdown;
 mod stats;
+pub mod tls;
 
 pub use accept::serve;
 pub use args::ServeArgs;

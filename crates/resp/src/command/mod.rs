@@ -10,6 +10,7 @@
 
 pub mod facts;
 mod keys;
+pub mod learn;
 mod own;
 pub mod policy;
 pub mod redis;
@@ -116,6 +117,39 @@ pub struct Command {
     /// The argument index of its only key when that is fixed (`GET`, `SET`, `HSET`): the
     /// proxy's fast path.
     pub fixed_key: Option<usize>,
+}
+
+impl Command {
+    /// The command of `info`, with its route from the policy (or derived from the facts),
+    /// the seed's usage line and arity where the seed has them.
+    pub(crate) fn from_info(id: usize, info: &'static CommandInfo) -> Command {
+        let name = info.name;
+        let lookup = |list: &[(&str, Route)]| list.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+        // A subcommand without a route of its own takes its container's (`CLIENT KILL` is
+        // answered by the proxy, as `CLIENT` is).
+        let container = name.split_once('|').map(|(c, _)| c);
+        let container_route = container.and_then(|c| policy::ROUTES.iter().find(|(n, _)| *n == c).map(|(_, r)| *r));
+        let route = lookup(policy::ROUTES).or(container_route).unwrap_or_else(|| policy::default_route(info));
+        let key_specs = if name == "sort" { SORT_KEYS } else { info.key_specs };
+        let display: &'static str = Box::leak(name.replace('|', " ").to_ascii_uppercase().into_boxed_str());
+        Command {
+            id,
+            name,
+            display,
+            arity: own::SEED_ARITY.iter().find(|(n, _)| *n == name).map_or(info.arity, |(_, a)| *a),
+            flags: if policy::GUARDED.contains(&name) {
+                Flags::from_names(info.flags).union(Flags::GUARDED)
+            } else {
+                Flags::from_names(info.flags)
+            },
+            route,
+            key_specs,
+            usage: own::SEED_USAGE.iter().find(|(n, _)| *n == name).map(|(_, u)| *u),
+            info,
+            has_subcommands: !info.subcommands.is_empty(),
+            fixed_key: keys::fixed_key(key_specs),
+        }
+    }
 }
 
 impl PartialEq for Command {
@@ -250,33 +284,8 @@ impl Table {
     }
 
     fn add(&mut self, info: &'static CommandInfo) {
-        let name = info.name;
-        let lookup = |list: &[(&str, Route)]| list.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
-        // A subcommand without a route of its own takes its container's (`CLIENT KILL` is
-        // answered by the proxy, as `CLIENT` is).
-        let container = name.split_once('|').map(|(c, _)| c);
-        let container_route = container.and_then(|c| policy::ROUTES.iter().find(|(n, _)| *n == c).map(|(_, r)| *r));
-        let route = lookup(policy::ROUTES).or(container_route).unwrap_or_else(|| policy::default_route(info));
-        let key_specs = if name == "sort" { SORT_KEYS } else { info.key_specs };
-        let display: &'static str = Box::leak(name.replace('|', " ").to_ascii_uppercase().into_boxed_str());
-        let command = Command {
-            id: self.commands.len(),
-            name,
-            display,
-            arity: own::SEED_ARITY.iter().find(|(n, _)| *n == name).map_or(info.arity, |(_, a)| *a),
-            flags: if policy::GUARDED.contains(&name) {
-                Flags::from_names(info.flags).union(Flags::GUARDED)
-            } else {
-                Flags::from_names(info.flags)
-            },
-            route,
-            key_specs,
-            usage: own::SEED_USAGE.iter().find(|(n, _)| *n == name).map(|(_, u)| *u),
-            info,
-            has_subcommands: !info.subcommands.is_empty(),
-            fixed_key: keys::fixed_key(key_specs),
-        };
-        self.by_name.insert(name, command.id);
+        let command = Command::from_info(self.commands.len(), info);
+        self.by_name.insert(info.name, command.id);
         self.commands.push(command);
     }
 
