@@ -181,6 +181,43 @@ pub struct ClusterConfig {
     pub server_password: Option<Arc<str>>,
     /// TLS on every new server connection (`--server-tls`).
     pub server_tls: Option<service::tls::Connector>,
+    /// Distribution, key hash, and the weights and names servers were configured with.
+    pub placement: PlacementConfig,
+}
+
+/// How the ring places keys (`--distribution`, `--hash`, a `nutcracker.yml`'s servers).
+#[derive(Debug, Clone, Default)]
+pub struct PlacementConfig {
+    /// The distribution; the seed's ring by default.
+    pub distribution: ring::Distribution,
+    /// The key hash; `None`: the distribution's default (the seed's FNV-1a-32 for `seed`,
+    /// twemproxy's `fnv1a_64` otherwise).
+    pub hash: Option<ring::Hash>,
+    /// Weights of the servers given at start, by address (absent: 1).
+    pub weights: HashMap<String, u32>,
+    /// Names of servers (`host:port:weight name`), by address: ketama hashes the name, not
+    /// the address, so a server keeps its keys when it moves. Also used by ADD_SERVER of
+    /// such an address.
+    pub labels: HashMap<String, String>,
+}
+
+impl PlacementConfig {
+    /// The configured weight of `addr` (1 when none was given).
+    pub fn weight_of(&self, addr: &str) -> u32 {
+        self.weights.get(addr).copied().unwrap_or(1)
+    }
+
+    /// The label ketama hashes for `addr`: its name if it has one, else `host:port`, or `host`
+    /// alone for port 11211 (libmemcached's rule, which twemproxy keeps).
+    pub fn label_of<'a>(&'a self, addr: &'a str) -> Option<&'a str> {
+        if let Some(name) = self.labels.get(addr) {
+            return Some(name);
+        }
+        match addr.rsplit_once(':') {
+            Some((host, "11211")) => Some(host),
+            _ => None,
+        }
+    }
 }
 
 /// The proxy's membership: the current snapshot, and the pooled backends it refers to.
@@ -199,7 +236,7 @@ impl Cluster {
     pub fn new(config: ClusterConfig) -> Self {
         let any_down = Arc::new(AtomicBool::new(false));
         let empty = Topology {
-            ring: HashRing::new(config.vnodes),
+            ring: HashRing::with_placement(config.vnodes, config.placement.distribution, config.placement.hash),
             backends: Vec::new(),
             replication: config.replication.max(1),
             any_down: any_down.clone(),
@@ -244,7 +281,7 @@ impl Cluster {
     pub fn add(&self, addr: &str, weight: u32, migrating: bool) -> Result<(), MembershipError> {
         check_address(addr)?;
         self.change(migrating, None, |ring| {
-            ring.add_weighted(addr, weight.max(1))
+            ring.add_labelled(addr, weight.max(1), self.config.placement.label_of(addr))
                 .then_some(())
                 .ok_or_else(|| MembershipError::AlreadyPresent(addr.into()))
         })
@@ -358,6 +395,7 @@ mod tests {
             request_timeout: Duration::ZERO,
             server_password: None,
             server_tls: None,
+            placement: PlacementConfig::default(),
         })
     }
 

@@ -14,6 +14,7 @@ mod learned;
 mod local;
 mod membership;
 pub mod migration;
+pub mod nc_stats;
 mod plan;
 mod pubsub;
 mod repair;
@@ -90,6 +91,10 @@ pub struct Config {
     pub tls: Option<service::tls::Acceptor>,
     /// TLS to the servers (`--server-tls`, `--server-tls-ca`, `--server-tls-cert`/`-key`).
     pub server_tls: Option<service::tls::Connector>,
+    /// How keys are placed: distribution, key hash, servers' weights and names.
+    pub placement: cluster::PlacementConfig,
+    /// twemproxy's stats port (`--stats-port`), when asked for.
+    pub stats: Option<nc_stats::StatsConfig>,
 }
 
 /// The proxy's shared state.
@@ -138,8 +143,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         request_timeout: config.server_timeout,
         server_password: config.server_password.as_deref().map(Arc::from),
         server_tls: config.server_tls.clone(),
+        placement: config.placement.clone(),
     }));
-    let mut servers: Vec<(String, u32)> = config.servers.iter().map(|s| (s.clone(), 1)).collect();
+    let mut servers: Vec<(String, u32)> =
+        config.servers.iter().map(|s| (s.clone(), config.placement.weight_of(s))).collect();
     if let Some(path) = &config.state_file {
         if let Some(state) = state_file::load(path)? {
             tracing::info!(
@@ -178,6 +185,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
+    if let Some(stats) = config.stats.clone() {
+        tokio::spawn(nc_stats::serve(stats, Arc::downgrade(&proxy)));
+    }
     let tls = if config.tls.is_some() { ", TLS only" } else { "" };
     tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);
     let config = Arc::new(config);

@@ -139,7 +139,13 @@ fn route_detail(topology: &Topology, key: &[u8], out: &mut BytesMut) {
     let serving = topology.primary(key).map_or(owner, |id| topology.ring.server(id));
     let lines = [
         format!("key {}", String::from_utf8_lossy(key)),
-        format!("hash {} (0x{:08x}, FNV-1a 32)", route.hash, route.hash),
+        format!(
+            "hash {} (0x{:08x}, {}, distribution {})",
+            route.hash,
+            route.hash,
+            topology.ring.hash_name(),
+            topology.ring.distribution()
+        ),
         format!("point {} (0x{:08x}), the first point at or after the hash", route.point, route.point),
         format!("owner {owner}"),
         format!("serving {serving}"),

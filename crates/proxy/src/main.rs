@@ -1,7 +1,11 @@
 //! `proxy`: the consistent-hashing proxy in front of the cache servers.
 
+mod nutcracker;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 
 /// A sharding proxy that speaks the Redis protocol and spreads keys over cache servers with a
@@ -20,9 +24,38 @@ struct Args {
     /// Port to listen on.
     #[arg(long, default_value_t = 6380)]
     port: u16,
-    /// Virtual nodes per server on the ring (the seed calls them replicas).
+    /// Virtual nodes per server on the ring (the seed calls them replicas); the seed
+    /// distribution only (ketama always has 160 points per server, as twemproxy).
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// How keys are divided among servers: seed (the seed's ring, exact to the Go demo),
+    /// ketama (twemproxy's and libmemcached's, bit for bit), modula and random (twemproxy's),
+    /// maglev (O(1) lookup, best balance), rendezvous (weighted highest random weight).
+    #[arg(long, value_enum, default_value_t = ring::Distribution::Seed)]
+    distribution: ring::Distribution,
+    /// The key hash, by its twemproxy name. Default: the seed's FNV-1a-32 for
+    /// --distribution seed, twemproxy's default fnv1a_64 for the others.
+    #[arg(long, value_enum)]
+    hash: Option<ring::Hash>,
+    /// twemproxy's configuration file (nutcracker.yml; also -c, --conf-file): its pool sets
+    /// the port, bind address, hash, distribution, hash tag, timeouts, ejection, pool size,
+    /// AUTH and servers (with weights and names). Its keys win over the same flags. One pool
+    /// per process.
+    #[arg(short = 'c', long, alias = "conf-file")]
+    config: Option<PathBuf>,
+    /// The pool of --config to serve when the file has several.
+    #[arg(long, requires = "config")]
+    pool: Option<String>,
+    /// Check --config, print what it maps to, and exit (twemproxy's -t).
+    #[arg(short = 't', long, requires = "config")]
+    test_conf: bool,
+    /// Serve twemproxy's stats JSON on this port (nutcracker's -s; it uses 22222): one JSON
+    /// object per connection, with nutcracker's field names. Off unless given.
+    #[arg(short = 's', long)]
+    stats_port: Option<u16>,
+    /// Address of the stats port (nutcracker's -a, whose default is 0.0.0.0).
+    #[arg(short = 'a', long, default_value = "127.0.0.1")]
+    stats_addr: String,
     /// Cache servers to add at start, comma separated: 127.0.0.1:6381,127.0.0.1:6382.
     #[arg(long, value_delimiter = ',', value_parser = server_address)]
     servers: Vec<String>,
@@ -108,8 +141,71 @@ fn main() -> std::process::ExitCode {
     cli::exit_code(run())
 }
 
+/// Reads `--config` into `args` (its keys win) and returns the placement it asks for, and
+/// notes on keys that have no effect here (logged once tracing is up).
+fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConfig, Vec<String>, Option<String>)> {
+    let mut placement =
+        proxy::cluster::PlacementConfig { distribution: args.distribution, hash: args.hash, ..Default::default() };
+    let Some(path) = args.config.clone() else {
+        return Ok((placement, Vec::new(), None));
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let pool =
+        nutcracker::parse(&path.display().to_string(), &text, args.pool.as_deref()).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        args.servers.is_empty(),
+        "--servers and --config both list servers: keep them in {} only",
+        path.display()
+    );
+    args.port = pool.port;
+    args.serve.bind = pool.bind.clone();
+    args.distribution = pool.distribution;
+    args.hash = Some(pool.hash);
+    args.hash_tag = pool.hash_tag;
+    args.server_timeout_ms = pool.timeout_ms;
+    args.server_connections = pool.server_connections;
+    args.no_auto_eject = !pool.auto_eject_hosts;
+    args.server_retry_timeout_ms = pool.server_retry_timeout_ms;
+    args.server_failure_limit = pool.server_failure_limit;
+    if pool.client_connections > 0 {
+        args.serve.max_clients = pool.client_connections;
+    }
+    if let Some(password) = &pool.redis_auth {
+        args.serve.requirepass = Some(password.clone());
+        args.server_password = Some(password.clone());
+    }
+    placement.distribution = pool.distribution;
+    placement.hash = Some(pool.hash);
+    for server in &pool.servers {
+        args.servers.push(server.addr.clone());
+        placement.weights.insert(server.addr.clone(), server.weight);
+        if let Some(name) = &server.name {
+            placement.labels.insert(server.addr.clone(), name.clone());
+        }
+    }
+    if args.test_conf {
+        println!(
+            "{}: pool {:?} is valid: listen {}:{}, distribution {}, hash {}, {} servers",
+            path.display(),
+            pool.name,
+            pool.bind,
+            pool.port,
+            pool.distribution,
+            pool.hash,
+            pool.servers.len()
+        );
+    }
+    let notes = pool.notes.iter().map(|note| format!("{}: {note}", path.display())).collect();
+    Ok((placement, notes, Some(pool.name)))
+}
+
 fn run() -> anyhow::Result<()> {
-    let args = Args::parse_from(cli::go_style_args());
+    let mut args = Args::parse_from(cli::go_style_args());
+    let (placement, notes, pool) = load_config(&mut args)?;
+    let pool_name = pool.unwrap_or_else(|| "proxy".into());
+    if args.test_conf {
+        return Ok(());
+    }
     let config = proxy::Config {
         vnodes: args.replicas.max(1),
         servers: args.servers.clone(),
@@ -139,6 +235,15 @@ fn run() -> anyhow::Result<()> {
         state_file: args.state_file.clone(),
         tls: args.serve.tls.acceptor()?,
         server_tls: args.server_tls.connector()?,
+        placement,
+        stats: args
+            .stats_port
+            .map(|port| proxy::nc_stats::StatsConfig { addr: format!("{}:{port}", args.stats_addr), pool: pool_name }),
     };
-    args.serve.run(args.port, |listener| proxy::run(listener, config, service::shutdown_signal()))
+    args.serve.run(args.port, |listener| {
+        for note in &notes {
+            tracing::warn!("[proxy] {note}");
+        }
+        proxy::run(listener, config, service::shutdown_signal())
+    })
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, BatchSize, Criterion};
-use ring::{fnv1a_32, HashRing};
+use ring::{fnv1a_32, Distribution, Hash, HashRing};
 
 /// Keys pre-generated per run; a power of two so the index is a mask.
 const KEYS: usize = 4096;
@@ -162,6 +162,56 @@ fn bench_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// Servers for the per-distribution group: the seed ring's worst case
+/// (1000 x 160) and twemproxy's (ketama's 160 points per server).
+const DIST_SERVERS: usize = 1000;
+
+fn placed(servers: &[String], distribution: Distribution) -> HashRing {
+    let mut ring = HashRing::with_placement(160, distribution, None);
+    ring.add_all(servers);
+    ring
+}
+
+fn bench_distributions(c: &mut Criterion) {
+    let keys = keys();
+    let servers = server_names(DIST_SERVERS);
+    let mut group = c.benchmark_group("distribution");
+    for &distribution in Distribution::ALL {
+        let ring = placed(&servers, distribution);
+        group.bench_function(format!("{distribution}/{DIST_SERVERS}"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let key = &keys[i & (KEYS - 1)];
+                i = i.wrapping_add(1);
+                black_box(ring.locate(black_box(key)))
+            })
+        });
+    }
+    for &hash in Hash::ALL {
+        group.bench_function(format!("hash/{hash}"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let key = &keys[i & (KEYS - 1)];
+                i = i.wrapping_add(1);
+                black_box(hash.hash(black_box(key)))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Max / mean keys per server over `keys`.
+fn balance(ring: &HashRing, keys: &[Vec<u8>]) -> f64 {
+    let mut counts = vec![0usize; ring.len()];
+    for key in keys {
+        if let Some(id) = ring.locate(key) {
+            counts[id.0 as usize] += 1;
+        }
+    }
+    let max = counts.iter().copied().max().unwrap_or(0) as f64;
+    max / (keys.len() as f64 / ring.len() as f64)
+}
+
 fn bench_fnv(c: &mut Criterion) {
     let keys = keys();
     let mut group = c.benchmark_group("hash");
@@ -207,7 +257,7 @@ fn configured() -> Criterion {
 criterion_group! {
     name = benches;
     config = configured();
-    targets = bench_lookup, bench_fnv, bench_build
+    targets = bench_lookup, bench_fnv, bench_build, bench_distributions
 }
 
 /// Where criterion writes its results (its own rule: `$CRITERION_HOME`,
@@ -279,6 +329,16 @@ fn summary(since: SystemTime) {
     println!("fnv1a_32 of a key alone: {}", format_ns(fnv));
     for id in ["ours_1000x160", "plain_1000x160", "ours_add_1_to_999x160"] {
         println!("build/{id}: {}", format_ns(median_ns(&dir, &format!("build/{id}"), since)));
+    }
+
+    println!("\n{:<12} {:>10} {:>14} {:>14}", "distribution", "lookup", "max/mean n=10", "max/mean n=100");
+    println!("(balance over 200,000 keys, sampling noise included; exact shares: --example placements)");
+    let many: Vec<Vec<u8>> = (0..200_000).map(|i| format!("key:{i}").into_bytes()).collect();
+    for &distribution in Distribution::ALL {
+        let ns = median_ns(&dir, &format!("distribution/{distribution}_{DIST_SERVERS}"), since);
+        let b10 = balance(&placed(&server_names(10), distribution), &many);
+        let b100 = balance(&placed(&server_names(100), distribution), &many);
+        println!("{:<12} {:>10} {:>14.3} {:>14.3}", distribution.name(), format_ns(ns), b10, b100);
     }
 
     println!("\nmemory (heap bytes / points):");

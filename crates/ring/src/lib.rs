@@ -38,11 +38,16 @@
 //! Memory is about 8.5 to 9 bytes per point plus the server table.
 #![warn(missing_docs)]
 
+pub mod dist;
+pub mod hash;
 mod hash_tag;
+pub use dist::{Distribution, Member, Placement};
+pub use hash::Hash;
 pub use hash_tag::HashTag;
 
 use std::fmt;
 use std::iter::FusedIterator;
+use std::sync::Arc;
 
 /// Virtual nodes per server when none are given: the seed's default `-replicas 3`.
 pub const DEFAULT_VNODES: usize = 3;
@@ -51,6 +56,10 @@ pub const DEFAULT_VNODES: usize = 3;
 const FNV_OFFSET_BASIS: u32 = 2_166_136_261;
 /// FNV-1a 32-bit prime (from the FNV specification, as in Go's `hash/fnv`).
 const FNV_PRIME: u32 = 16_777_619;
+
+/// Servers a placement's preference list computes at first (the owner and
+/// a replica or fallback); more are computed, doubling, only if taken.
+const FIRST_LIST: usize = 2;
 
 /// Points per index bucket: between this and twice this. Four to eight keep
 /// the scan within one or two cache lines while the index costs 0.5 to 1 byte
@@ -133,6 +142,9 @@ struct Server {
     weight: u32,
     /// Points it actually owns (fewer than asked when some collided).
     points: u32,
+    /// The label its points are hashed from, when not its address (a
+    /// twemproxy `host:port:weight name` entry's name).
+    label: Option<Box<str>>,
 }
 
 /// A consistent-hash ring of servers, placed exactly as the seed places them.
@@ -155,6 +167,14 @@ pub struct HashRing {
     index: Vec<u32>,
     /// `32 - log2(index.len())`.
     shift: u32,
+    /// Which distribution places keys; for all but [`Distribution::Seed`]
+    /// `points` is empty and `placement` does the work.
+    distribution: Distribution,
+    /// The key hash; `None`: the seed's FNV-1a-32 ([`fnv1a_32`]).
+    hash: Option<Hash>,
+    /// The built placement of a distribution other than the seed's; `None`
+    /// for the seed's or when no server is in the ring.
+    placement: Option<Arc<dyn Placement>>,
 }
 
 impl fmt::Debug for HashRing {
@@ -164,6 +184,8 @@ impl fmt::Debug for HashRing {
             .field("servers", &self.servers)
             .field("points", &self.points.len().saturating_sub(1))
             .field("buckets", &self.index.len())
+            .field("distribution", &self.distribution)
+            .field("hash", &self.hash)
             .finish()
     }
 }
@@ -179,7 +201,95 @@ impl HashRing {
     /// An empty ring giving each server `vnodes` virtual nodes per unit of
     /// weight. `vnodes` is clamped to at least 1.
     pub fn new(vnodes: usize) -> Self {
-        HashRing { vnodes: vnodes.max(1), servers: Vec::new(), points: Vec::new(), index: Vec::new(), shift: 31 }
+        HashRing {
+            vnodes: vnodes.max(1),
+            servers: Vec::new(),
+            points: Vec::new(),
+            index: Vec::new(),
+            shift: 31,
+            distribution: Distribution::Seed,
+            hash: None,
+            placement: None,
+        }
+    }
+
+    /// An empty ring placing keys by `distribution`, hashing keys with `hash`
+    /// (`None`: the seed's FNV-1a-32 for [`Distribution::Seed`], twemproxy's
+    /// default `fnv1a_64` for the others). `vnodes` applies to the seed's
+    /// distribution only.
+    pub fn with_placement(vnodes: usize, distribution: Distribution, hash: Option<Hash>) -> Self {
+        let hash = match (distribution, hash) {
+            (Distribution::Seed, h) => h,
+            (_, h) => Some(h.unwrap_or(Hash::TWEMPROXY_DEFAULT)),
+        };
+        HashRing { distribution, hash, ..HashRing::new(vnodes) }
+    }
+
+    /// The distribution placing keys.
+    pub fn distribution(&self) -> Distribution {
+        self.distribution
+    }
+
+    /// The key hash's name: a twemproxy [`Hash`] name, or `fnv1a_32 (seed)`
+    /// for the seed's own.
+    pub fn hash_name(&self) -> &'static str {
+        self.hash.map_or("fnv1a_32 (seed)", Hash::name)
+    }
+
+    /// The position of `key`: its hash by this ring's key hash. As twemproxy,
+    /// an empty key hashes to 0 under any distribution but the seed's.
+    #[inline]
+    pub fn key_hash(&self, key: &[u8]) -> u32 {
+        match self.hash {
+            None => fnv1a_32(key),
+            Some(_) if key.is_empty() && self.distribution != Distribution::Seed => 0,
+            Some(h) => h.hash(key),
+        }
+    }
+
+    /// Adds `server` with `weight`, its points hashed from `label` instead of
+    /// its address when given (twemproxy's `host:port:weight name`). Returns
+    /// `false`, changing nothing, if it is already in the ring or `weight` is 0.
+    pub fn add_labelled(&mut self, server: &str, weight: u32, label: Option<&str>) -> bool {
+        self.add_batch([(server, weight, label)]) == 1
+    }
+
+    /// The label server `id`'s points are hashed from: its name when it was
+    /// added with one, else its address.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a server of this ring value.
+    pub fn label(&self, id: ServerId) -> &str {
+        let s = &self.servers[id.0 as usize];
+        s.label.as_deref().unwrap_or(&s.name)
+    }
+
+    /// Server ids in twemproxy's pool order: by [`label`](Self::label), shorter labels
+    /// first, then bytewise (twemproxy sorts a pool's servers so by name when it loads its
+    /// configuration, and modula and ketama's tie-breaking follow that order). The order
+    /// servers were added in does not matter.
+    pub fn pool_order(&self) -> Vec<ServerId> {
+        let mut ids: Vec<ServerId> = self.server_ids().collect();
+        ids.sort_by(|a, b| {
+            let (a, b) = (self.label(*a), self.label(*b));
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        });
+        ids
+    }
+
+    /// Rebuilds the placement of a distribution other than the seed's after a
+    /// membership change.
+    fn rebuild(&mut self) {
+        if self.distribution == Distribution::Seed {
+            return;
+        }
+        let members: Vec<Member<'_>> = self
+            .pool_order()
+            .into_iter()
+            .map(|id| Member { id, label: self.label(id), weight: self.servers[id.0 as usize].weight })
+            .collect();
+        self.placement = self.distribution.build(&members);
     }
 
     /// Virtual nodes per server (per unit of weight).
@@ -226,20 +336,29 @@ impl HashRing {
         I: IntoIterator<Item = (S, u32)>,
         S: AsRef<str>,
     {
+        let servers: Vec<(S, u32)> = servers.into_iter().collect();
+        self.add_batch(servers.iter().map(|(s, w)| (s.as_ref(), *w, None)))
+    }
+
+    /// Adds `(server, weight, label)` triples in order, rebuilding once.
+    fn add_batch<'s>(&mut self, servers: impl IntoIterator<Item = (&'s str, u32, Option<&'s str>)>) -> usize {
         // New servers in insertion order (their batch index `j` is used below).
         let mut fresh: Vec<(Box<str>, u32)> = Vec::new();
-        for (name, weight) in servers {
-            let name = name.as_ref();
+        let mut labels: Vec<Option<Box<str>>> = Vec::new();
+        for (name, weight, label) in servers {
             if weight == 0 || self.contains(name) || fresh.iter().any(|(n, _)| &**n == name) {
                 continue;
             }
             fresh.push((name.into(), weight));
+            labels.push(label.map(Into::into));
         }
         if fresh.is_empty() {
             return 0;
         }
+        // Only the seed's distribution keeps points in this table.
+        let vnodes = if self.distribution == Distribution::Seed { self.vnodes as u64 } else { 0 };
 
-        let asked: u64 = fresh.iter().map(|(_, weight)| u64::from(*weight) * self.vnodes as u64).sum();
+        let asked: u64 = fresh.iter().map(|(_, weight)| u64::from(*weight) * vnodes).sum();
         assert!(asked + (self.real_points().len() as u64) < u64::from(u32::MAX), "too many ring points");
 
         // Candidate points `position << 32 | sequence`, the sequence being the
@@ -248,7 +367,7 @@ impl HashRing {
         let mut candidates: Vec<u64> = Vec::with_capacity(asked as usize);
         let mut candidate_owner: Vec<u32> = Vec::with_capacity(asked as usize);
         for (j, (name, weight)) in fresh.iter().enumerate() {
-            let count = u64::from(*weight) * self.vnodes as u64;
+            let count = u64::from(*weight) * vnodes;
             let prefix = fnv1a_32_from(fnv1a_32(name.as_bytes()), b"#");
             for replica in 0..count {
                 let seq = candidates.len() as u32; // < u32::MAX, checked above
@@ -313,7 +432,7 @@ impl HashRing {
                 let j = order_iter.next().expect("peeked");
                 let (name, weight) = fresh_slots[j].take().expect("each slot taken once");
                 new_map[j] = id;
-                table.push(Server { name, weight, points: won[j] });
+                table.push(Server { name, weight, points: won[j], label: labels[j].take() });
             }
         }
         self.servers = table;
@@ -339,6 +458,7 @@ impl HashRing {
             merged.extend(next);
         }
         self.set_points(merged);
+        self.rebuild();
         added
     }
 
@@ -360,6 +480,7 @@ impl HashRing {
             }
         }
         self.set_points(points);
+        self.rebuild();
         true
     }
 
@@ -387,7 +508,10 @@ impl HashRing {
     /// allocation.
     #[inline]
     pub fn locate(&self, key: &[u8]) -> Option<ServerId> {
-        let slot = self.slot(fnv1a_32(key))?;
+        if let Some(placement) = &self.placement {
+            return Some(placement.dispatch(self.key_hash(key)));
+        }
+        let slot = self.slot(self.key_hash(key))?;
         Some(ServerId(self.points[slot] as u32))
     }
 
@@ -447,6 +571,9 @@ impl HashRing {
     ///
     /// If `id` is not a server of this ring value.
     pub fn point_count(&self, id: ServerId) -> usize {
+        if let Some(placement) = &self.placement {
+            return placement.points(id);
+        }
         self.servers[id.0 as usize].points as usize
     }
 
@@ -458,6 +585,9 @@ impl HashRing {
     /// If `id` is not a server of this ring value.
     pub fn share(&self, id: ServerId) -> f64 {
         assert!((id.0 as usize) < self.servers.len(), "no server {id:?}");
+        if let Some(placement) = &self.placement {
+            return placement.share(id);
+        }
         let points = self.real_points();
         let Some(&last) = points.last() else {
             return 0.0;
@@ -478,7 +608,10 @@ impl HashRing {
     /// The details of `key`'s lookup: its hash, the point it landed on and
     /// the owner. `None` exactly when [`locate`](Self::locate) is.
     pub fn route(&self, key: &[u8]) -> Option<Route> {
-        let hash = fnv1a_32(key);
+        let hash = self.key_hash(key);
+        if let Some(placement) = &self.placement {
+            return Some(Route { hash, point: hash, index: 0, server: placement.dispatch(hash) });
+        }
         let mut index = self.slot(hash)?;
         if index == self.points.len() - 1 {
             index = 0; // the sentinel stands for the lowest point
@@ -494,9 +627,24 @@ impl HashRing {
     /// at all (only possible after collisions) in sorted order. Empty when
     /// [`locate`](Self::locate) is `None`.
     pub fn preference(&self, key: &[u8]) -> Preference<'_> {
+        if let Some(placement) = &self.placement {
+            let hash = self.key_hash(key);
+            let mut list = Vec::with_capacity(FIRST_LIST.min(self.servers.len()));
+            placement.preference(hash, FIRST_LIST, &mut list);
+            return Preference {
+                ring: self,
+                next: 0,
+                walk: hash as usize,
+                left: self.servers.len(),
+                tail: u32::MAX,
+                seen: Seen::Inline(0),
+                list: Some(list),
+            };
+        }
         let route = self.route(key);
         let servers = self.servers.len();
         Preference {
+            list: None,
             ring: self,
             next: route.map_or(0, |r| r.index),
             walk: route.map_or(0, |_| self.real_points().len()),
@@ -631,6 +779,9 @@ pub struct Preference<'a> {
     /// Next server id to consider once the walk is done.
     tail: u32,
     seen: Seen,
+    /// The order so far, from a [`Placement`] (then `next` indexes it and
+    /// `walk` holds the key's hash); extended by doubling as it is consumed.
+    list: Option<Vec<ServerId>>,
 }
 
 impl Iterator for Preference<'_> {
@@ -639,6 +790,18 @@ impl Iterator for Preference<'_> {
     fn next(&mut self) -> Option<ServerId> {
         if self.left == 0 {
             return None;
+        }
+        if let Some(list) = &mut self.list {
+            if self.next == list.len() {
+                // Extend the same order: ask for twice as many.
+                if let Some(placement) = &self.ring.placement {
+                    placement.preference(self.walk as u32, list.len().max(1) * 2, list);
+                }
+            }
+            let id = list.get(self.next).copied();
+            self.next += 1;
+            self.left -= 1;
+            return id;
         }
         let points = self.ring.real_points();
         while self.walk > 0 {

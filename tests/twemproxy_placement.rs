@@ -1,0 +1,339 @@
+//! Routing parity with the real twemproxy: the same redis-servers behind `nutcracker` and
+//! behind our proxy, the same settings, and every key must land on the same redis-server.
+//!
+//! For each distribution x hash pair: write keys through nutcracker, read where each key
+//! landed straight from each redis-server, flush, write the same keys through our proxy, and
+//! compare. Keys include bytes >= 0x80 (where twemproxy's signed `char` shows) and hash tags.
+//! Skipped, with a note, when `nutcracker` is not installed.
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::{free_port, have, redis_server, start, wait_until, Conn, Process};
+use resp::Frame;
+
+/// Keys written through each proxy.
+const KEYS: usize = 2000;
+
+/// A running nutcracker, killed on drop.
+struct Nutcracker {
+    child: Child,
+    addr: String,
+    _dir: TempDir,
+}
+
+impl Drop for Nutcracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("twemproxy-{tag}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A one-pool `nutcracker.yml` listening on `port`.
+fn yml(port: u16, distribution: &str, hash: &str, servers: &[String]) -> String {
+    let mut text = format!(
+        "alpha:\n  listen: 127.0.0.1:{port}\n  hash: {hash}\n  distribution: {distribution}\n  hash_tag: \"{{}}\"\n  \
+         redis: true\n  auto_eject_hosts: false\n  timeout: 2000\n  servers:\n"
+    );
+    for s in servers {
+        text.push_str(&format!("   - {s}\n"));
+    }
+    text
+}
+
+fn start_nutcracker(config: &str) -> Nutcracker {
+    let dir = TempDir::new("nc");
+    let path = dir.0.join("nutcracker.yml");
+    std::fs::write(&path, config).expect("write yml");
+    let listen = config.lines().find_map(|l| l.trim().strip_prefix("listen: ")).expect("listen").to_string();
+    let stats = free_port().to_string();
+    let child = Command::new("nutcracker")
+        .args(["-c", path.to_str().expect("utf-8 path"), "-s", &stats, "-o"])
+        .arg(dir.0.join("nutcracker.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nutcracker");
+    let nc = Nutcracker { child, addr: listen, _dir: dir };
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&nc.addr).is_ok()), "nutcracker did not listen");
+    nc
+}
+
+/// Keys: plain, tagged, and with bytes >= 0x80.
+fn keys() -> Vec<Vec<u8>> {
+    (0..KEYS)
+        .map(|i| match i % 4 {
+            0 => format!("key:{i}").into_bytes(),
+            1 => format!("{{user{}}}:cart:{i}", i % 97).into_bytes(),
+            2 => format!("clé:é{i}\u{ff}").into_bytes(),
+            _ => format!("{i}").into_bytes(),
+        })
+        .collect()
+}
+
+/// Writes every key through `addr` (pipelined) and checks each got +OK.
+fn write_all(addr: &str, keys: &[Vec<u8>]) {
+    let mut conn = Conn::connect(addr);
+    for chunk in keys.chunks(200) {
+        let commands: Vec<Vec<&[u8]>> = chunk.iter().map(|k| vec![&b"SET"[..], k, b"v"]).collect();
+        for reply in conn.pipeline(&commands) {
+            assert_eq!(reply, Frame::Simple("OK".into()), "SET through {addr}");
+        }
+    }
+}
+
+/// Which server (index into `servers`) holds each key; flushes them after reading.
+fn placement(servers: &[Process]) -> HashMap<Vec<u8>, usize> {
+    let mut at = HashMap::new();
+    for (i, server) in servers.iter().enumerate() {
+        let mut conn = Conn::connect(&server.addr());
+        let Frame::Array(keys) = conn.call(&["KEYS", "*"]) else { panic!("KEYS reply") };
+        for key in keys {
+            let Frame::Bulk(key) = key else { panic!("key") };
+            assert!(at.insert(key.to_vec(), i).is_none(), "a key on two servers");
+        }
+        assert_eq!(conn.call(&["FLUSHALL"]), Frame::Simple("OK".into()));
+    }
+    at
+}
+
+/// nutcracker and our proxy (started with `ours`) over the same servers place every key alike.
+/// Returns how many servers got keys.
+fn same_placement(servers: &[Process], nutcracker_yml: &str, ours: &[&str]) -> usize {
+    let keys = keys();
+    let theirs = {
+        let nc = start_nutcracker(nutcracker_yml);
+        write_all(&nc.addr, &keys);
+        placement(servers)
+    };
+    assert_eq!(theirs.len(), keys.len(), "nutcracker stored every key");
+    let proxy = start("proxy", ours);
+    write_all(&proxy.addr(), &keys);
+    let mine = placement(servers);
+    assert_eq!(mine.len(), keys.len(), "our proxy stored every key");
+    let differ = keys.iter().filter(|k| theirs[*k] != mine[*k]).count();
+    assert_eq!(differ, 0, "{differ} of {} keys landed elsewhere ({ours:?})", keys.len());
+    theirs.values().collect::<std::collections::HashSet<_>>().len()
+}
+
+fn nutcracker_missing() -> bool {
+    if have("nutcracker") {
+        return false;
+    }
+    eprintln!("skipped: nutcracker is not installed (apt-get install -y nutcracker)");
+    true
+}
+
+#[test]
+fn every_hash_and_distribution_places_keys_as_nutcracker_does() {
+    if nutcracker_missing() {
+        return;
+    }
+    let servers: Vec<Process> = (0..4).map(|_| redis_server()).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let list = addrs.join(",");
+    let weighted: Vec<String> = addrs.iter().map(|a| format!("{a}:1")).collect();
+    let mut pairs: Vec<(&str, &str)> = [
+        "one_at_a_time",
+        "md5",
+        "crc16",
+        "crc32",
+        "crc32a",
+        "fnv1_64",
+        "fnv1a_64",
+        "fnv1_32",
+        "fnv1a_32",
+        "hsieh",
+        "murmur",
+        "jenkins",
+    ]
+    .iter()
+    .map(|h| ("ketama", *h))
+    .collect();
+    pairs.extend([("modula", "fnv1a_64"), ("modula", "md5"), ("modula", "murmur")]);
+    for (distribution, hash) in pairs {
+        let port = free_port();
+        let config = yml(port, distribution, hash, &weighted);
+        let used = same_placement(
+            &servers,
+            &config,
+            &["--servers", &list, "--distribution", distribution, "--hash", hash, "--hash-tag", "{}", "--no-greeting"],
+        );
+        // crc32 keeps 15 bits: under ketama every key falls before the first points.
+        if hash != "crc32" || distribution != "ketama" {
+            assert_eq!(used, servers.len(), "{distribution}/{hash}: keys spread over every server");
+        }
+    }
+}
+
+/// Our proxy reads the very `nutcracker.yml` nutcracker ran with: weights and server names
+/// included (ketama hashes the names), and places every key as nutcracker did.
+#[test]
+fn the_same_nutcracker_yml_places_keys_alike_with_weights_and_names() {
+    if nutcracker_missing() {
+        return;
+    }
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let dir = TempDir::new("ours");
+    let cases: [(&str, &str, [&str; 3]); 4] = [
+        ("ketama", "fnv1a_64", [":1 alpha", ":2 beta", ":3 gamma"]),
+        ("ketama", "md5", [":5 redis-c", ":1 redis-a", ":2 redis-b"]),
+        ("ketama", "murmur", [":1", ":3", ":2"]),
+        ("modula", "fnv1a_64", [":2", ":1", ":3"]),
+    ];
+    for (distribution, hash, suffixes) in cases {
+        let entries: Vec<String> = addrs.iter().zip(suffixes).map(|(a, s)| format!("{a}{s}")).collect();
+        let config = yml(free_port(), distribution, hash, &entries);
+        let path = dir.0.join(format!("{distribution}-{hash}.yml"));
+        std::fs::write(&path, &config).expect("write yml");
+        let path = path.to_str().expect("utf-8 path").to_string();
+        let used = same_placement(&servers, &config, &["--config", &path, "--no-greeting"]);
+        assert_eq!(used, servers.len(), "{distribution}/{hash}");
+    }
+}
+
+/// `-t` checks a file and exits; a broken one fails naming the key and line.
+#[test]
+fn test_conf_checks_the_file() {
+    let dir = TempDir::new("conf");
+    let good = dir.0.join("good.yml");
+    std::fs::write(&good, yml(free_port(), "ketama", "md5", &["127.0.0.1:6379:1 a".into()])).expect("write");
+    let bad = dir.0.join("bad.yml");
+    std::fs::write(&bad, yml(free_port(), "ketama", "md6", &["127.0.0.1:6379:1 a".into()])).expect("write");
+    let proxy = e2e::binary("proxy");
+    let ok = Command::new(&proxy).args(["-t", "-c"]).arg(&good).output().expect("run proxy -t");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("is valid: listen 127.0.0.1:"));
+    let failed = Command::new(&proxy).args(["-t", "-c"]).arg(&bad).output().expect("run proxy -t");
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("line 3: pool \"alpha\": hash: unknown hash \"md6\""), "{stderr}");
+}
+
+/// The stats JSON of a `-s` port: one object, then the connection closes.
+fn stats_json(addr: &str) -> serde_json::Value {
+    let mut body = String::new();
+    let mut stream = TcpStream::connect(addr).expect("connect to stats port");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    std::io::Read::read_to_string(&mut stream, &mut body).expect("read stats");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("stats JSON: {e}: {body}"))
+}
+
+/// Field names by level: `top.x`, `pool.x`, `server.x` (pool and server names abstracted).
+fn field_names(stats: &serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let serde_json::Value::Object(top) = stats else { panic!("not an object") };
+    for (key, value) in top {
+        let serde_json::Value::Object(pool) = value else {
+            names.push(format!("top.{key}"));
+            continue;
+        };
+        for (key, value) in pool {
+            match value {
+                serde_json::Value::Object(server) => names.extend(server.keys().map(|k| format!("server.{k}"))),
+                _ => names.push(format!("pool.{key}")),
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Our `-s` port serves nutcracker's JSON: the same field names at every level, the pool
+/// named as in the file, servers by name.
+#[test]
+fn stats_port_has_nutcrackers_field_names() {
+    if nutcracker_missing() {
+        return;
+    }
+    let servers: Vec<Process> = (0..2).map(|_| redis_server()).collect();
+    let entries: Vec<String> = servers.iter().enumerate().map(|(i, s)| format!("{}:1 s{i}", s.addr())).collect();
+    let config = yml(free_port(), "ketama", "fnv1a_64", &entries);
+    let dir = TempDir::new("stats");
+    let path = dir.0.join("nutcracker.yml");
+    std::fs::write(&path, &config).expect("write yml");
+
+    let nc_stats = free_port();
+    let child = Command::new("nutcracker")
+        .args(["-c", path.to_str().expect("utf-8"), "-s", &nc_stats.to_string(), "-o"])
+        .arg(dir.0.join("nc.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nutcracker");
+    let nc_addr = format!("127.0.0.1:{nc_stats}");
+    let nc = Nutcracker { child, addr: nc_addr.clone(), _dir: TempDir::new("stats-nc") };
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&nc.addr).is_ok()));
+    let theirs = stats_json(&nc_addr);
+    drop(nc);
+
+    let our_stats = free_port();
+    let proxy = start("proxy", &["-c", path.to_str().expect("utf-8"), "-s", &our_stats.to_string(), "--no-greeting"]);
+    let addr = format!("127.0.0.1:{our_stats}");
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&addr).is_ok()));
+    let mut conn = Conn::connect(&proxy.addr());
+    assert_eq!(conn.call(&["SET", "k", "v"]), Frame::Simple("OK".into()));
+    let ours = stats_json(&addr);
+    assert_eq!(field_names(&ours), field_names(&theirs));
+    assert_eq!(ours["service"], "nutcracker");
+    let pool = &ours["alpha"];
+    assert_eq!(pool["client_connections"], 1);
+    let requests: u64 = ["s0", "s1"].iter().map(|s| pool[*s]["requests"].as_u64().expect("requests")).sum();
+    assert!(requests >= 1, "{ours}");
+}
+
+/// Every distribution serves through the proxy: with two copies of each key, every key reads
+/// back and sits on exactly two redis-servers (the owner and its first fallback).
+#[test]
+fn every_distribution_serves_with_replicas() {
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let list = servers.iter().map(Process::addr).collect::<Vec<_>>().join(",");
+    for distribution in ["seed", "ketama", "modula", "maglev", "rendezvous"] {
+        let proxy = start(
+            "proxy",
+            &["--servers", &list, "--distribution", distribution, "--replication-factor", "2", "--no-greeting"],
+        );
+        let keys: Vec<Vec<u8>> = (0..300).map(|i| format!("r:{i}").into_bytes()).collect();
+        write_all(&proxy.addr(), &keys);
+        let mut conn = Conn::connect(&proxy.addr());
+        for key in &keys {
+            assert_eq!(conn.call(&[&b"GET"[..], key]), Frame::Bulk("v".into()), "{distribution}");
+        }
+        let mut copies: HashMap<Vec<u8>, usize> = HashMap::new();
+        for server in &servers {
+            let mut direct = Conn::connect(&server.addr());
+            let Frame::Array(found) = direct.call(&["KEYS", "*"]) else { panic!("KEYS reply") };
+            for key in found {
+                let Frame::Bulk(key) = key else { panic!("key") };
+                *copies.entry(key.to_vec()).or_default() += 1;
+            }
+            assert_eq!(direct.call(&["FLUSHALL"]), Frame::Simple("OK".into()));
+        }
+        assert_eq!(copies.len(), keys.len(), "{distribution}");
+        assert!(copies.values().all(|&c| c == 2), "{distribution}: every key on two servers");
+    }
+}
