@@ -184,25 +184,22 @@ pub fn any_server(topology: &Topology) -> Result<ServerId, String> {
     topology.up_servers().next().or_else(|| topology.ring.server_ids().next()).ok_or_else(|| NO_SERVERS.into())
 }
 
+/// Plans a keyed command on the replicas of its keys (`--replication-factor` above 1).
+fn plan_replicated(command: &Command, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+    match Replicated::plan(command, request, topology, jobs) {
+        Ok(replicated) => Step::Replicated(replicated),
+        Err(text) => Step::Error(text),
+    }
+}
+
 /// Plans a command sent whole to the owner of its keys.
-pub fn plan_keyed(
-    command: &'static Command,
-    request: &Request,
-    topology: &Topology,
-    jobs: &mut Jobs,
-    log: bool,
-) -> Step {
+pub fn plan_keyed(command: &'static Command, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
     if topology.replication > 1 {
-        return match Replicated::plan(command, request, topology, jobs) {
-            Ok(replicated) => Step::Replicated(replicated),
-            Err(text) => Step::Error(text),
-        };
+        return plan_replicated(command, request, topology, jobs);
     }
     match single_owner(topology, command, request) {
         Ok(owner) => {
-            if log {
-                log_route(command, request.args.get(1), topology, owner);
-            }
+            log_route(command, request.args.get(1), topology, owner);
             Step::Forward(jobs.push(owner, |out| request.encode(out)))
         }
         Err(text) => Step::Error(text),
@@ -217,13 +214,9 @@ pub fn plan_split(
     request: &Request,
     topology: &Topology,
     jobs: &mut Jobs,
-    log: bool,
 ) -> Step {
     if topology.replication > 1 {
-        return match Replicated::plan(command, request, topology, jobs) {
-            Ok(replicated) => Step::Replicated(replicated),
-            Err(text) => Step::Error(text),
-        };
+        return plan_replicated(command, request, topology, jobs);
     }
     let args = &request.args;
     if !(args.len() - 1).is_multiple_of(key_width(command)) {
@@ -239,9 +232,7 @@ pub fn plan_split(
         None => return Step::Error(NO_SERVERS.into()),
     };
     if owners.iter().all(|o| *o == owners[0]) {
-        if log {
-            log_route(command, args.get(1), topology, owners[0]);
-        }
+        log_route(command, args.get(1), topology, owners[0]);
         return Step::Forward(jobs.push(owners[0], |out| request.encode(out)));
     }
     let mut groups: Vec<(ServerId, Vec<usize>)> = Vec::new();
@@ -255,9 +246,7 @@ pub fn plan_split(
     let parts: Vec<Part> = groups
         .iter()
         .map(|(owner, group)| {
-            if log {
-                log_route(command, args.get(group[0]), topology, *owner);
-            }
+            log_route(command, args.get(group[0]), topology, *owner);
             let mut sub: Vec<&[u8]> = vec![&args[0]];
             for &p in group {
                 sub.extend(args[p..(p + width).min(args.len())].iter().map(|a| &a[..]));

@@ -515,8 +515,8 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         Route::Keyed if blocks(command, request) => {
             Step::Error(format!("ERR {} could not get a server connection of its own", command.display))
         }
-        Route::Keyed => plan::plan_keyed(command, request, topology, jobs, true),
-        Route::Split(merge) => plan::plan_split(command, merge, request, topology, jobs, true),
+        Route::Keyed => plan::plan_keyed(command, request, topology, jobs),
+        Route::Split(merge) => plan::plan_split(command, merge, request, topology, jobs),
         Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
         Route::AnyServer => plan::plan_any(request, topology, jobs),
         Route::Scan => plan::plan_scan(command, request, topology, jobs),
