@@ -41,6 +41,8 @@
 pub mod dist;
 pub mod hash;
 mod hash_tag;
+mod handoff;
+pub use handoff::{handoff, Handoff};
 pub use dist::{Distribution, Member, Placement};
 pub use hash::Hash;
 pub use hash_tag::HashTag;
@@ -512,6 +514,17 @@ impl HashRing {
             return Some(placement.dispatch(self.key_hash(key)));
         }
         let slot = self.slot(self.key_hash(key))?;
+        Some(ServerId(self.points[slot] as u32))
+    }
+
+    /// The server that a key hashing to position `hash` routes to: what
+    /// [`locate`](Self::locate) answers for such a key. For inspection (ring
+    /// pictures, previews of a change), not the request path.
+    pub fn owner_at(&self, hash: u32) -> Option<ServerId> {
+        if let Some(placement) = &self.placement {
+            return Some(placement.dispatch(hash));
+        }
+        let slot = self.slot(hash)?;
         Some(ServerId(self.points[slot] as u32))
     }
 
