@@ -110,6 +110,8 @@ struct Job {
     reply: oneshot::Sender<Result<Replies, BackendError>>,
     /// When its replies are overdue (the request timeout counts from the client's send).
     deadline: Option<Instant>,
+    /// When it was sent, for the latency histogram (only while metrics are recorded).
+    sent: Option<Instant>,
 }
 
 /// A job written to the socket whose replies are awaited.
@@ -117,6 +119,7 @@ struct InFlight {
     count: usize,
     reply: oneshot::Sender<Result<Replies, BackendError>>,
     deadline: Option<Instant>,
+    sent: Option<Instant>,
 }
 
 /// Counters shown by SERVERS DETAIL and INFO.
@@ -128,6 +131,11 @@ pub struct BackendStats {
     pub errors: AtomicU64,
     /// Error replies the server sent.
     pub error_replies: AtomicU64,
+    /// Requests that waited past `--server-timeout-ms` (shared with the link's reader).
+    pub timeouts: Arc<AtomicU64>,
+    /// Time from sending a batch to its last reply, per batch (recorded only while metrics
+    /// are on; shared with the link's reader).
+    pub latency: Arc<service::metrics::Histogram>,
 }
 
 /// One live connection.
@@ -261,7 +269,8 @@ impl Backend {
         self.stats.requests.fetch_add(count as u64, Relaxed);
         let (reply, receiver) = oneshot::channel();
         let deadline = (!self.request_timeout.is_zero()).then(|| Instant::now() + self.request_timeout);
-        let mut job = Job { bytes, count, reply, deadline };
+        let sent = service::metrics::enabled().then(Instant::now);
+        let mut job = Job { bytes, count, reply, deadline, sent };
         // A link that died since it was pooled hands the job back; dial once more then.
         for _ in 0..2 {
             let link = match self.link(protocol).await {
@@ -317,7 +326,12 @@ impl Backend {
         let (in_flight, in_flight_queue) = mpsc::unbounded_channel();
         let addr: Arc<str> = Arc::from(self.addr.as_str());
         tokio::spawn(write_jobs(writer, job_queue, in_flight, addr.clone()));
-        let timeout = RequestTimeout { after: self.request_timeout, health: self.health.clone() };
+        let timeout = RequestTimeout {
+            after: self.request_timeout,
+            health: self.health.clone(),
+            timeouts: self.stats.timeouts.clone(),
+            latency: self.stats.latency.clone(),
+        };
         tokio::spawn(read_replies(reader, leftover, in_flight_queue, addr, timeout));
         Ok(Link { jobs })
     }
@@ -414,7 +428,8 @@ async fn write_jobs(
         while let Some(job) = next.take() {
             out.extend_from_slice(&job.bytes);
             // The reader learns of a job before its bytes can reach the server.
-            let in_flight_job = InFlight { count: job.count, reply: job.reply, deadline: job.deadline };
+            let in_flight_job =
+                InFlight { count: job.count, reply: job.reply, deadline: job.deadline, sent: job.sent };
             if in_flight.send(in_flight_job).is_err() {
                 return;
             }
@@ -439,6 +454,10 @@ async fn write_jobs(
 struct RequestTimeout {
     after: Duration,
     health: Arc<Health>,
+    /// The backend's timeout counter.
+    timeouts: Arc<AtomicU64>,
+    /// The backend's latency histogram.
+    latency: Arc<service::metrics::Histogram>,
 }
 
 /// The reader task: parses replies and hands each job its own, in order.
@@ -479,6 +498,9 @@ async fn read_replies(
                     // next read instead of being reallocated.
                     let replies = Replies { buf: Bytes::copy_from_slice(&buf[..offset]), ends };
                     buf.advance(offset);
+                    if let Some(sent) = job.sent {
+                        timeout.latency.record(sent.elapsed());
+                    }
                     let _ = job.reply.send(Ok(replies));
                 }
             }
@@ -513,6 +535,7 @@ async fn read_replies(
                     "request timed out; dropping the connection"
                 );
                 timeout.health.note_failure();
+                timeout.timeouts.fetch_add(1, Relaxed);
                 let error = BackendError::Timeout { addr: addr.to_string(), after: timeout.after };
                 return fail_all(current, &mut in_flight, error);
             }

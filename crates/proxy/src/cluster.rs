@@ -297,6 +297,22 @@ impl Cluster {
         })
     }
 
+    /// The ring as `ADD_SERVER addr weight` (`Some(weight)`) or `REMOVE_SERVER addr` (`None`)
+    /// would make it, without changing anything: for PREVIEW.
+    pub fn preview_ring(&self, addr: &str, weight: Option<u32>) -> Result<HashRing, MembershipError> {
+        check_address(addr)?;
+        let mut ring = self.current.load().ring.clone();
+        let changed = match weight {
+            Some(weight) => ring.add_labelled(addr, weight.max(1), self.config.placement.label_of(addr)),
+            None => ring.remove(addr),
+        };
+        match (changed, weight) {
+            (true, _) => Ok(ring),
+            (false, Some(_)) => Err(MembershipError::AlreadyPresent(addr.into())),
+            (false, None) => Err(MembershipError::NotPresent(addr.into())),
+        }
+    }
+
     /// Swaps in an identical copy of the snapshot and returns the old one, so a migration
     /// that does not change the ring (REBALANCE) can wait for the requests planned before it.
     pub fn refresh(&self) -> Arc<Topology> {

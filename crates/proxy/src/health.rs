@@ -3,7 +3,7 @@
 //! `auto_eject_hosts` with `server_failure_limit`); a down server is tried again every
 //! `retry_timeout` (twemproxy's `server_retry_timeout`) and put back when it answers.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,14 @@ pub struct HealthConfig {
 pub struct Health {
     up: AtomicBool,
     failures: AtomicU32,
+    /// Times the server was marked down.
+    ejections: AtomicU64,
     down_since: Mutex<Option<Instant>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Self { up: AtomicBool::new(true), failures: AtomicU32::new(0), down_since: Mutex::new(None) }
+        Self { up: AtomicBool::new(true), failures: AtomicU32::new(0), ejections: AtomicU64::new(0), down_since: Mutex::new(None) }
     }
 }
 
@@ -52,6 +54,11 @@ impl Health {
         } else {
             "down"
         }
+    }
+
+    /// Times the server was marked down since it joined.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.load(Relaxed)
     }
 
     /// Failed checks in a row.
@@ -93,6 +100,7 @@ impl Health {
         }
         if failures >= failure_limit {
             self.up.store(false, Relaxed);
+            self.ejections.fetch_add(1, Relaxed);
             *since = Some(Instant::now());
             return true;
         }

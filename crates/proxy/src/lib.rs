@@ -13,14 +13,17 @@ pub mod health;
 mod learned;
 mod local;
 mod membership;
+pub mod metrics;
 pub mod migration;
 pub mod nc_stats;
 mod plan;
+pub mod preview;
 mod pubsub;
 mod repair;
 mod replica;
 mod session;
 pub mod state_file;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -95,6 +98,9 @@ pub struct Config {
     pub placement: cluster::PlacementConfig,
     /// twemproxy's stats port (`--stats-port`), when asked for.
     pub stats: Option<nc_stats::StatsConfig>,
+    /// Where to serve metrics and the ring page (`--metrics-port`); `None`: nothing is
+    /// recorded.
+    pub metrics: Option<String>,
 }
 
 /// The proxy's shared state.
@@ -127,6 +133,8 @@ pub struct Proxy {
     pub state_file: Option<std::path::PathBuf>,
     /// Commands learned from the servers' `COMMAND INFO`.
     learned: learned::Learned,
+    /// Per-command counters for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -181,12 +189,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
         learned: learned::Learned::default(),
+        metrics: metrics::Metrics::default(),
     });
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
     if let Some(stats) = config.stats.clone() {
         tokio::spawn(nc_stats::serve(stats, Arc::downgrade(&proxy)));
+    }
+    if let Some(addr) = &config.metrics {
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("listening on {addr} (--metrics-port): {e}"))?;
+        service::metrics::enable();
+        tokio::spawn(service::metrics::serve(listener, web::router(proxy.clone()), std::future::pending()));
     }
     let tls = if config.tls.is_some() { ", TLS only" } else { "" };
     tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);

@@ -239,6 +239,7 @@ fn run() -> anyhow::Result<()> {
         stats: args
             .stats_port
             .map(|port| proxy::nc_stats::StatsConfig { addr: format!("{}:{port}", args.stats_addr), pool: pool_name }),
+        metrics: args.serve.metrics_addr(),
     };
     args.serve.run(args.port, |listener| {
         for note in &notes {

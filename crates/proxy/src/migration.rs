@@ -301,13 +301,15 @@ impl Migrator {
         Ok(())
     }
 
-    /// The MIGRATION report: state, keys scanned, moved, remaining, rate.
-    pub fn report(&self) -> String {
+    /// Where the running or last migration stands.
+    pub fn progress(&self) -> Progress {
         let times = self.times.lock().unwrap_or_else(|p| p.into_inner());
         let scanned = self.counters.scanned.load(Relaxed);
         let moved = self.counters.moved.load(Relaxed);
         let total = self.counters.total.load(Relaxed);
-        let state = match (self.is_running(), times.runs, self.counters.errors.load(Relaxed)) {
+        let errors = self.counters.errors.load(Relaxed);
+        let running = self.is_running();
+        let state = match (running, times.runs, errors) {
             (true, _, _) => "running",
             (false, 0, _) => "idle",
             (false, _, 0) => "done",
@@ -319,18 +321,86 @@ impl Migrator {
             _ => Duration::ZERO,
         };
         let rate = if elapsed.as_secs_f64() > 0.0 { scanned as f64 / elapsed.as_secs_f64() } else { 0.0 };
+        let remaining = total.saturating_sub(scanned);
+        // Keys scanned of the keys the sources held at the start (clients' writes meanwhile
+        // may add a few, so it is capped).
+        let percent = match (state, total) {
+            ("done", _) => 100.0,
+            (_, 0) => 0.0,
+            _ => (scanned as f64 / total as f64 * 100.0).min(100.0),
+        };
+        let eta = match running {
+            true if remaining == 0 => Some(Duration::ZERO),
+            true if rate > 0.0 => Some(Duration::from_secs_f64(remaining as f64 / rate)),
+            true => None,
+            false => Some(Duration::ZERO),
+        };
+        Progress {
+            state,
+            scanned,
+            moved,
+            total,
+            remaining,
+            errors,
+            rate,
+            elapsed,
+            percent,
+            eta,
+            last_error: times.last_error.clone(),
+        }
+    }
+
+    /// The MIGRATION report: state, keys scanned, moved, remaining, rate, percentage, ETA.
+    pub fn report(&self) -> String {
+        let p = self.progress();
         let mut text = format!(
-            "migration:{state}\r\nkeys_scanned:{scanned}\r\nkeys_moved:{moved}\r\nkeys_remaining:{}\r\n\
-             scan_rate_keys_per_sec:{rate:.0}\r\nelapsed_ms:{}\r\nerrors:{}\r\n",
-            total.saturating_sub(scanned),
-            elapsed.as_millis(),
-            self.counters.errors.load(Relaxed),
+            "migration:{}\r\nkeys_scanned:{}\r\nkeys_moved:{}\r\nkeys_remaining:{}\r\n\
+             scan_rate_keys_per_sec:{:.0}\r\nelapsed_ms:{}\r\nerrors:{}\r\nprogress_percent:{:.1}\r\n",
+            p.state,
+            p.scanned,
+            p.moved,
+            p.remaining,
+            p.rate,
+            p.elapsed.as_millis(),
+            p.errors,
+            p.percent,
         );
-        if let Some(error) = &times.last_error {
+        // Unknown until the first keys are scanned.
+        if let Some(eta) = p.eta {
+            text.push_str(&format!("eta_ms:{}\r\n", eta.as_millis()));
+        }
+        if let Some(error) = &p.last_error {
             text.push_str(&format!("last_error:{error}\r\n"));
         }
         text
     }
+}
+
+/// A migration's progress: what `MIGRATION` reports, the metrics export and the page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// `idle` (none yet), `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// Keys looked at on the source servers.
+    pub scanned: u64,
+    /// Keys moved to their new owners.
+    pub moved: u64,
+    /// Keys the sources held when it began (DBSIZE).
+    pub total: u64,
+    /// Of those, keys not scanned yet.
+    pub remaining: u64,
+    /// Keys or servers that failed.
+    pub errors: u64,
+    /// Keys scanned per second.
+    pub rate: f64,
+    /// Time since it began (to its end, once over).
+    pub elapsed: Duration,
+    /// Keys scanned of `total`, 0 to 100 (100 once done).
+    pub percent: f64,
+    /// Time left at the rate so far: zero when over, `None` while nothing is scanned yet.
+    pub eta: Option<Duration>,
+    /// The last error, if any.
+    pub last_error: Option<String>,
 }
 
 /// Waits (at most a few seconds) until no request planned on `previous` is in flight.
@@ -352,7 +422,7 @@ async fn request(backend: &Arc<Backend>, bytes: BytesMut, count: usize) -> Resul
 }
 
 /// One command to `backend`.
-async fn call(backend: &Arc<Backend>, args: &[&[u8]]) -> Result<Frame, String> {
+pub(crate) async fn call(backend: &Arc<Backend>, args: &[&[u8]]) -> Result<Frame, String> {
     let mut out = BytesMut::new();
     write::command(&mut out, args);
     let mut replies = request(backend, out, 1).await?;

@@ -78,7 +78,7 @@ fn unknown(request: &Request, error: LookupError) -> String {
 /// Whether a request changes the ring or ends the connection: requests before it are
 /// answered first, requests after it see the new ring.
 fn is_barrier(command: &Command) -> bool {
-    command.route == Route::Ring || command.name == "quit"
+    matches!(command.route, Route::Ring | Route::Inspect) || command.name == "quit"
 }
 
 /// Whether a request may change the client's protocol (HELLO, RESET): requests after it go
@@ -108,6 +108,7 @@ async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reques
             proxy.learned.ask(&topology, request).await;
         }
         let Ok(command) = proxy.learned.resolve(request) else { continue };
+        proxy.metrics.count_command(command);
         match command.name {
             "multi" => in_multi = true,
             "exec" | "discard" => in_multi = false,
@@ -126,7 +127,9 @@ async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reques
         }
         if is_barrier(command) {
             run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
-            if membership::run(proxy, command, request, conn.output()).await == Flow::Quit {
+            if command.route == Route::Inspect {
+                crate::preview::run(proxy, request, conn.output()).await;
+            } else if membership::run(proxy, command, request, conn.output()).await == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
@@ -524,7 +527,7 @@ fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topo
         Route::Local if command.name == "info" && request.args.len() == 1 => {
             plan::plan_info(local::info(proxy, topology), topology, jobs)
         }
-        Route::Local | Route::Ring => Step::Local(command),
+        Route::Local | Route::Ring | Route::Inspect => Step::Local(command),
         // PUBLISH and SPUBLISH are routed by their channel, to where SUBSCRIBE and
         // SSUBSCRIBE of that channel go.
         Route::PubSub if matches!(command.name, "publish" | "spublish") => match topology.primary(&request.args[1]) {

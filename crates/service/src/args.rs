@@ -7,6 +7,11 @@ use resp::Limits;
 use tokio::net::TcpListener;
 
 impl ServeArgs {
+    /// `host:port` of the metrics server, when `--metrics-port` was given.
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.metrics_port.map(|port| format!("{}:{port}", self.metrics_bind))
+    }
+
     /// Logs a warning when listening beyond loopback without a password: protected mode then
     /// refuses every other address, or, under `--protected-mode no`, anyone may connect.
     fn warn_if_exposed(&self) {
@@ -35,6 +40,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Serve Prometheus metrics at /metrics (and, on the proxy, the live ring page at /) on
+    /// this port. Off unless given: then nothing is recorded.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+    /// Address of the metrics port.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub metrics_bind: String,
     /// Never send the `+OK ... ready` greeting. Without it, a client is greeted when it stays
     /// silent for --greeting-delay-ms after connecting or opens with an inline command (a
     /// person), never when it opens with a multibulk array (a Redis client or tool).

@@ -195,6 +195,7 @@ impl ClientConn {
         }
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
+            crate::metrics::note_bytes_out(self.output.len());
             // TLS may hold back the end of what it encrypted (a no-op on plain TCP).
             self.stream.flush().await?;
             self.output.clear();
@@ -225,7 +226,9 @@ async fn read_when_ready(stream: &mut Stream, input: &mut BytesMut, output: &mut
         Stream::Plain(tcp) => tcp,
         Stream::Tls(tls) => {
             input.reserve(READ_CHUNK);
-            return tls.read_buf(input).await;
+            let read = tls.read_buf(input).await?;
+            crate::metrics::note_bytes_in(read);
+            return Ok(read);
         }
     };
     loop {
@@ -233,6 +236,10 @@ async fn read_when_ready(stream: &mut Stream, input: &mut BytesMut, output: &mut
         match try_read(stream, input) {
             // The readiness was stale: wait again.
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Ok(read) => {
+                crate::metrics::note_bytes_in(read);
+                return Ok(read);
+            }
             read => return read,
         }
     }

@@ -16,6 +16,7 @@ pub mod common;
 mod conn;
 pub mod escape;
 pub mod greeting;
+pub mod metrics;
 pub mod shutdown;
 mod stats;
 pub mod tls;

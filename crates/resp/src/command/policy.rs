@@ -24,6 +24,10 @@ pub enum Route {
     /// Changes the ring: requests before it are answered first, requests after see the new
     /// ring.
     Ring,
+    /// Answered by the proxy after it asks its servers (PREVIEW samples their keys with
+    /// SCAN); changes nothing, but runs alone like a ring command, after the requests before
+    /// it.
+    Inspect,
     /// `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH`: run on one server.
     Transaction,
     /// Subscriptions and publishing: routed by channel name.
@@ -127,6 +131,7 @@ pub(crate) const ROUTES: &[(&str, Route)] = &[
     ("add_server", Route::Ring),
     ("remove_server", Route::Ring),
     ("rebalance", Route::Ring),
+    ("preview", Route::Inspect),
     ("whoami", Route::Refused("it names one cache server; ask a cache server directly")),
     // What a sharding proxy cannot do.
     ("monitor", Route::Refused("it watches one server; ask a server directly")),
