@@ -7,6 +7,7 @@
 mod cmd;
 pub mod event_loop;
 mod glob;
+pub mod metrics;
 pub mod sieve;
 pub mod store;
 
@@ -60,6 +61,9 @@ pub struct Config {
     pub maxmemory: usize,
     /// What to evict when `maxmemory` is reached (`--maxmemory-policy`).
     pub policy: store::Policy,
+    /// Where to serve Prometheus metrics (`--metrics-port`), on the runtime that waits for
+    /// signals, not on the event loops.
+    pub metrics: Option<String>,
 }
 
 /// What every connection of one server shares.
@@ -102,6 +106,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         started: Instant::now(),
         auth: config.auth.clone(),
     });
+    if let Some(addr) = &config.metrics {
+        let metrics = TcpListener::bind(addr).await?;
+        tokio::spawn(service::metrics::serve(metrics, metrics::router(ctx.clone()), std::future::pending()));
+    }
     let tls = if config.tls.is_some() { ", TLS only" } else { "" };
     tracing::info!("[{}] listening on {} (greeting={}{tls})", config.name, address, config.greeting);
     let config = Arc::new(config);

@@ -53,6 +53,7 @@ fn run() -> anyhow::Result<()> {
         tls: args.serve.tls.acceptor()?,
         maxmemory: args.maxmemory,
         policy: args.maxmemory_policy,
+        metrics: args.serve.metrics_addr(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };
