@@ -18,6 +18,7 @@
 pub mod balance;
 pub mod client;
 pub mod cluster;
+pub mod picture;
 pub mod report;
 pub mod walkthrough;
 
@@ -62,11 +63,17 @@ pub struct Config {
     pub proxy: String,
     /// The cache servers' `host:port`, labelled cache-A, cache-B, cache-C in that order.
     pub servers: Vec<String>,
+    /// Where to write a picture of the ring after each step (`step-NN.svg`); `None`: none.
+    pub svg_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { proxy: DEFAULT_PROXY.to_string(), servers: DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect() }
+        Config {
+            proxy: DEFAULT_PROXY.to_string(),
+            servers: DEFAULT_SERVERS.iter().map(|s| s.to_string()).collect(),
+            svg_dir: None,
+        }
     }
 }
 
@@ -147,7 +154,7 @@ mod tests {
     use super::*;
 
     fn config(proxy: &str, servers: &[&str]) -> Config {
-        Config { proxy: proxy.to_string(), servers: servers.iter().map(|s| s.to_string()).collect() }
+        Config { proxy: proxy.to_string(), servers: servers.iter().map(|s| s.to_string()).collect(), svg_dir: None }
     }
 
     #[test]

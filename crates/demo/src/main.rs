@@ -40,11 +40,17 @@ struct Args {
     /// versus hash mod N, and replication with a server killed (steps 8 to 11).
     #[arg(long)]
     all: bool,
+    /// Write a picture of the ring (SVG) after each step into this directory, as
+    /// step-01.svg, step-02.svg, ... [default with --all: demo-rings under the system's
+    /// temporary directory]
+    #[arg(long, value_name = "DIR")]
+    svg_dir: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse_from(cli::go_style_args());
-    let config = demo::Config { proxy: args.proxy, servers: args.servers };
+    let svg_dir = args.svg_dir.or_else(|| args.all.then(|| std::env::temp_dir().join("demo-rings")));
+    let config = demo::Config { proxy: args.proxy, servers: args.servers, svg_dir };
     let run = if args.all { demo::run_all } else { demo::run };
     match run(&config, cli::Palette::detect()) {
         Ok(()) => ExitCode::SUCCESS,

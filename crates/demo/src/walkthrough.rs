@@ -197,6 +197,12 @@ pub struct Walkthrough {
     stored_on: Vec<Option<usize>>,
     /// What the steps measured.
     findings: Findings,
+    /// Where a picture of the ring is written after each step.
+    svg_dir: Option<std::path::PathBuf>,
+    /// Keys that moved during the current step, marked in its picture.
+    marked: Vec<Move>,
+    /// The proxy's virtual nodes per server (INFO `vnodes`), read for the first picture.
+    vnodes: Option<usize>,
 }
 
 impl Walkthrough {
@@ -220,6 +226,9 @@ impl Walkthrough {
             routes: Vec::new(),
             stored_on: vec![None; DEMO_KEYS.len()],
             findings: Findings::default(),
+            svg_dir: config.svg_dir.clone(),
+            marked: Vec::new(),
+            vnodes: None,
         })
     }
 
@@ -235,6 +244,9 @@ impl Walkthrough {
         let servers: Vec<String> = self.servers.iter().map(|s| p.cyan(&s.display())).collect();
         println!("{INDENT}proxy {}, cache servers {}", self.proxy.addr(), servers.join(", "));
         println!("{INDENT}keys: {}", DEMO_KEYS.join(" "));
+        if let Some(dir) = &self.svg_dir {
+            println!("{INDENT}ring pictures: one SVG per step in {}", dir.display());
+        }
     }
 
     /// Empties the proxy's ring and deletes the demo keys on every cache server directly,
@@ -317,8 +329,52 @@ impl Walkthrough {
             println!();
             println!("{}", self.palette.bold(&report::heading(self.steps_done, step.title)));
             println!("{}", self.palette.dim(&format!("{INDENT}{}", step.intro)));
+            self.marked.clear();
             (step.run)(self).with_context(|| format!("step {} failed", self.steps_done))?;
+            self.draw(step.title).with_context(|| format!("drawing the ring after step {}", self.steps_done))?;
         }
+        Ok(())
+    }
+
+    /// Writes the ring as the proxy holds it now to `step-NN.svg` (with `--svg-dir`), the
+    /// demo keys on it and the ones that moved in this step marked. The ring is rebuilt from
+    /// SERVERS with the `ring` crate, which places keys exactly as the proxy does.
+    fn draw(&mut self, title: &str) -> Result<()> {
+        let Some(dir) = self.svg_dir.clone() else { return Ok(()) };
+        let vnodes = match self.vnodes {
+            Some(vnodes) => vnodes,
+            None => {
+                let reply = self.call(&[b"INFO"])?;
+                let text = reply.as_bytes().map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default();
+                let vnodes = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("vnodes:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(ring::DEFAULT_VNODES);
+                *self.vnodes.insert(vnodes)
+            }
+        };
+        let mut ring = ring::HashRing::new(vnodes);
+        ring.add_all(self.servers_in_ring()?);
+        let keys: Vec<crate::picture::KeyMark> = if self.routes.is_empty() {
+            Vec::new()
+        } else {
+            DEMO_KEYS
+                .iter()
+                .enumerate()
+                .map(|(k, key)| crate::picture::KeyMark {
+                    key: key.to_string(),
+                    moved_from: self.marked.iter().find(|m| m.key == k).map(|m| self.servers[m.from].addr.clone()),
+                })
+                .collect()
+        };
+        let heading = report::heading(self.steps_done, title);
+        let servers = self.servers.clone();
+        let name = move |addr: &str| servers.iter().find(|s| s.addr == addr).map(|s| s.label.clone());
+        let svg = crate::picture::ring_svg(&heading, &ring, &keys, &name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("step-{:02}.svg", self.steps_done));
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
 
@@ -517,6 +573,7 @@ impl Walkthrough {
         let previous = (!previous.is_empty()).then_some(previous);
         self.print_routes(&owners, previous.as_deref());
         let moved = previous.as_deref().map(|before| moves(before, &owners)).unwrap_or_default();
+        self.marked = moved.clone();
         self.routes = owners;
         Ok(moved)
     }

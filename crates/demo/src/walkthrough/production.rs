@@ -153,6 +153,7 @@ fn step_rebalance(w: &mut Walkthrough) -> Result<()> {
     w.add_server(2)?;
     let owners = w.route_all()?;
     let moved = moves(&before, &owners);
+    w.marked = moved.clone();
     w.routes = owners;
     let joined = w.servers[2].label.clone();
 
@@ -258,6 +259,7 @@ fn get_all(w: &mut Walkthrough) -> Result<Vec<Option<Bytes>>> {
 fn wait_for_migration(w: &mut Walkthrough) -> Result<(HashMap<String, String>, usize)> {
     let deadline = Instant::now() + MIGRATION_TIMEOUT;
     let mut polls = 0;
+    let bar = MigrationBar::new(&w.palette);
     loop {
         let args: [&[u8]; 1] = [b"MIGRATION"];
         let reply = w.call(&args)?;
@@ -266,10 +268,51 @@ fn wait_for_migration(w: &mut Walkthrough) -> Result<(HashMap<String, String>, u
             Frame::Bulk(text) => parse_fields(&String::from_utf8_lossy(text)),
             _ => return Err(w.unexpected(&args, &reply, "a bulk string of field:value lines")),
         };
+        bar.show(&fields);
         if fields.get("migration").map(String::as_str) != Some("running") || Instant::now() >= deadline {
+            bar.finish();
             return Ok((fields, polls));
         }
         std::thread::sleep(MIGRATION_POLL);
+    }
+}
+
+/// A progress bar (indicatif) for a running migration, fed from `MIGRATION`'s
+/// `progress_percent`, `keys_scanned`, `keys_remaining` and `eta_ms`. Drawn only where the
+/// output is coloured (a terminal, no `NO_COLOR`); elsewhere the plain `MIGRATION` line that
+/// follows says the same.
+struct MigrationBar(Option<indicatif::ProgressBar>);
+
+impl MigrationBar {
+    fn new(palette: &cli::Palette) -> Self {
+        if !palette.enabled() {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(Some(1000), indicatif::ProgressDrawTarget::stdout());
+        let style = indicatif::ProgressStyle::with_template(&format!("{INDENT}MIGRATION  [{{bar:32.green}}] {{msg}}"))
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        Self(Some(bar))
+    }
+
+    fn show(&self, fields: &HashMap<String, String>) {
+        let Some(bar) = &self.0 else { return };
+        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let percent = number("progress_percent");
+        bar.set_position((percent * 10.0) as u64);
+        let eta = fields.get("eta_ms").map_or_else(String::new, |ms| format!(", about {ms} ms left"));
+        bar.set_message(format!(
+            "{percent:.1}%: {} keys scanned, {} remaining{eta}",
+            number("keys_scanned"),
+            number("keys_remaining")
+        ));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 
