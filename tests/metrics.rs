@@ -86,7 +86,8 @@ fn proxy_metrics_count_a_known_load() {
     assert!((share - 1.0).abs() < 1e-9, "shares add up to the whole ring: {share}");
     assert_eq!(before.get("proxy_ring_points", &[]), 6.0, "2 servers x 3 vnodes");
 
-    let sets: Vec<Vec<String>> = (0..100).map(|i| vec!["SET".into(), format!("key:{i}"), format!("value:{i}")]).collect();
+    let sets: Vec<Vec<String>> =
+        (0..100).map(|i| vec!["SET".into(), format!("key:{i}"), format!("value:{i}")]).collect();
     let gets: Vec<Vec<String>> = (0..50).map(|i| vec!["GET".into(), format!("key:{i}")]).collect();
     conn.pipeline(&sets).into_iter().for_each(ok);
     assert!(conn.pipeline(&gets).iter().all(|f| matches!(f, Frame::Bulk(_))));
@@ -106,8 +107,7 @@ fn proxy_metrics_count_a_known_load() {
     assert!(delta("proxy_client_bytes_in_total") >= sent_bytes as f64);
     assert!(delta("proxy_client_bytes_out_total") >= (100 * 5) as f64, "100 x +OK\\r\\n at least");
     assert_eq!(after.get("proxy_client_connections", &[]), 1.0);
-    let latencies: f64 =
-        addrs.iter().map(|a| after.get("proxy_server_latency_seconds_count", &[("server", a)])).sum();
+    let latencies: f64 = addrs.iter().map(|a| after.get("proxy_server_latency_seconds_count", &[("server", a)])).sum();
     assert!(latencies >= 2.0, "latency recorded for the batches sent: {latencies}");
     assert_eq!(after.get("proxy_migration_running", &[]), 0.0);
     drop(servers);
@@ -252,5 +252,8 @@ fn preview_samples_a_large_keyspace_and_bounds_its_error() {
     let moved = migrated(&mut conn);
     // The bound printed is a 95% interval; allow twice it, against flakiness.
     let error: f64 = last.split("+/- ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
-    assert!((estimate as f64 - moved as f64).abs() <= 2.0 * error.max(1.0), "estimate {estimate} +/- {error}, moved {moved}");
+    assert!(
+        (estimate as f64 - moved as f64).abs() <= 2.0 * error.max(1.0),
+        "estimate {estimate} +/- {error}, moved {moved}"
+    );
 }

@@ -41,7 +41,8 @@ fn escape(text: &str) -> String {
 fn arc(svg: &mut String, from: u32, to: u32, colour: &str) {
     let span = u64::from(to.wrapping_sub(from));
     if from == to {
-        let _ = writeln!(svg, r#"<circle cx="{CX}" cy="{CY}" r="{R}" fill="none" stroke="{colour}" stroke-width="10"/>"#);
+        let _ =
+            writeln!(svg, r#"<circle cx="{CX}" cy="{CY}" r="{R}" fill="none" stroke="{colour}" stroke-width="10"/>"#);
         return;
     }
     let (x1, y1) = at(from, R);

@@ -428,8 +428,7 @@ async fn write_jobs(
         while let Some(job) = next.take() {
             out.extend_from_slice(&job.bytes);
             // The reader learns of a job before its bytes can reach the server.
-            let in_flight_job =
-                InFlight { count: job.count, reply: job.reply, deadline: job.deadline, sent: job.sent };
+            let in_flight_job = InFlight { count: job.count, reply: job.reply, deadline: job.deadline, sent: job.sent };
             if in_flight.send(in_flight_job).is_err() {
                 return;
             }

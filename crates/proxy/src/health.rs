@@ -37,7 +37,12 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Self { up: AtomicBool::new(true), failures: AtomicU32::new(0), ejections: AtomicU64::new(0), down_since: Mutex::new(None) }
+        Self {
+            up: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+            ejections: AtomicU64::new(0),
+            down_since: Mutex::new(None),
+        }
     }
 }
 

@@ -271,15 +271,49 @@ impl Collector for Snapshot {
         use MetricType::{Counter, Gauge};
         let s = &self.servers;
         per_server(&mut e, "proxy_server_requests", "Requests sent to the server", Counter, s, |r| r.requests as f64)?;
-        per_server(&mut e, "proxy_server_errors", "Requests that got no reply (connect failure, lost link, timeout)", Counter, s, |r| r.errors as f64)?;
-        per_server(&mut e, "proxy_server_error_replies", "Error replies the server sent", Counter, s, |r| r.error_replies as f64)?;
-        per_server(&mut e, "proxy_server_timeouts", "Requests that waited past --server-timeout-ms", Counter, s, |r| r.timeouts as f64)?;
-        per_server(&mut e, "proxy_server_ejections", "Times the health checks marked the server down", Counter, s, |r| r.ejections as f64)?;
-        per_server(&mut e, "proxy_server_up", "1 while the server takes traffic, 0 while marked down or draining", Gauge, s, |r| f64::from(u8::from(r.state == "up")))?;
-        per_server(&mut e, "proxy_server_ring_share", "Fraction of the key space the server owns", Gauge, s, |r| r.share)?;
+        per_server(
+            &mut e,
+            "proxy_server_errors",
+            "Requests that got no reply (connect failure, lost link, timeout)",
+            Counter,
+            s,
+            |r| r.errors as f64,
+        )?;
+        per_server(&mut e, "proxy_server_error_replies", "Error replies the server sent", Counter, s, |r| {
+            r.error_replies as f64
+        })?;
+        per_server(
+            &mut e,
+            "proxy_server_timeouts",
+            "Requests that waited past --server-timeout-ms",
+            Counter,
+            s,
+            |r| r.timeouts as f64,
+        )?;
+        per_server(
+            &mut e,
+            "proxy_server_ejections",
+            "Times the health checks marked the server down",
+            Counter,
+            s,
+            |r| r.ejections as f64,
+        )?;
+        per_server(
+            &mut e,
+            "proxy_server_up",
+            "1 while the server takes traffic, 0 while marked down or draining",
+            Gauge,
+            s,
+            |r| f64::from(u8::from(r.state == "up")),
+        )?;
+        per_server(&mut e, "proxy_server_ring_share", "Fraction of the key space the server owns", Gauge, s, |r| {
+            r.share
+        })?;
         per_server(&mut e, "proxy_server_vnodes", "Points the server owns on the ring", Gauge, s, |r| r.vnodes as f64)?;
         per_server(&mut e, "proxy_server_weight", "The server's weight", Gauge, s, |r| f64::from(r.weight))?;
-        per_server(&mut e, "proxy_server_connections", "Pooled connections open to the server", Gauge, s, |r| r.connections as f64)?;
+        per_server(&mut e, "proxy_server_connections", "Pooled connections open to the server", Gauge, s, |r| {
+            r.connections as f64
+        })?;
         {
             let mut metric = e.encode_descriptor(
                 "proxy_server_latency_seconds",
@@ -307,16 +341,46 @@ impl Collector for Snapshot {
                 ConstCounter::new(*count).encode(metric.encode_family(&labels)?)?;
             }
         }
-        gauge(&mut e, "proxy_ring_servers", "Servers in the ring", self.servers.iter().filter(|r| r.state != "draining").count() as f64)?;
+        gauge(
+            &mut e,
+            "proxy_ring_servers",
+            "Servers in the ring",
+            self.servers.iter().filter(|r| r.state != "draining").count() as f64,
+        )?;
         gauge(&mut e, "proxy_ring_points", "Points on the ring", self.points.len() as f64)?;
         if let Some(p) = &self.progress {
-            gauge(&mut e, "proxy_migration_running", "1 while a migration runs", f64::from(u8::from(p.state == "running")))?;
-            gauge(&mut e, "proxy_migration_progress_ratio", "Keys scanned of the keys the sources held, 0 to 1", p.percent / 100.0)?;
-            gauge(&mut e, "proxy_migration_keys_scanned", "Keys the running or last migration scanned", p.scanned as f64)?;
+            gauge(
+                &mut e,
+                "proxy_migration_running",
+                "1 while a migration runs",
+                f64::from(u8::from(p.state == "running")),
+            )?;
+            gauge(
+                &mut e,
+                "proxy_migration_progress_ratio",
+                "Keys scanned of the keys the sources held, 0 to 1",
+                p.percent / 100.0,
+            )?;
+            gauge(
+                &mut e,
+                "proxy_migration_keys_scanned",
+                "Keys the running or last migration scanned",
+                p.scanned as f64,
+            )?;
             gauge(&mut e, "proxy_migration_keys_moved", "Keys the running or last migration moved", p.moved as f64)?;
-            gauge(&mut e, "proxy_migration_keys_total", "Keys the sources held when the migration began", p.total as f64)?;
+            gauge(
+                &mut e,
+                "proxy_migration_keys_total",
+                "Keys the sources held when the migration began",
+                p.total as f64,
+            )?;
             gauge(&mut e, "proxy_migration_errors", "Errors of the running or last migration", p.errors as f64)?;
-            gauge(&mut e, "proxy_migration_eta_seconds", "Estimated time left (0 when none runs)", p.eta.map_or(0.0, |d| d.as_secs_f64()))?;
+            gauge(
+                &mut e,
+                "proxy_migration_eta_seconds",
+                "Estimated time left (0 when none runs)",
+                p.eta.map_or(0.0, |d| d.as_secs_f64()),
+            )?;
         }
         gauge(&mut e, "proxy_uptime_seconds", "Seconds since the proxy started", self.uptime_seconds)?;
         Ok(())

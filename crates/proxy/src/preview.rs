@@ -93,11 +93,9 @@ pub fn parse(args: &[Bytes]) -> Result<Change, String> {
         (Some(op), Some(addr), weight, 3 | 4) if op.eq_ignore_ascii_case(b"ADD") => {
             let weight = match weight {
                 None => 1,
-                Some(w) => std::str::from_utf8(w)
-                    .ok()
-                    .and_then(|w| w.parse::<u32>().ok())
-                    .filter(|w| *w >= 1)
-                    .ok_or(USAGE)?,
+                Some(w) => {
+                    std::str::from_utf8(w).ok().and_then(|w| w.parse::<u32>().ok()).filter(|w| *w >= 1).ok_or(USAGE)?
+                }
             };
             Ok(Change::Add(text(addr), weight))
         }
@@ -141,7 +139,9 @@ pub async fn preview(proxy: &Arc<Proxy>, change: &Change) -> Result<Preview, Str
         let mut cursor: Vec<u8> = b"0".to_vec();
         let complete = loop {
             let reply = call(backend, &[b"SCAN", &cursor, b"COUNT", SCAN_COUNT]).await?;
-            let Frame::Array(parts) = reply else { return Err(format!("ERR unexpected SCAN reply from {}", backend.addr())) };
+            let Frame::Array(parts) = reply else {
+                return Err(format!("ERR unexpected SCAN reply from {}", backend.addr()));
+            };
             let [Frame::Bulk(next), Frame::Array(found)] = parts.as_slice() else {
                 return Err(format!("ERR unexpected SCAN reply from {}", backend.addr()));
             };
@@ -266,7 +266,13 @@ mod tests {
         assert_eq!(parse(&args("PREVIEW ADD 127.0.0.1:1 4")), Ok(Change::Add("127.0.0.1:1".into(), 4)));
         assert_eq!(parse(&args("preview add h:2")), Ok(Change::Add("h:2".into(), 1)));
         assert_eq!(parse(&args("PREVIEW remove h:2")), Ok(Change::Remove("h:2".into())));
-        for bad in ["PREVIEW ADD h:1 0", "PREVIEW ADD h:1 x", "PREVIEW REMOVE h:1 2", "PREVIEW MOVE h:1", "PREVIEW ADD h:1 1 2"] {
+        for bad in [
+            "PREVIEW ADD h:1 0",
+            "PREVIEW ADD h:1 x",
+            "PREVIEW REMOVE h:1 2",
+            "PREVIEW MOVE h:1",
+            "PREVIEW ADD h:1 1 2",
+        ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");
         }
     }

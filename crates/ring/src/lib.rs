@@ -39,11 +39,11 @@
 #![warn(missing_docs)]
 
 pub mod dist;
+mod handoff;
 pub mod hash;
 mod hash_tag;
-mod handoff;
-pub use handoff::{handoff, Handoff};
 pub use dist::{Distribution, Member, Placement};
+pub use handoff::{handoff, Handoff};
 pub use hash::Hash;
 pub use hash_tag::HashTag;
 

@@ -76,7 +76,11 @@ impl Collector for Snapshot {
         }
         let gauges: [(&str, &str, f64); 5] = [
             ("server_keys", "Live keys", self.keys as f64),
-            ("server_used_memory_bytes", "Bytes held by keys, values and tables (INFO used_memory)", self.used_memory as f64),
+            (
+                "server_used_memory_bytes",
+                "Bytes held by keys, values and tables (INFO used_memory)",
+                self.used_memory as f64,
+            ),
             ("server_maxmemory_bytes", "The maxmemory bound (0: none)", self.maxmemory as f64),
             ("server_connected_clients", "Clients connected now", self.clients as f64),
             ("server_uptime_seconds", "Seconds since the server started", self.uptime_seconds),

@@ -51,8 +51,10 @@ pub fn client_bytes() -> (u64, u64) {
 }
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is `+Inf`).
-pub const LATENCY_BOUNDS_US: [u64; 16] =
-    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000];
+pub const LATENCY_BOUNDS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
 
 /// A latency histogram of fixed buckets: recording is two relaxed atomic adds and a short
 /// scan of the bounds, no lock and no allocation.
@@ -113,7 +115,11 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Serves `router` on `listener` until `shutdown` resolves; errors are logged, never fatal to
 /// the process that asked for metrics.
-pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!("metrics and the ring page on http://{address}/ (Prometheus text at /metrics)");
     if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
