@@ -257,3 +257,56 @@ fn preview_samples_a_large_keyspace_and_bounds_its_error() {
         "estimate {estimate} +/- {error}, moved {moved}"
     );
 }
+
+/// Headless Chromium (`.ci/run` installs it), or `None` when it is not installed here.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|name| e2e::have(name))
+}
+
+#[test]
+fn the_page_works_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("chromium is not installed (apt-get install -y chromium): the browser check is skipped");
+        return;
+    };
+    let servers = servers(3);
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let port = free_port();
+    let proxy = proxy(&addrs, &["--metrics-port", &port.to_string(), "--replicas", "5", "--no-log-requests"]);
+    let mut conn = Conn::connect(&proxy.addr());
+    let sets: Vec<Vec<String>> = (0..300).map(|i| vec!["SET".into(), format!("user:{i}"), "v".into()]).collect();
+    conn.pipeline(&sets).into_iter().for_each(ok);
+    let Frame::Simple(owner) = conn.call(&["ROUTE", "user:1001"]) else { panic!("ROUTE") };
+    let owner = String::from_utf8_lossy(&owner).into_owned();
+    let (_, body) = http_get(port, "/api/ring");
+    let ring: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let points = ring["points"].as_array().unwrap().len();
+
+    let url = format!("http://127.0.0.1:{port}/?key=user:1001");
+    let shot = std::env::temp_dir().join(format!("ring-page-{port}.png"));
+    let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--hide-scrollbars"];
+    let mut dump = std::process::Command::new(browser);
+    dump.args(flags).args(["--virtual-time-budget=4000", "--dump-dom", &url]);
+    let output = e2e::run_bounded(&mut dump, Duration::from_secs(60)).expect("chromium finished");
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(dom.matches("class=\"tick\"").count(), points, "a tick per point of the ring:\n{dom}");
+    assert_eq!(dom.matches("<tr class=\"server\">").count(), 3, "every server listed");
+    for addr in &addrs {
+        assert!(dom.contains(addr.as_str()), "{addr} in the table");
+    }
+    let route = dom.split("<pre id=\"route\">").nth(1).and_then(|r| r.split("</pre>").next()).unwrap_or_default();
+    assert!(route.contains(&format!("-&gt; {owner}")), "the key box answers as ROUTE does: {route}");
+    assert!(route.contains("preference list"), "{route}");
+
+    let mut screenshot = std::process::Command::new(browser);
+    screenshot.args(flags).args([
+        "--virtual-time-budget=4000",
+        "--window-size=1280,800",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ]);
+    e2e::run_bounded(&mut screenshot, Duration::from_secs(60)).expect("chromium finished");
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    eprintln!("screenshot of the page: {}", shot.display());
+}

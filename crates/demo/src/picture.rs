@@ -11,7 +11,7 @@ const PALETTE: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b
 /// Radius of the ring, in the picture's units.
 const R: f64 = 150.0;
 /// The picture's size.
-const WIDTH: f64 = 640.0;
+const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 420.0;
 /// Where the ring's centre is.
 const CX: f64 = 210.0;
