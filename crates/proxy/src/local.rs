@@ -23,7 +23,7 @@ pub enum Flow {
 /// The HELP line: the seed's list, then what was added since.
 const HELP: &str = "Commands: SET/GET/DEL/KEYS, ADD_SERVER/REMOVE_SERVER/SERVERS, ROUTE, PING, QUIT; \
 also ADD_SERVER host:port [weight] [MIGRATE] [FORCE], REMOVE_SERVER host:port [MIGRATE], REBALANCE, MIGRATION, \
-SERVERS DETAIL, ROUTE key DETAIL, \
+SERVERS DETAIL, ROUTE key DETAIL, PREVIEW ADD host:port [weight], PREVIEW REMOVE host:port, \
 MGET/MSET/EXISTS/EXPIRE/PEXPIRE/PERSIST/TTL/PTTL/INCR/DECR/INCRBY/DECRBY/SCAN/DBSIZE/FLUSHALL/ECHO/INFO";
 
 /// Whether the proxy serves `command` (what `COMMAND` lists): everything it does not refuse.
