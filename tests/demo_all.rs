@@ -14,13 +14,28 @@ fn run_demo_all(cluster: &Cluster) -> String {
     // they are built (Cluster::ours built them already; this is a no-op then).
     binary("server");
     binary("proxy");
+    let pictures = std::env::temp_dir().join(format!("demo-rings-{}", cluster.proxy.addr().replace([':', '.'], "-")));
+    let _ = std::fs::remove_dir_all(&pictures);
     let output = Command::new(binary("demo"))
         .args(["--all", "--proxy", &cluster.proxy.addr(), "--servers", &cluster.addrs().join(",")])
+        .arg("--svg-dir")
+        .arg(&pictures)
         .env("NO_COLOR", "1")
         .output()
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "demo --all failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    // A picture of the ring per step, named in the intro: step 4 has three servers' ticks
+    // and marks the keys that moved to cache-C.
+    assert!(stdout.contains(&format!("ring pictures: one SVG per step in {}", pictures.display())), "{stdout}");
+    for step in 1..=11 {
+        let svg = std::fs::read_to_string(pictures.join(format!("step-{step:02}.svg"))).expect("a picture per step");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "step {step}");
+    }
+    let join = std::fs::read_to_string(pictures.join("step-04.svg")).unwrap();
+    assert_eq!(join.matches("class=\"tick\"").count(), 9, "3 servers x 3 virtual nodes");
+    assert!(join.contains("moved from cache-"), "moved keys are marked");
+    let _ = std::fs::remove_dir_all(&pictures);
     stdout
 }
 
