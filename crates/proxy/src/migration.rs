@@ -428,3 +428,47 @@ pub(crate) async fn call(backend: &Arc<Backend>, args: &[&[u8]]) -> Result<Frame
     let mut replies = request(backend, out, 1).await?;
     replies.pop().ok_or_else(|| "no reply".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_scanned_keys_of_the_total_and_estimates_the_time_left() {
+        let migrator = Migrator::default();
+        let idle = migrator.progress();
+        assert_eq!((idle.state, idle.percent, idle.eta), ("idle", 0.0, Some(Duration::ZERO)));
+        assert!(migrator.report().contains("progress_percent:0.0\r\n"));
+
+        assert!(migrator.try_begin());
+        {
+            let mut times = migrator.times.lock().unwrap();
+            times.started = Some(Instant::now() - Duration::from_secs(2));
+            times.runs = 1;
+        }
+        migrator.counters.total.store(1000, Relaxed);
+        migrator.counters.scanned.store(250, Relaxed);
+        let running = migrator.progress();
+        assert_eq!(running.state, "running");
+        assert_eq!(running.percent, 25.0);
+        // 250 keys in about 2 s: the 750 left take about 6 s more.
+        let eta = running.eta.expect("an estimate once keys are scanned").as_secs_f64();
+        assert!((5.5..6.5).contains(&eta), "{eta}");
+        assert!(migrator.report().contains("progress_percent:25.0\r\neta_ms:"));
+
+        migrator.times.lock().unwrap().finished = Some(Instant::now());
+        migrator.running.store(false, Relaxed);
+        let done = migrator.progress();
+        assert_eq!((done.state, done.percent, done.eta), ("done", 100.0, Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn no_estimate_before_the_first_keys_are_scanned() {
+        let migrator = Migrator::default();
+        assert!(migrator.try_begin());
+        migrator.times.lock().unwrap().started = Some(Instant::now());
+        migrator.counters.total.store(1000, Relaxed);
+        assert_eq!(migrator.progress().eta, None);
+        assert!(!migrator.report().contains("eta_ms"));
+    }
+}
