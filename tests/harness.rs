@@ -395,3 +395,28 @@ pub fn redis_py() -> Result<(), String> {
         None => "`pip install redis` did not finish in time".into(),
     })
 }
+
+/// A fresh directory under the system's temp dir, removed with everything in it on drop
+/// (also when a test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/e2e-<tag>-<pid>-<n>`, created empty.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("e2e-{tag}-{}-{}", std::process::id(), free_port()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
