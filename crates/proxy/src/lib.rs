@@ -191,7 +191,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     let tls = if config.tls.is_some() { ", TLS only" } else { "" };
     tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);
     let config = Arc::new(config);
-    service::serve(listener, config.max_clients, shutdown, config.shutdown_timeout, |stream, peer, stopping| {
+    service::serve(listener, config.max_clients, config.tls.is_some(), shutdown, config.shutdown_timeout, |stream, peer, stopping| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
             let mut stream = match &config.tls {

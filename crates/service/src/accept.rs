@@ -16,7 +16,8 @@ use crate::shutdown::{StopSender, Stopping};
 /// Accepts clients until `shutdown` resolves, running `handle` on its own task for each.
 ///
 /// At most `max_clients` connections are served at once; one more gets
-/// `-ERR max number of clients reached` and is closed, as Redis does. Accept errors (such as
+/// `-ERR max number of clients reached` and is closed, as Redis does. Under TLS (`tls`) it
+/// is closed with nothing sent: it expects a handshake, not plain text (Redis does the same). Accept errors (such as
 /// running out of file descriptors) are logged and retried with a growing pause.
 ///
 /// When `shutdown` resolves, the listener closes and every handler's [`Stopping`] fires: a
@@ -25,6 +26,7 @@ use crate::shutdown::{StopSender, Stopping};
 pub async fn serve<H, F>(
     listener: TcpListener,
     max_clients: usize,
+    tls: bool,
     shutdown: impl Future,
     drain_timeout: Duration,
     handle: H,
@@ -85,7 +87,9 @@ pub async fn serve<H, F>(
             }
             Err(_) => {
                 tracing::warn!(%peer, max_clients, "refusing client: max number of clients reached");
-                tokio::spawn(refuse(stream));
+                if !tls {
+                    tokio::spawn(refuse(stream));
+                }
             }
         }
     }
