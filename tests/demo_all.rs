@@ -34,7 +34,10 @@ fn run_demo_all(cluster: &Cluster) -> String {
     }
     let join = std::fs::read_to_string(pictures.join("step-04.svg")).unwrap();
     assert_eq!(join.matches("class=\"tick\"").count(), 9, "3 servers x 3 virtual nodes");
-    assert!(join.contains("moved from cache-"), "moved keys are marked");
+    // Which keys move depends on the servers' addresses (free ports here): the picture marks
+    // as many as step 4's table says moved.
+    let moved = step(&stdout, 4).iter().filter(|l| l.contains(" moved: ")).count();
+    assert_eq!(join.matches("moved from cache-").count(), moved, "moved keys are marked");
     let _ = std::fs::remove_dir_all(&pictures);
     stdout
 }

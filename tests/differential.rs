@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cases::{Case, KNOWN_DIFFERENCES};
-use e2e::{have, redis_server, Conn, Process};
+use e2e::{have, redis_server, Conn, Process, TempDir};
 use resp::{Frame, Limits};
 use ring::HashRing;
 
@@ -332,7 +332,7 @@ fn run_all(addr: &str, backends: &mut Backends, cases: &[Vec<Step>]) -> (Vec<Vec
 struct Twemproxy {
     child: Child,
     addr: String,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl Drop for Twemproxy {
@@ -342,24 +342,13 @@ impl Drop for Twemproxy {
     }
 }
 
-/// A directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Starts nutcracker in front of `servers` (ketama, `hash_tag: "{}"`), on free ports; `None`
 /// when it is not installed or does not start.
 fn start_twemproxy(servers: &[String]) -> Option<Twemproxy> {
     if !have("nutcracker") {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("e2e-differential-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let dir = TempDir(dir);
+    let dir = TempDir::new("differential");
     for _ in 0..5 {
         let (port, stats) = (e2e::free_port(), e2e::free_port());
         let mut yaml = format!(
@@ -369,23 +358,23 @@ fn start_twemproxy(servers: &[String]) -> Option<Twemproxy> {
         for server in servers {
             let _ = writeln!(yaml, "   - {server}:1");
         }
-        let config = dir.0.join("nutcracker.yml");
+        let config = dir.path().join("nutcracker.yml");
         std::fs::write(&config, yaml).ok()?;
         let child = Command::new("nutcracker")
             .arg("-c")
             .arg(&config)
             .args(["-s", &stats.to_string(), "-a", "127.0.0.1", "-o"])
-            .arg(dir.0.join("nutcracker.log"))
+            .arg(dir.path().join("nutcracker.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let mut twemproxy = Twemproxy { child, addr: format!("127.0.0.1:{port}"), _dir: TempDir(PathBuf::new()) };
+        let mut twemproxy = Twemproxy { child, addr: format!("127.0.0.1:{port}"), _dir: None };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if launch::ping(&twemproxy.addr, Duration::from_secs(1)) {
-                twemproxy._dir = dir;
+                twemproxy._dir = Some(dir);
                 return Some(twemproxy);
             }
             if twemproxy.child.try_wait().ok().flatten().is_some() {

@@ -188,3 +188,169 @@ fn scan_walks_past_a_server_that_is_down_and_info_sums_the_rest() {
     assert_eq!(cursor, "0", "the scan ends");
     assert_eq!(seen, KEYS - on_first, "every key of the servers that are up, once");
 }
+
+/// Keys the writer and reader of the crash test cycle through.
+const CRASH_KEYS: usize = 300;
+/// How long the crash test's writer may run at most, whatever happens.
+const CRASH_WRITER_LIMIT: Duration = Duration::from_secs(90);
+
+/// What the readers saw while a server crashed and came back.
+#[derive(Default)]
+struct Reads {
+    /// Reads that answered a version older than one already acknowledged: hidden writes.
+    stale: Vec<String>,
+    /// Reads that answered nothing for a key with an acknowledged write (its only copy was
+    /// on the server that was down); reported, not failed, at replication factor 1.
+    missing: usize,
+    /// Reads that answered an error (the server was down and not yet marked so).
+    errors: usize,
+    /// Reads compared.
+    total: usize,
+}
+
+/// The version a reply holds (`SET key:i <version>`), if any.
+fn version(reply: &Frame) -> Option<u64> {
+    reply.as_bytes().and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+}
+
+/// Reads every key once and compares each answer with the version acknowledged before the
+/// read was sent: older is stale, nil is missing.
+fn check_reads(c: &mut Conn, acked: &[std::sync::atomic::AtomicU64], reads: &mut Reads) {
+    use std::sync::atomic::Ordering;
+    let floor: Vec<u64> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    let gets: Vec<Vec<String>> = (0..acked.len()).map(|i| vec!["GET".into(), format!("key:{i}")]).collect();
+    for (i, (reply, want)) in c.pipeline(&gets).into_iter().zip(floor).enumerate() {
+        reads.total += 1;
+        match (&reply, version(&reply)) {
+            (Frame::Error(_), _) => reads.errors += 1,
+            (Frame::Null, _) if want > 0 => reads.missing += 1,
+            (_, Some(got)) if got < want => reads.stale.push(format!("key:{i}: read {got}, acknowledged {want}")),
+            _ => {}
+        }
+    }
+}
+
+/// `redis-server` with an append-only file fsynced on every write, in `dir`, on `port` (or
+/// a free one): killed with -9 and started again, it comes back with the data it had.
+fn durable_redis(dir: &std::path::Path, port: Option<u16>) -> Process {
+    let dir = dir.to_string_lossy();
+    launch::redis_server_with(port, &["--dir", &dir, "--appendonly", "yes", "--appendfsync", "always"])
+        .unwrap_or_else(|error| panic!("redis-server: {error}"))
+}
+
+/// Kills server 0 with -9 twice (the second time a quick flap), each time restarting it
+/// with its old data on disk, while a writer rewrites every key in rounds and a reader reads
+/// them: no read may answer a version older than one acknowledged before it, and at the end
+/// every key reads its last acknowledged version.
+fn crash_and_restart_hides_nothing(replication: &str) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let dirs: Vec<e2e::TempDir> = (0..3).map(|i| e2e::TempDir::new(&format!("crash-{i}"))).collect();
+    let mut servers: Vec<Process> = dirs.iter().map(|d| durable_redis(d.path(), None)).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let mut flags = HEALTH.to_vec();
+    flags.extend(["--replication-factor", replication, "--server-timeout-ms", "1000"]);
+    let proxy = e2e::proxy(&addrs, &flags);
+    let _logs = LogsOnFailure(&proxy);
+    let addr = proxy.addr();
+
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..CRASH_KEYS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(&addr);
+            let started = std::time::Instant::now();
+            let mut round = 0u64;
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < CRASH_WRITER_LIMIT {
+                round += 1;
+                let sets: Vec<Vec<String>> =
+                    (0..CRASH_KEYS).map(|i| vec!["SET".into(), format!("key:{i}"), round.to_string()]).collect();
+                for (i, reply) in c.pipeline(&sets).into_iter().enumerate() {
+                    if reply == Frame::Simple("OK".into()) {
+                        acked[i].store(round, Ordering::SeqCst);
+                    }
+                }
+            }
+            round
+        })
+    };
+    let reader = {
+        let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(&addr);
+            let mut reads = Reads::default();
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < CRASH_WRITER_LIMIT {
+                check_reads(&mut c, &acked, &mut reads);
+            }
+            reads
+        })
+    };
+    // Stops the writer and reader also when an assertion below fails.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let stopper = StopOnDrop(stop.clone());
+
+    let mut admin = Conn::connect(&addr);
+    let port: u16 = addrs[0].rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    for (pass, down_for) in [(1, Duration::from_millis(1500)), (2, Duration::from_millis(200))] {
+        assert!(wait_until(Duration::from_secs(10), || acked[0].load(Ordering::SeqCst) > 0), "no writes acknowledged");
+        servers[0].kill().expect("kill -9");
+        assert!(
+            wait_until(Duration::from_secs(20), || state(&mut admin, &addrs[0]) == "down"),
+            "pass {pass}: never marked down"
+        );
+        std::thread::sleep(down_for);
+        servers[0] = durable_redis(dirs[0].path(), Some(port));
+        assert!(
+            wait_until(Duration::from_secs(20), || state(&mut admin, &addrs[0]) == "up"),
+            "pass {pass}: never back up"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(stopper);
+    let rounds = writer.join().expect("writer");
+    let mut reads = reader.join().expect("reader");
+    assert!(rounds >= 3, "the writer made only {rounds} rounds");
+    // Quiet now: every key reads exactly what was last acknowledged (or a later write that
+    // failed to answer, never an older one).
+    let mut last = Reads::default();
+    check_reads(&mut admin, &acked, &mut last);
+    eprintln!(
+        "replication {replication}: {rounds} write rounds, {} reads during the faults \
+         ({} stale, {} missing, {} errors); after: {} stale, {} missing",
+        reads.total,
+        reads.stale.len(),
+        reads.missing,
+        reads.errors,
+        last.stale.len(),
+        last.missing
+    );
+    reads.stale.extend(last.stale);
+    assert!(
+        reads.stale.is_empty(),
+        "{} stale reads: {:?}",
+        reads.stale.len(),
+        &reads.stale[..reads.stale.len().min(5)]
+    );
+    assert_eq!(last.missing, 0, "keys lost after the server came back with its data");
+    if replication != "1" {
+        assert_eq!(reads.missing, 0, "a replicated key read nil while one copy was down");
+    }
+}
+
+#[test]
+fn a_server_killed_and_restarted_with_old_data_hides_no_write() {
+    crash_and_restart_hides_nothing("1");
+}
+
+#[test]
+fn a_replicated_server_killed_and_restarted_with_old_data_hides_no_write() {
+    crash_and_restart_hides_nothing("2");
+}

@@ -395,3 +395,41 @@ pub fn redis_py() -> Result<(), String> {
         None => "`pip install redis` did not finish in time".into(),
     })
 }
+
+/// A fresh directory under the system's temp dir, removed with everything in it on drop
+/// (also when a test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/e2e-<tag>-<pid>-<n>`, created empty.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("e2e-{tag}-{}-{}", std::process::id(), free_port()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Connects to `port` on loopback from the client address 127.0.0.2 (not local to Redis).
+pub fn connect_from_127_0_0_2(port: u16) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let from: std::net::SocketAddr = "127.0.0.2:0".parse().expect("address");
+    socket.bind(&from.into()).expect("bind 127.0.0.2");
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    socket.connect_timeout(&to.into(), Duration::from_secs(5)).expect("connect");
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).expect("timeout");
+    stream
+}

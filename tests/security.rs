@@ -166,19 +166,6 @@ fn the_proxy_authenticates_to_password_protected_redis_servers() {
     assert!(reply.contains("AUTH refused: WRONGPASS"), "{reply}");
 }
 
-/// Connects to `port` on loopback from the client address 127.0.0.2 (not local to Redis).
-fn connect_from_127_0_0_2(port: u16) -> std::net::TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: std::net::SocketAddr = "127.0.0.2:0".parse().expect("address");
-    socket.bind(&from.into()).expect("bind 127.0.0.2");
-    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    socket.connect_timeout(&to.into(), Duration::from_secs(5)).expect("connect");
-    let stream: std::net::TcpStream = socket.into();
-    stream.set_read_timeout(Some(e2e::REPLY_TIMEOUT)).expect("timeout");
-    stream
-}
-
 /// Everything the peer sends until it closes (bounded by the read timeout).
 fn read_to_close(mut stream: std::net::TcpStream, send: &[u8]) -> String {
     use std::io::{Read, Write};
@@ -191,7 +178,7 @@ fn read_to_close(mut stream: std::net::TcpStream, send: &[u8]) -> String {
 #[test]
 fn protected_mode_refuses_clients_beyond_loopback_without_a_password() {
     let redis = redis_with(&["--bind", "0.0.0.0"]);
-    let redis_says = read_to_close(connect_from_127_0_0_2(redis.port), b"PING\r\n");
+    let redis_says = read_to_close(e2e::connect_from_127_0_0_2(redis.port), b"PING\r\n");
     assert!(redis_says.starts_with("-DENIED Redis is running in protected mode"), "{redis_says}");
 
     let open = ["--bind", "0.0.0.0", "--no-greeting"];
@@ -203,7 +190,7 @@ fn protected_mode_refuses_clients_beyond_loopback_without_a_password() {
             "{:?}",
             p.logs()
         );
-        let said = read_to_close(connect_from_127_0_0_2(p.port), b"PING\r\n");
+        let said = read_to_close(e2e::connect_from_127_0_0_2(p.port), b"PING\r\n");
         assert!(said.starts_with("-DENIED ") && said.contains("--protected-mode no") && said.contains("--requirepass"));
         assert!(said.ends_with("\r\n") && !said.contains("PONG"), "{said}");
         // Loopback itself is served.
@@ -211,10 +198,10 @@ fn protected_mode_refuses_clients_beyond_loopback_without_a_password() {
     }
     // A password, or --protected-mode no, serves the client.
     let with_password = server("cache-B", &["--bind", "0.0.0.0", "--no-greeting", "--requirepass", PASSWORD]);
-    let said = read_to_close(connect_from_127_0_0_2(with_password.port), b"PING\r\nQUIT\r\n");
+    let said = read_to_close(e2e::connect_from_127_0_0_2(with_password.port), b"PING\r\nQUIT\r\n");
     assert!(said.starts_with("-NOAUTH"), "{said}");
     let unprotected = proxy(&[], &["--bind", "0.0.0.0", "--no-greeting", "--protected-mode", "no"]);
-    let said = read_to_close(connect_from_127_0_0_2(unprotected.port), b"PING\r\nQUIT\r\n");
+    let said = read_to_close(e2e::connect_from_127_0_0_2(unprotected.port), b"PING\r\nQUIT\r\n");
     assert_eq!(said, "+PONG\r\n+BYE\r\n");
 }
 

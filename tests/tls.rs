@@ -351,3 +351,56 @@ fn certificates_are_made_and_removed() {
     }
     assert!(!dir.exists());
 }
+
+/// A TLS client of `port` that trusts `certs`' CA, from `stream`: sends `PING` once the
+/// session is up and returns all it receives until the listener closes. A listener that
+/// closes without a TLS session gives an empty answer.
+fn tls_exchange(stream: TcpStream, certs: &Certs) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(certs.path("ca.crt")).expect("the CA certificate");
+    roots.add(ca).expect("a trusted root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS session");
+    let mut tls = rustls::StreamOwned::new(session, stream);
+    let _ = tls.write_all(b"PING\r\n");
+    let mut received = Vec::new();
+    let _ = tls.read_to_end(&mut received);
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Refusals over TLS: protected mode's `-DENIED` comes inside the TLS session, as Redis sends
+/// it (never as plain text a TLS client cannot read), and a client past `--max-clients` is
+/// closed with no plain-text bytes, also as Redis does.
+#[test]
+fn tls_refusals_are_never_sent_in_plain_text() {
+    let certs = Certs::new();
+    let mut flags = certs.listener_flags();
+    flags.extend(["--bind".into(), "0.0.0.0".into(), "--no-greeting".into(), "--max-clients".into(), "1".into()]);
+    let server = server("cache-A", &strs(&flags));
+    let proxy = proxy(&[], &strs(&flags));
+    for (name, process) in [("server", &server), ("proxy", &proxy)] {
+        let port = process.port;
+        let said = tls_exchange(e2e::connect_from_127_0_0_2(port), &certs);
+        assert!(said.starts_with("-DENIED "), "{name}: a client beyond loopback got {said:?} over TLS");
+
+        // One client holds the only place; the next gets no bytes at all.
+        let first = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        first.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut extra = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        extra.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut received = Vec::new();
+        let _ = extra.read_to_end(&mut received);
+        assert!(Instant::now() < deadline, "{name}: the client past --max-clients was not closed");
+        assert!(received.is_empty(), "{name}: plain text to a TLS client: {:?}", String::from_utf8_lossy(&received));
+        drop(first);
+    }
+}

@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{free_port, have, redis_server, start, wait_until, Conn, Process};
+use e2e::{free_port, have, redis_server, start, wait_until, Conn, Process, TempDir};
 use resp::Frame;
 
 /// Keys written through each proxy.
@@ -32,23 +31,6 @@ impl Drop for Nutcracker {
     }
 }
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("twemproxy-{tag}-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A one-pool `nutcracker.yml` listening on `port`.
 fn yml(port: u16, distribution: &str, hash: &str, servers: &[String]) -> String {
     let mut text = format!(
@@ -62,14 +44,14 @@ fn yml(port: u16, distribution: &str, hash: &str, servers: &[String]) -> String 
 }
 
 fn start_nutcracker(config: &str) -> Nutcracker {
-    let dir = TempDir::new("nc");
-    let path = dir.0.join("nutcracker.yml");
+    let dir = TempDir::new("twemproxy-nc");
+    let path = dir.path().join("nutcracker.yml");
     std::fs::write(&path, config).expect("write yml");
     let listen = config.lines().find_map(|l| l.trim().strip_prefix("listen: ")).expect("listen").to_string();
     let stats = free_port().to_string();
     let child = Command::new("nutcracker")
         .args(["-c", path.to_str().expect("utf-8 path"), "-s", &stats, "-o"])
-        .arg(dir.0.join("nutcracker.log"))
+        .arg(dir.path().join("nutcracker.log"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -196,7 +178,7 @@ fn the_same_nutcracker_yml_places_keys_alike_with_weights_and_names() {
     }
     let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
     let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-    let dir = TempDir::new("ours");
+    let dir = TempDir::new("twemproxy-ours");
     let cases: [(&str, &str, [&str; 3]); 4] = [
         ("ketama", "fnv1a_64", [":1 alpha", ":2 beta", ":3 gamma"]),
         ("ketama", "md5", [":5 redis-c", ":1 redis-a", ":2 redis-b"]),
@@ -206,7 +188,7 @@ fn the_same_nutcracker_yml_places_keys_alike_with_weights_and_names() {
     for (distribution, hash, suffixes) in cases {
         let entries: Vec<String> = addrs.iter().zip(suffixes).map(|(a, s)| format!("{a}{s}")).collect();
         let config = yml(free_port(), distribution, hash, &entries);
-        let path = dir.0.join(format!("{distribution}-{hash}.yml"));
+        let path = dir.path().join(format!("{distribution}-{hash}.yml"));
         std::fs::write(&path, &config).expect("write yml");
         let path = path.to_str().expect("utf-8 path").to_string();
         let used = same_placement(&servers, &config, &["--config", &path, "--no-greeting"]);
@@ -217,10 +199,10 @@ fn the_same_nutcracker_yml_places_keys_alike_with_weights_and_names() {
 /// `-t` checks a file and exits; a broken one fails naming the key and line.
 #[test]
 fn test_conf_checks_the_file() {
-    let dir = TempDir::new("conf");
-    let good = dir.0.join("good.yml");
+    let dir = TempDir::new("twemproxy-conf");
+    let good = dir.path().join("good.yml");
     std::fs::write(&good, yml(free_port(), "ketama", "md5", &["127.0.0.1:6379:1 a".into()])).expect("write");
-    let bad = dir.0.join("bad.yml");
+    let bad = dir.path().join("bad.yml");
     std::fs::write(&bad, yml(free_port(), "ketama", "md6", &["127.0.0.1:6379:1 a".into()])).expect("write");
     let proxy = e2e::binary("proxy");
     let ok = Command::new(&proxy).args(["-t", "-c"]).arg(&good).output().expect("run proxy -t");
@@ -272,21 +254,21 @@ fn stats_port_has_nutcrackers_field_names() {
     let servers: Vec<Process> = (0..2).map(|_| redis_server()).collect();
     let entries: Vec<String> = servers.iter().enumerate().map(|(i, s)| format!("{}:1 s{i}", s.addr())).collect();
     let config = yml(free_port(), "ketama", "fnv1a_64", &entries);
-    let dir = TempDir::new("stats");
-    let path = dir.0.join("nutcracker.yml");
+    let dir = TempDir::new("twemproxy-stats");
+    let path = dir.path().join("nutcracker.yml");
     std::fs::write(&path, &config).expect("write yml");
 
     let nc_stats = free_port();
     let child = Command::new("nutcracker")
         .args(["-c", path.to_str().expect("utf-8"), "-s", &nc_stats.to_string(), "-o"])
-        .arg(dir.0.join("nc.log"))
+        .arg(dir.path().join("nc.log"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nutcracker");
     let nc_addr = format!("127.0.0.1:{nc_stats}");
-    let nc = Nutcracker { child, addr: nc_addr.clone(), _dir: TempDir::new("stats-nc") };
+    let nc = Nutcracker { child, addr: nc_addr.clone(), _dir: TempDir::new("twemproxy-stats-nc") };
     assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(&nc.addr).is_ok()));
     let theirs = stats_json(&nc_addr);
     drop(nc);

@@ -87,6 +87,9 @@ struct Conn<'a> {
     client: service::common::ClientState,
     /// When the client last sent bytes or took replies (for the idle timeout).
     active: Instant,
+    /// Refused by protected mode over TLS: once the handshake is done it gets Redis's
+    /// `-DENIED` (encrypted, as Redis sends it) and is closed; it runs no command.
+    denied: bool,
     /// Counts the client as connected while it lives.
     _client: service::ClientGuard<'a>,
 }
@@ -288,19 +291,29 @@ impl<'a> EventLoop<'a> {
 
     /// Registers a new client, or refuses it when the server is full.
     fn admit(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+        let tls = self.config.tls.is_some();
         if self.ctx.stats.clients() >= self.config.max_clients {
             tracing::warn!(%peer, max_clients = self.config.max_clients, "refusing client: max number of clients reached");
-            let mut refusal = BytesMut::new();
-            resp::write::error(&mut refusal, b"ERR max number of clients reached");
-            // Best effort: a fresh socket takes a few bytes without blocking.
-            let _ = stream.write(&refusal);
+            // A TLS client expects a handshake, not plain text: it is closed with nothing
+            // sent, as Redis does (a handshake per refused client would let a flood cost
+            // CPU past the bound).
+            if !tls {
+                let mut refusal = BytesMut::new();
+                resp::write::error(&mut refusal, b"ERR max number of clients reached");
+                // Best effort: a fresh socket takes a few bytes without blocking.
+                let _ = stream.write(&refusal);
+            }
             return;
         }
-        if !self.ctx.auth.admits(&peer) {
+        let denied = !self.ctx.auth.admits(&peer);
+        if denied {
             tracing::debug!(%peer, "refusing client: protected mode (no --requirepass) admits loopback clients only");
-            // Best effort, as above.
-            let _ = stream.write(&service::auth::denied_reply());
-            return;
+            if !tls {
+                // Best effort, as above.
+                let _ = stream.write(&service::auth::denied_reply());
+                return;
+            }
+            // Over TLS the refusal waits for the handshake (see `run_requests`).
         }
         let _ = stream.set_nodelay(true);
         let session = match self.config.tls.as_ref().map(service::tls::Acceptor::session).transpose() {
@@ -332,9 +345,10 @@ impl<'a> EventLoop<'a> {
             greeting_due: None,
             client: service::common::ClientState::new(),
             active: Instant::now(),
+            denied,
             _client: self.ctx.stats.client_connected(),
         };
-        if self.config.greeting {
+        if self.config.greeting && !denied {
             let due = Instant::now() + self.config.greeting_delay;
             conn.greeting_due = Some(due);
             self.greetings.push_back((due, slot));
@@ -376,6 +390,10 @@ impl<'a> EventLoop<'a> {
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if conn.denied {
+                        // The handshake may have just ended: time for the refusal.
+                        return self.run_requests(slot);
+                    }
                     if self.draining_until.is_some() {
                         // Everything the client sent before the stop is read: answer, close.
                         conn.closing = true;
@@ -430,6 +448,19 @@ impl<'a> EventLoop<'a> {
     /// Runs the whole requests in a client's input, until its replies reach the high water.
     fn run_requests(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
+        if conn.denied {
+            // What it sends is never run; the refusal goes out once the session is up.
+            conn.input = BytesMut::new();
+            if !conn.stream.is_handshaking() && !conn.closing {
+                conn.output.extend_from_slice(&service::auth::denied_reply());
+                conn.closing = true;
+            }
+            // Handshake records the socket did not take yet, or the refusal.
+            if conn.closing || conn.stream.wants_write() {
+                self.queue(slot);
+            }
+            return;
+        }
         if let (Some(_), Some(&first)) = (conn.greeting_due, conn.input.first()) {
             // The first bytes settle it: a person typing is greeted before the first reply.
             conn.greeting_due = None;

@@ -9,6 +9,7 @@ pub mod event_loop;
 mod glob;
 pub mod metrics;
 pub mod sieve;
+pub mod snapshot;
 pub mod store;
 
 use std::future::Future;
@@ -64,6 +65,9 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`--metrics-port`), on the runtime that waits for
     /// signals, not on the event loops.
     pub metrics: Option<String>,
+    /// Warm restart (`--snapshot FILE`): the keys are loaded from it at start and written to
+    /// it on a clean stop (see [`snapshot`]).
+    pub snapshot: Option<std::path::PathBuf>,
 }
 
 /// What every connection of one server shares.
@@ -97,6 +101,28 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     let store = Store::new();
     store.set_policy(config.policy);
     store.set_maxmemory(config.maxmemory);
+    if let Some(path) = &config.snapshot {
+        // Before any event loop runs: clients wait in the listen queue until the cache is warm.
+        let started = Instant::now();
+        match snapshot::load(path, &store) {
+            Ok(Some(loaded)) => tracing::info!(
+                "[{}] loaded {} keys from the snapshot {} in {:?} ({} had expired)",
+                config.name,
+                loaded.keys,
+                path.display(),
+                started.elapsed(),
+                loaded.expired
+            ),
+            Ok(None) => tracing::info!("[{}] no snapshot at {} yet: starting empty", config.name, path.display()),
+            Err(error) => {
+                return Err(std::io::Error::other(format!(
+                    "the snapshot {} is refused: {error}; nothing was loaded. Move it away to start with an \
+                     empty cache (--snapshot)",
+                    path.display()
+                )))
+            }
+        }
+    }
     let ctx = Arc::new(Ctx {
         store,
         name: config.name.clone(),
@@ -157,6 +183,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
             Ok(result) => result?,
             Err(_) => return Err(std::io::Error::other("an event loop panicked")),
         }
+    }
+    if let Some(path) = &config.snapshot {
+        // Every client is answered and gone: the keys are final.
+        let started = Instant::now();
+        let count = snapshot::save(path, &ctx.store)
+            .map_err(|error| std::io::Error::other(format!("writing the snapshot {}: {error}", path.display())))?;
+        tracing::info!(
+            "[{}] wrote {count} keys to the snapshot {} in {:?}",
+            config.name,
+            path.display(),
+            started.elapsed()
+        );
     }
     Ok(())
 }

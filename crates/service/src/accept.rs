@@ -16,7 +16,8 @@ use crate::shutdown::{StopSender, Stopping};
 /// Accepts clients until `shutdown` resolves, running `handle` on its own task for each.
 ///
 /// At most `max_clients` connections are served at once; one more gets
-/// `-ERR max number of clients reached` and is closed, as Redis does. Accept errors (such as
+/// `-ERR max number of clients reached` and is closed, as Redis does. Under TLS (`tls`) it
+/// is closed with nothing sent: it expects a handshake, not plain text (Redis does the same). Accept errors (such as
 /// running out of file descriptors) are logged and retried with a growing pause.
 ///
 /// When `shutdown` resolves, the listener closes and every handler's [`Stopping`] fires: a
@@ -25,11 +26,12 @@ use crate::shutdown::{StopSender, Stopping};
 pub async fn serve<H, F>(
     listener: TcpListener,
     max_clients: usize,
+    tls: bool,
     shutdown: impl Future,
     drain_timeout: Duration,
     handle: H,
 ) where
-    H: Fn(TcpStream, SocketAddr, Stopping) -> F,
+    H: Fn(TcpStream, SocketAddr, Stopping, Slot) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     // Every permit back means every handler has ended (the semaphore counts in u32).
@@ -75,17 +77,15 @@ pub async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                // Boxed: a future captured by an async block is stored twice (once as the
-                // capture, once being awaited), which doubled every client's task.
-                let served = Box::pin(handle(stream, peer, stopping.clone()));
-                tokio::spawn(async move {
-                    served.await;
-                    drop(permit);
-                });
+                // The handler's future is the task itself, holding its slot: no wrapper
+                // around it, which would cost every idle client a box or a second copy.
+                tokio::spawn(handle(stream, peer, stopping.clone(), Slot(permit)));
             }
             Err(_) => {
                 tracing::warn!(%peer, max_clients, "refusing client: max number of clients reached");
-                tokio::spawn(refuse(stream));
+                if !tls {
+                    tokio::spawn(refuse(stream));
+                }
             }
         }
     }
@@ -106,6 +106,11 @@ pub async fn serve<H, F>(
         }
     }
 }
+
+/// A client's place among `max_clients`: the handler holds it for the client's whole life,
+/// and the place is free again when it drops.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 async fn refuse(mut stream: TcpStream) {
     let mut out = BytesMut::new();
