@@ -397,10 +397,10 @@ fn a_running_cluster_moves_from_the_seed_ring_to_ketama_with_no_miss() {
     }
     let mut direct: HashMap<String, Conn> =
         cluster.addrs().into_iter().map(|a| (a.clone(), Conn::connect(&a))).collect();
-    for i in 0..SWITCH_KEYS {
+    for (i, &rewritten) in written.iter().enumerate() {
         let key = format!("key:{i}");
         let owner = ketama.get(key.as_bytes()).expect("an owner").to_string();
-        let value = if written[i] { format!("v2-{i}") } else { format!("v1-{i}") };
+        let value = if rewritten { format!("v2-{i}") } else { format!("v1-{i}") };
         for (server, conn) in direct.iter_mut() {
             let got = conn.call(&["GET", &key]);
             if *server == owner {
