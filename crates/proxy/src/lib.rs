@@ -156,8 +156,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     }));
     let mut servers: Vec<(String, u32)> =
         config.servers.iter().map(|s| (s.clone(), config.placement.weight_of(s))).collect();
+    let mut placement = None;
     if let Some(path) = &config.state_file {
         if let Some(state) = state_file::load(path)? {
+            placement = state_file::placement(&state)?;
             tracing::info!(
                 "[proxy] ring loaded from the state file {} ({} servers); it takes precedence over --servers",
                 path.display(),
@@ -170,6 +172,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         // A command-line error, not a protocol one: no `ERR` prefix.
         cluster.add(server, *weight, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
         tracing::info!("[proxy] Added server: {server}");
+    }
+    if let Some((distribution, hash)) = placement {
+        // SET_DISTRIBUTION changed it before the restart; an error only says it is the same.
+        if cluster.set_placement(distribution, hash, false).is_ok() {
+            let ring = &cluster.load().ring;
+            tracing::info!(
+                "[proxy] keys placed by {} with {}, as the state file says",
+                distribution.name(),
+                ring.hash_name()
+            );
+        }
     }
     // Servers given at start hold no keys yet: nothing to migrate.
     cluster.finish_migration();

@@ -131,6 +131,7 @@ pub(crate) const ROUTES: &[(&str, Route)] = &[
     ("add_server", Route::Ring),
     ("remove_server", Route::Ring),
     ("rebalance", Route::Ring),
+    ("set_distribution", Route::Ring),
     ("preview", Route::Inspect),
     ("whoami", Route::Refused("it names one cache server; ask a cache server directly")),
     // What a sharding proxy cannot do.
@@ -154,6 +155,7 @@ pub const GUARDED: &[&str] = &[
     "add_server",
     "remove_server",
     "rebalance",
+    "set_distribution",
     "flushall",
     "flushdb",
     "config|set",
