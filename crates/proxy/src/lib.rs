@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cluster;
 mod combine;
 pub mod dedicated;
+pub mod etcd;
 pub mod handoff;
 pub mod health;
 mod learned;
@@ -95,6 +96,8 @@ pub struct Config {
     pub placement: cluster::PlacementConfig,
     /// twemproxy's stats port (`--stats-port`), when asked for.
     pub stats: Option<nc_stats::StatsConfig>,
+    /// The pool's shared topology in etcd (`--topology`); `None`: this proxy's own ring.
+    pub topology: Option<etcd::EtcdConfig>,
 }
 
 /// The proxy's shared state.
@@ -123,8 +126,11 @@ pub struct Proxy {
     pub max_blocking_connections: usize,
     /// Who may connect and run what.
     pub auth: service::auth::Auth,
-    /// Where ring changes are written (`--state-file`).
+    /// Where ring changes are written (`--state-file`); with `shared`, a cache of the pool's
+    /// topology for a start without etcd.
     pub state_file: Option<std::path::PathBuf>,
+    /// The pool's topology store in etcd (`--topology`): ring changes go there.
+    pub shared: Option<Arc<etcd::Shared>>,
     /// Commands learned from the servers' `COMMAND INFO`.
     learned: learned::Learned,
 }
@@ -165,6 +171,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // Servers given at start hold no keys yet: nothing to migrate.
     cluster.finish_migration();
     tokio::spawn(health::check_forever(Arc::downgrade(&cluster), config.health));
+    let shared = match &config.topology {
+        Some(topology) => {
+            let id = format!("{local}-{}", std::process::id());
+            Some(Arc::new(etcd::Shared::new(topology, id, pool_placement(&config)).await?))
+        }
+        None => None,
+    };
     let proxy = Arc::new(Proxy {
         cluster,
         migrator: Migrator::default(),
@@ -180,8 +193,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
+        shared: shared.clone(),
         learned: learned::Learned::default(),
     });
+    if let Some(shared) = &shared {
+        join_pool(&proxy, shared).await?;
+        etcd::start(&proxy, shared, config.health.interval);
+    }
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
@@ -220,6 +238,48 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     })
     .await;
     Ok(())
+}
+
+/// What this proxy's flags say about where keys land, as the pool's document records it.
+fn pool_placement(config: &Config) -> etcd::doc::Placement {
+    let distribution = config.placement.distribution;
+    etcd::doc::Placement {
+        vnodes: config.vnodes,
+        distribution: format!("{distribution:?}"),
+        hash: config.placement.hash.map_or_else(|| "default".into(), |h| format!("{h:?}")),
+        replication: config.replication,
+        hash_tag: format!("{:?}", config.hash_tag),
+    }
+}
+
+/// Reads the pool's topology before serving. A proxy whose placement flags differ from the
+/// pool's refuses to start; when etcd cannot be reached, it serves the ring of its state file
+/// (or `--servers`) and joins once etcd answers.
+async fn join_pool(proxy: &Arc<Proxy>, shared: &etcd::Shared) -> anyhow::Result<()> {
+    match shared.read().await {
+        Ok((Some(doc), revision, _)) => {
+            anyhow::ensure!(
+                doc.placement == pool_placement_of(shared),
+                "the pool's topology in etcd places keys with {:?}, but this proxy's flags say {:?}: \
+                 start it with the pool's --replicas, --distribution, --hash, --replication-factor and --hash-tag",
+                doc.placement,
+                pool_placement_of(shared)
+            );
+            tracing::info!(revision, servers = doc.servers.len(), "[proxy] joined the pool's topology in etcd");
+            etcd::apply_now(proxy, shared, doc, revision).await;
+        }
+        Ok((None, _, _)) => tracing::info!("[proxy] no pool topology in etcd yet: this proxy's ring starts it"),
+        Err(error) => tracing::warn!(
+            %error,
+            "[proxy] etcd unreachable at start: serving the last topology known here (state file or --servers); \
+             topology changes wait for etcd"
+        ),
+    }
+    Ok(())
+}
+
+fn pool_placement_of(shared: &etcd::Shared) -> etcd::doc::Placement {
+    shared.placement().clone()
 }
 
 async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stopping: Stopping) -> std::io::Result<()> {

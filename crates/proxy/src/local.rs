@@ -194,5 +194,9 @@ pub fn info(proxy: &Proxy, topology: &Topology) -> String {
     text.push_str(&format!("\r\n# Handoff\r\nhinted_keys:{}\r\n", proxy.cluster.hints.len()));
     text.push_str("\r\n# Migration\r\n");
     text.push_str(&proxy.migrator.report());
+    if let Some(shared) = &proxy.shared {
+        text.push_str("\r\n# Topology\r\n");
+        text.push_str(&shared.report());
+    }
     text
 }

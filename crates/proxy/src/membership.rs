@@ -1,5 +1,10 @@
 //! Commands that change the ring: ADD_SERVER, REMOVE_SERVER, REBALANCE (and QUIT, which also
 //! ends a pipeline). They run between the requests before and after them.
+//!
+//! Where the change goes depends on the topology store: without `--topology`, this proxy's
+//! ring changes at once (and its `--state-file`); with `--topology etcd://...`, the change is
+//! written to the pool's document in etcd, and every proxy, this one included, applies it
+//! from its watch.
 
 use std::sync::Arc;
 
@@ -7,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use resp::command::Command;
 use resp::{write, Request};
 
+use crate::etcd::doc::Change;
 use crate::local::Flow;
 use crate::migration::Migrator;
 use crate::Proxy;
@@ -22,8 +28,8 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
             return Flow::Quit;
         }
         "add_server" => add(proxy, &request.args).await,
-        "remove_server" => remove(proxy, &request.args),
-        _ => rebalance(proxy),
+        "remove_server" => remove(proxy, &request.args).await,
+        _ => rebalance(proxy).await,
     };
     match outcome {
         Ok(text) => {
@@ -71,20 +77,26 @@ async fn add(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
             ));
         }
     }
-    change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?;
+    match &proxy.shared {
+        Some(shared) => shared.propose(&Change::Add { addr: addr.clone(), weight, migrate }).await?,
+        None => change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?,
+    }
     tracing::info!("[proxy] Added server: {addr}");
     Ok(if migrate { format!("OK added {addr}, migrating keys (see MIGRATION)") } else { format!("OK added {addr}") })
 }
 
 /// REMOVE_SERVER host:port [MIGRATE]
-fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
+async fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
     let addr = text(&args[1]);
     let migrate = match args.get(2) {
         Some(option) if option.eq_ignore_ascii_case(b"MIGRATE") => true,
         Some(_) => return Err("ERR usage: REMOVE_SERVER host:port [MIGRATE]".into()),
         None => proxy.migrate_by_default,
     };
-    change(proxy, migrate, |migrating| proxy.cluster.remove(&addr, migrate, migrating))?;
+    match &proxy.shared {
+        Some(shared) => shared.propose(&Change::Remove { addr: addr.clone(), migrate }).await?,
+        None => change(proxy, migrate, |migrating| proxy.cluster.remove(&addr, migrate, migrating))?,
+    }
     tracing::info!("[proxy] Removed server: {addr}");
     Ok(if migrate {
         format!("OK removed {addr}, draining its keys (see MIGRATION)")
@@ -94,7 +106,12 @@ fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
 }
 
 /// REBALANCE: move every key that is not where the current ring puts it.
-fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
+async fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
+    if let Some(shared) = &proxy.shared {
+        shared.propose(&Change::Rebalance).await?;
+        tracing::info!("[proxy] Rebalancing the pool");
+        return Ok("OK rebalancing (see MIGRATION)".into());
+    }
     if !proxy.migrator.try_begin() {
         return Err("ERR a migration is running; wait for it to finish (MIGRATION)".into());
     }
