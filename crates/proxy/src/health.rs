@@ -54,6 +54,11 @@ impl Health {
         self.up.load(Relaxed)
     }
 
+    /// Whether a quorum of the pool's proxies reports the server failing.
+    pub fn is_pool_down(&self) -> bool {
+        self.pool_down.load(Relaxed)
+    }
+
     /// Records the pool's verdict; true when it changed.
     pub fn set_pool_down(&self, down: bool) -> bool {
         self.pool_down.swap(down, Relaxed) != down

@@ -77,6 +77,12 @@ impl Migrator {
         self.running.load(Relaxed) || self.shared.load(Relaxed)
     }
 
+    /// Whether this proxy itself is moving keys (with a shared topology: whether it is the
+    /// elected mover at work).
+    pub fn is_moving(&self) -> bool {
+        self.running.load(Relaxed)
+    }
+
     /// Records whether the shared topology has a migration under way (set before the ring
     /// changes, cleared after the old rings are forgotten).
     pub fn set_shared(&self, running: bool) {

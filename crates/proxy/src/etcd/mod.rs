@@ -156,28 +156,21 @@ impl Shared {
     /// Writes `change` to the pool and waits until this proxy applied it. The error is the
     /// client's `-ERR` text: a refused change, a lost race (retry), or etcd unreachable.
     pub async fn propose(&self, change: &Change) -> Result<(), String> {
-        let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(doc) = known.doc else {
-            return Err(
-                "ERR the pool's topology has not been read from etcd yet; topology changes wait for it".into()
-            );
+        let unreachable = |error: String| {
+            self.reachable.store(false, Relaxed);
+            tracing::warn!(%error, "[proxy] topology change refused: etcd unreachable");
+            format!("ERR the topology store (etcd) is unreachable ({error}); topology changes are refused until it is back")
         };
+        // The change is checked against the pool's current document (not this proxy's copy,
+        // which may lag by a watch event), and written only if nobody wrote in between.
+        let (doc, read_at, _) = self.read().await.map_err(unreachable)?;
+        // No topology yet: the change creates the pool's first one.
+        let doc = doc.unwrap_or_else(|| PoolDoc::new(self.placement.clone(), Vec::new()));
         let next = doc.apply(change).map_err(|e| e.reply_text())?;
-        let written = match self.write_if(&next, known.revision).await {
-            Ok(written) => written,
-            Err(error) => {
-                self.reachable.store(false, Relaxed);
-                tracing::warn!(%error, "[proxy] topology change refused: etcd unreachable");
-                return Err(format!(
-                    "ERR the topology store (etcd) is unreachable ({error}); topology changes are refused until it is back"
-                ));
-            }
-        };
-        let Some(revision) = written else {
-            tracing::info!(revision = known.revision, "[proxy] topology change lost a race with another proxy");
+        let Some(revision) = self.write_if(&next, read_at).await.map_err(unreachable)? else {
+            tracing::info!(revision = read_at, "[proxy] topology change lost a race with another proxy");
             return Err(format!(
-                "ERR the topology changed on another proxy since revision {}; nothing was changed, retry",
-                known.revision
+                "ERR the topology changed on another proxy since revision {read_at}; nothing was changed, retry"
             ));
         };
         tracing::info!(revision, epoch = next.epoch, "[proxy] topology change written to etcd");

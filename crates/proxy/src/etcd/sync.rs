@@ -34,25 +34,27 @@ pub async fn watch_forever(proxy: Weak<Proxy>, shared: Arc<Shared>) {
     }
 }
 
-/// Reads the document (creating it from this proxy's ring if the pool has none yet),
-/// applies it, then applies each new version the watch delivers. `Ok` when the proxy is
-/// gone.
+/// Reads the document (creating it from this proxy's ring if the pool has none yet and this
+/// proxy has servers), applies it, then applies each new version the watch delivers. `Ok`
+/// when the proxy is gone.
 async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
-    let (doc, revision, store_revision) = shared.read().await?;
-    if !shared.reachable.swap(true, Relaxed) {
-        tracing::info!(revision, "[proxy] reading the pool's topology from etcd");
-    }
     let Some(strong) = proxy.upgrade() else { return Ok(()) };
-    match doc {
-        Some(doc) => apply(&strong, shared, doc, revision).await,
-        None => {
-            let state = State::of(&strong.cluster.snapshot());
-            let first = PoolDoc::new(shared.placement.clone(), state.servers);
-            let created = shared.write_if(&first, 0).await?;
-            tracing::info!(servers = first.servers.len(), created = created.is_some(), "[proxy] pool topology created in etcd");
-            // Read it back (ours or a faster proxy's) through the watch below.
-            return Err("the topology was just created; reading it".into());
+    let (doc, revision, store_revision) = loop {
+        let read = shared.read().await?;
+        let ring = strong.cluster.snapshot();
+        if read.0.is_some() || ring.ring.is_empty() {
+            // A proxy without servers waits for the pool's first topology in the watch.
+            break read;
         }
+        let first = PoolDoc::new(shared.placement.clone(), State::of(&ring).servers);
+        let created = shared.write_if(&first, 0).await?;
+        tracing::info!(servers = first.servers.len(), created = created.is_some(), "[proxy] pool topology created in etcd");
+    };
+    if !shared.reachable.swap(true, Relaxed) {
+        tracing::info!(revision, "[proxy] following the pool's topology in etcd");
+    }
+    if let Some(doc) = doc {
+        apply(&strong, shared, doc, revision).await;
     }
     drop(strong);
     let mut client = shared.client();
