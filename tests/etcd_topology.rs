@@ -312,15 +312,21 @@ fn killing_the_mover_mid_migration_loses_nothing() {
         "no proxy started moving keys"
     );
     let mover = mover.unwrap();
-    let moved_before_kill = info(&paddrs[mover], "keys_moved");
+    // Kill it once it has moved some keys, not all.
+    let mut moved_before_kill = 0;
+    wait_until(Duration::from_secs(10), || {
+        moved_before_kill = info(&paddrs[mover], "keys_moved").parse::<u64>().unwrap_or(0);
+        moved_before_kill > 0
+    });
+    assert_eq!(info(&paddrs[mover], "topology_moving"), "1", "the mover finished before it could be killed");
     proxies[mover].kill().expect("kill -9 of the mover");
     eprintln!("killed the mover (proxy {mover}) after it moved {moved_before_kill} keys");
-    let survivors: Vec<String> = paddrs.iter().enumerate().filter(|(i, _)| *i != mover).map(|(_, p)| p.clone()).collect();
+    let survivors: Vec<String> =
+        paddrs.iter().enumerate().filter(|(i, _)| *i != mover).map(|(_, p)| p.clone()).collect();
 
     // Another proxy takes over within the lease and finishes.
-    let finished = wait_until(Duration::from_secs(40), || {
-        survivors.iter().all(|p| info(p, "topology_migration") == "none")
-    });
+    let finished =
+        wait_until(Duration::from_secs(40), || survivors.iter().all(|p| info(p, "topology_migration") == "none"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(finished, "the migration was not finished by another proxy");
     let during: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
@@ -328,9 +334,19 @@ fn killing_the_mover_mid_migration_loses_nothing() {
 
     for p in &survivors {
         let lost = missing(p, &before);
-        assert!(lost.is_empty(), "{} keys written before the migration are lost through {p}: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        assert!(
+            lost.is_empty(),
+            "{} keys written before the migration are lost through {p}: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
         let lost = missing(p, &during);
-        assert!(lost.is_empty(), "{} keys written during the migration are lost through {p}: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        assert!(
+            lost.is_empty(),
+            "{} keys written during the migration are lost through {p}: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
     }
     // Each key is on one server only: nothing left behind to resurface.
     let total: i64 = dbsizes(&addrs).iter().sum();

@@ -38,7 +38,12 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Self { up: AtomicBool::new(true), pool_down: AtomicBool::new(false), failures: AtomicU32::new(0), down_since: Mutex::new(None) }
+        Self {
+            up: AtomicBool::new(true),
+            pool_down: AtomicBool::new(false),
+            failures: AtomicU32::new(0),
+            down_since: Mutex::new(None),
+        }
     }
 }
 

@@ -159,7 +159,9 @@ impl Shared {
         let unreachable = |error: String| {
             self.reachable.store(false, Relaxed);
             tracing::warn!(%error, "[proxy] topology change refused: etcd unreachable");
-            format!("ERR the topology store (etcd) is unreachable ({error}); topology changes are refused until it is back")
+            format!(
+                "ERR the topology store (etcd) is unreachable ({error}); topology changes are refused until it is back"
+            )
         };
         // The change is checked against the pool's current document (not this proxy's copy,
         // which may lag by a watch event), and written only if nobody wrote in between.

@@ -80,7 +80,9 @@ async fn wait_for_acks(shared: &Shared, revision: i64) {
             let behind = reply
                 .kvs()
                 .iter()
-                .filter(|kv| std::str::from_utf8(kv.value()).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) < revision)
+                .filter(|kv| {
+                    std::str::from_utf8(kv.value()).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) < revision
+                })
                 .count();
             if behind == 0 {
                 return;
@@ -123,9 +125,8 @@ async fn finish(shared: &Shared, id: u64) -> bool {
 /// Gives the mover role back (if this lease still holds it).
 async fn resign(shared: &Shared, lease: i64) {
     let key = shared.key("mover");
-    let txn = Txn::new()
-        .when([Compare::lease(key.clone(), CompareOp::Equal, lease)])
-        .and_then([TxnOp::delete(key, None)]);
+    let txn =
+        Txn::new().when([Compare::lease(key.clone(), CompareOp::Equal, lease)]).and_then([TxnOp::delete(key, None)]);
     let mut client = shared.client();
     if let Err(error) = timed(client.txn(txn)).await {
         tracing::debug!(%error, "[proxy] could not give the mover role back; it ends with the lease");

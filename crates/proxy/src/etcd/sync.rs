@@ -48,7 +48,11 @@ async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
         }
         let first = PoolDoc::new(shared.placement.clone(), State::of(&ring).servers);
         let created = shared.write_if(&first, 0).await?;
-        tracing::info!(servers = first.servers.len(), created = created.is_some(), "[proxy] pool topology created in etcd");
+        tracing::info!(
+            servers = first.servers.len(),
+            created = created.is_some(),
+            "[proxy] pool topology created in etcd"
+        );
     };
     if !shared.reachable.swap(true, Relaxed) {
         tracing::info!(revision, "[proxy] following the pool's topology in etcd");
@@ -70,7 +74,10 @@ async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
         for event in reply.events() {
             let Some(kv) = event.kv() else { continue };
             if event.event_type() != EventType::Put {
-                tracing::warn!(revision = kv.mod_revision(), "[proxy] the pool's topology was deleted; keeping the last one");
+                tracing::warn!(
+                    revision = kv.mod_revision(),
+                    "[proxy] the pool's topology was deleted; keeping the last one"
+                );
                 continue;
             }
             let doc: PoolDoc = match serde_json::from_slice(kv.value()) {
