@@ -499,3 +499,47 @@ fn five_proxies_agree_after_twenty_random_changes() {
         assert_eq!(differ, 0, "{p} routes {differ} of 100000 keys differently");
     }
 }
+
+#[test]
+fn a_proxy_that_cannot_reach_etcd_at_start_serves_its_state_file() {
+    let Some(mut etcd) = Etcd::start() else { return };
+    let url = etcd.url("cache");
+    let servers: Vec<Process> = (0..2).map(|i| server(&format!("cache-{i}"), &[])).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let state = etcd.dir.with_extension("ring.json");
+    let state_flag = state.display().to_string();
+    let mut first = pool_proxy(&url, &addrs[..1], &["--state-file", &state_flag]);
+    assert_eq!(text(&Conn::connect(&first.addr()).call(&["ADD_SERVER", &addrs[1]])), format!("OK added {}", addrs[1]));
+    first.kill().expect("stop the proxy");
+    etcd.stop();
+
+    // etcd is down: the restarted proxy serves the ring it cached, and refuses changes.
+    let again = pool_proxy(&url, &[], &["--state-file", &state_flag]);
+    let mut both = addrs.clone();
+    both.sort();
+    assert_eq!(servers_of(&again.addr()), both);
+    let refused = text(&Conn::connect(&again.addr()).call(&["REMOVE_SERVER", &addrs[1]]));
+    assert!(refused.contains("unreachable"), "{refused}");
+    etcd.resume();
+    assert!(
+        wait_until(Duration::from_secs(15), || info(&again.addr(), "topology_etcd_reachable") == "1"),
+        "joins the pool when etcd returns"
+    );
+    assert!(text(&Conn::connect(&again.addr()).call(&["REMOVE_SERVER", &addrs[1]])).starts_with("OK"));
+    let _ = std::fs::remove_file(&state);
+}
+
+#[test]
+fn a_proxy_whose_flags_place_keys_differently_refuses_to_join() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url("flags");
+    let cache = server("cache-0", &[]);
+    let _first = pool_proxy(&url, &[cache.addr()], &[]);
+    let port = free_port().to_string();
+    let mut other = Command::new(e2e::binary("proxy"));
+    other.args(["--port", &port, "--topology", &url, "--replicas", "160"]);
+    let out = e2e::run_bounded(&mut other, Duration::from_secs(30)).expect("the proxy exits");
+    assert!(!out.status.success(), "it must not serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("places keys with"), "{stderr}");
+}
