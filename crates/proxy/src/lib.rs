@@ -197,7 +197,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         learned: learned::Learned::default(),
     });
     if let Some(shared) = &shared {
-        join_pool(&proxy, shared).await?;
+        etcd::join(&proxy, shared).await?;
         etcd::start(&proxy, shared, config.health.interval);
     }
     // The file exists from the start, with the ring the proxy serves.
@@ -250,36 +250,6 @@ fn pool_placement(config: &Config) -> etcd::doc::Placement {
         replication: config.replication,
         hash_tag: format!("{:?}", config.hash_tag),
     }
-}
-
-/// Reads the pool's topology before serving. A proxy whose placement flags differ from the
-/// pool's refuses to start; when etcd cannot be reached, it serves the ring of its state file
-/// (or `--servers`) and joins once etcd answers.
-async fn join_pool(proxy: &Arc<Proxy>, shared: &etcd::Shared) -> anyhow::Result<()> {
-    match shared.read().await {
-        Ok((Some(doc), revision, _)) => {
-            anyhow::ensure!(
-                doc.placement == pool_placement_of(shared),
-                "the pool's topology in etcd places keys with {:?}, but this proxy's flags say {:?}: \
-                 start it with the pool's --replicas, --distribution, --hash, --replication-factor and --hash-tag",
-                doc.placement,
-                pool_placement_of(shared)
-            );
-            tracing::info!(revision, servers = doc.servers.len(), "[proxy] joined the pool's topology in etcd");
-            etcd::apply_now(proxy, shared, doc, revision).await;
-        }
-        Ok((None, _, _)) => tracing::info!("[proxy] no pool topology in etcd yet: this proxy's ring starts it"),
-        Err(error) => tracing::warn!(
-            %error,
-            "[proxy] etcd unreachable at start: serving the last topology known here (state file or --servers); \
-             topology changes wait for etcd"
-        ),
-    }
-    Ok(())
-}
-
-fn pool_placement_of(shared: &etcd::Shared) -> etcd::doc::Placement {
-    shared.placement().clone()
 }
 
 async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stopping: Stopping) -> std::io::Result<()> {

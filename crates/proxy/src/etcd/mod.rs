@@ -184,11 +184,6 @@ impl Shared {
         Ok(())
     }
 
-    /// The placement this proxy's flags ask for.
-    pub fn placement(&self) -> &Placement {
-        &self.placement
-    }
-
     /// Whether etcd answered the last request (for INFO).
     pub fn is_reachable(&self) -> bool {
         self.reachable.load(Relaxed)
@@ -224,9 +219,30 @@ pub fn start(proxy: &Arc<Proxy>, shared: &Arc<Shared>, health_interval: Duration
     tokio::spawn(quorum::agree_forever(Arc::downgrade(proxy), shared.clone(), health_interval));
 }
 
-/// Applies `doc` (read at `revision`) to the proxy now, as the watch would.
-pub async fn apply_now(proxy: &Arc<Proxy>, shared: &Shared, doc: PoolDoc, revision: i64) {
-    sync::apply(proxy, shared, doc, revision).await;
+/// Reads the pool's topology before the proxy serves. A proxy whose placement flags differ
+/// from the pool's refuses to start; when etcd cannot be reached, it serves the ring of its
+/// state file (or `--servers`) and joins once etcd answers.
+pub async fn join(proxy: &Arc<Proxy>, shared: &Shared) -> anyhow::Result<()> {
+    match shared.read().await {
+        Ok((Some(doc), revision, _)) => {
+            anyhow::ensure!(
+                doc.placement == shared.placement,
+                "the pool's topology in etcd places keys with {:?}, but this proxy's flags say {:?}: \
+                 start it with the pool's --replicas, --distribution, --hash, --replication-factor and --hash-tag",
+                doc.placement,
+                shared.placement
+            );
+            tracing::info!(revision, servers = doc.servers.len(), "[proxy] joined the pool's topology in etcd");
+            sync::apply(proxy, shared, doc, revision).await;
+        }
+        Ok((None, _, _)) => tracing::info!("[proxy] no pool topology in etcd yet: this proxy's ring starts it"),
+        Err(error) => tracing::warn!(
+            %error,
+            "[proxy] etcd unreachable at start: serving the last topology known here (state file or --servers); \
+             topology changes wait for etcd"
+        ),
+    }
+    Ok(())
 }
 
 /// Runs one etcd request with [`REQUEST_TIMEOUT`]; the error as text.
