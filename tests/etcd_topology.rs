@@ -145,6 +145,8 @@ fn add_server_on_one_proxy_reaches_every_proxy() {
         assert!(wait_until(Duration::from_secs(5), || servers_of(p) == two), "{p} did not join the pool");
     }
 
+    let stored = keys(3000, "stored");
+    write_all(&proxies[0], &stored);
     let added = Conn::connect(&proxies[0]).call(&["ADD_SERVER", &addrs[2]]);
     assert_eq!(text(&added), format!("OK added {}", addrs[2]));
     let mut three = addrs.clone();
@@ -159,6 +161,18 @@ fn add_server_on_one_proxy_reaches_every_proxy() {
     assert!(three.iter().all(|s| first.contains(s)), "keys spread over all three servers");
     for p in &proxies[1..] {
         assert_eq!(routes(p, &keys), first, "{p} routes like the proxy that added the server");
+    }
+
+    // Without MIGRATE the moved keys miss (the seed's behaviour) until a REBALANCE, here on
+    // another proxy; then every proxy reads them all.
+    assert!(!missing(&proxies[1], &stored).is_empty(), "some keys changed owner");
+    assert_eq!(text(&Conn::connect(&proxies[2]).call(&["REBALANCE"])), "OK rebalancing (see MIGRATION)");
+    assert!(
+        wait_until(Duration::from_secs(20), || proxies.iter().all(|p| info(p, "topology_migration") == "none")),
+        "the rebalance finished"
+    );
+    for p in &proxies {
+        assert!(missing(p, &stored).is_empty(), "{p} reads every key after REBALANCE");
     }
 
     // A proxy started later, or restarted, reads the same ring from etcd.

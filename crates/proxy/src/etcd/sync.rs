@@ -150,7 +150,10 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Shared, doc: PoolDoc, revision: 
         }
         Some(migration) if running_before != Some(migration.id) && known.revision != 0 => {
             // The mover starts once every proxy acknowledged the change: by then none has
-            // a request in flight that was routed by the old ring alone.
+            // a request in flight that was routed by the old ring alone. (A fresh copy is
+            // swapped in, so that `before` is not the current snapshot when the ring did not
+            // change: REBALANCE.)
+            cluster.refresh();
             crate::migration::wait_for_requests_on(before).await;
         }
         Some(_) => {}
