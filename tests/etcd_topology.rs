@@ -362,9 +362,17 @@ fn killing_the_mover_mid_migration_loses_nothing() {
             &lost[..lost.len().min(5)]
         );
     }
-    // Each key is on one server only: nothing left behind to resurface.
+    // Each key is on one server only: nothing left behind to resurface. (A write the killed
+    // proxy made but could not acknowledge may exist too: that is not a copy.)
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for server in &addrs {
+        let Frame::Array(keys) = Conn::connect(server).call(&["KEYS", "*"]) else { panic!("KEYS on {server}") };
+        keys.iter().for_each(|k| *copies.entry(text(k)).or_default() += 1);
+    }
+    let twice: Vec<&String> = copies.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+    assert!(twice.is_empty(), "{} keys left on an old owner too: {:?}", twice.len(), &twice[..twice.len().min(5)]);
     let total: i64 = dbsizes(&addrs).iter().sum();
-    assert_eq!(total as usize, before.len() + during.len(), "no copy left on an old owner");
+    assert!(total as usize >= before.len() + during.len());
     // Deleted keys stay deleted.
     let mut conn = Conn::connect(&survivors[0]);
     for key in before.iter().take(100) {

@@ -39,6 +39,13 @@ async fn agree_once(proxy: &Proxy, shared: &Shared, reported: &mut HashSet<Strin
     let Some(lease) = shared.lease.id() else { return Ok(()) };
     let topology = proxy.cluster.snapshot();
     let mut client = shared.client();
+    // Reports on servers that left the ring go: one re-added later starts clean.
+    for addr in reported.clone() {
+        if topology.ring.id_of(&addr).is_none() {
+            timed(client.delete(shared.key(&format!("health/{addr}/{}", shared.id)), None)).await?;
+            reported.remove(&addr);
+        }
+    }
     for backend in topology.backends() {
         let addr = backend.addr();
         let failing = !backend.health.is_locally_up();
