@@ -78,7 +78,7 @@ async fn add(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
         }
     }
     match &proxy.shared {
-        Some(shared) => shared.propose(&Change::Add { addr: addr.clone(), weight, migrate }).await?,
+        Some(shared) => shared.propose(proxy, &Change::Add { addr: addr.clone(), weight, migrate }).await?,
         None => change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?,
     }
     tracing::info!("[proxy] Added server: {addr}");
@@ -94,7 +94,7 @@ async fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
         None => proxy.migrate_by_default,
     };
     match &proxy.shared {
-        Some(shared) => shared.propose(&Change::Remove { addr: addr.clone(), migrate }).await?,
+        Some(shared) => shared.propose(proxy, &Change::Remove { addr: addr.clone(), migrate }).await?,
         None => change(proxy, migrate, |migrating| proxy.cluster.remove(&addr, migrate, migrating))?,
     }
     tracing::info!("[proxy] Removed server: {addr}");
@@ -108,7 +108,7 @@ async fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
 /// REBALANCE: move every key that is not where the current ring puts it.
 async fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
     if let Some(shared) = &proxy.shared {
-        shared.propose(&Change::Rebalance).await?;
+        shared.propose(proxy, &Change::Rebalance).await?;
         tracing::info!("[proxy] Rebalancing the pool");
         return Ok("OK rebalancing (see MIGRATION)".into());
     }

@@ -30,8 +30,6 @@ use doc::{Change, Placement, PoolDoc};
 
 /// How long one etcd request may take before the proxy treats etcd as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a change waits for this proxy's watch to apply it before answering.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the pool's topology lives: `etcd://host:port[,host:port...]/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +87,11 @@ pub struct Shared {
     placement: Placement,
     lease_ttl: Duration,
     known: Mutex<Known>,
-    /// The revision applied last, for changes waiting to see their own.
-    applied: tokio::sync::watch::Sender<i64>,
+    /// The revision applied last (what this proxy's member key reports).
+    applied: std::sync::atomic::AtomicI64,
+    /// Held while a revision is applied: the watch and a change of this proxy's own take
+    /// turns, and a revision older than the one applied is skipped.
+    applying: tokio::sync::Mutex<()>,
     /// The current lease (0: none).
     lease: lease::LeaseCell,
     /// Whether etcd answered the last request.
@@ -112,7 +113,8 @@ impl Shared {
             placement,
             lease_ttl: config.lease_ttl.max(Duration::from_secs(1)),
             known: Mutex::default(),
-            applied: tokio::sync::watch::channel(0).0,
+            applied: std::sync::atomic::AtomicI64::new(0),
+            applying: tokio::sync::Mutex::new(()),
             lease: lease::LeaseCell::default(),
             reachable: AtomicBool::new(false),
         })
@@ -153,9 +155,10 @@ impl Shared {
         Ok(reply.succeeded().then(|| reply.header().map_or(0, |h| h.revision())))
     }
 
-    /// Writes `change` to the pool and waits until this proxy applied it. The error is the
-    /// client's `-ERR` text: a refused change, a lost race (retry), or etcd unreachable.
-    pub async fn propose(&self, change: &Change) -> Result<(), String> {
+    /// Writes `change` to the pool and applies it to `proxy` before answering (the other
+    /// proxies apply it from their watch). The error is the client's `-ERR` text: a refused
+    /// change, a lost race (retry), or etcd unreachable.
+    pub async fn propose(self: &Arc<Self>, proxy: &Arc<Proxy>, change: &Change) -> Result<(), String> {
         let unreachable = |error: String| {
             self.reachable.store(false, Relaxed);
             tracing::warn!(%error, "[proxy] topology change refused: etcd unreachable");
@@ -166,8 +169,8 @@ impl Shared {
         // The change is checked against the pool's current document (not this proxy's copy,
         // which may lag by a watch event), and written only if nobody wrote in between.
         let (doc, read_at, _) = self.read().await.map_err(unreachable)?;
-        // No topology yet: the change creates the pool's first one.
-        let doc = doc.unwrap_or_else(|| PoolDoc::new(self.placement.clone(), Vec::new()));
+        // No topology yet: the change creates the pool's first one, from this proxy's ring.
+        let doc = doc.unwrap_or_else(|| self.first_doc(proxy));
         let next = doc.apply(change).map_err(|e| e.reply_text())?;
         let Some(revision) = self.write_if(&next, read_at).await.map_err(unreachable)? else {
             tracing::info!(revision = read_at, "[proxy] topology change lost a race with another proxy");
@@ -176,12 +179,16 @@ impl Shared {
             ));
         };
         tracing::info!(revision, epoch = next.epoch, "[proxy] topology change written to etcd");
-        let mut applied = self.applied.subscribe();
-        let seen = tokio::time::timeout(APPLY_TIMEOUT, applied.wait_for(|r| *r >= revision)).await;
-        if !matches!(seen, Ok(Ok(_))) {
-            tracing::warn!(revision, "[proxy] the change is in etcd but not applied here yet");
-        }
+        // The document written is the pool's newest (the compare-and-swap says so): applying
+        // it here now is what the watch will do, which then skips it.
+        sync::apply(proxy, self, next, revision).await;
         Ok(())
+    }
+
+    /// A first document for the pool: this proxy's ring (its `--servers` or state file).
+    fn first_doc(&self, proxy: &Proxy) -> PoolDoc {
+        let servers = crate::state_file::State::of(&proxy.cluster.snapshot()).servers;
+        PoolDoc::new(self.placement.clone(), servers)
     }
 
     /// Whether etcd answered the last request (for INFO).
@@ -191,7 +198,7 @@ impl Shared {
 
     /// The revision of the topology applied last.
     pub fn applied_revision(&self) -> i64 {
-        *self.applied.borrow()
+        self.applied.load(Relaxed)
     }
 
     /// The `topology` section of INFO.
@@ -222,7 +229,7 @@ pub fn start(proxy: &Arc<Proxy>, shared: &Arc<Shared>, health_interval: Duration
 /// Reads the pool's topology before the proxy serves. A proxy whose placement flags differ
 /// from the pool's refuses to start; when etcd cannot be reached, it serves the ring of its
 /// state file (or `--servers`) and joins once etcd answers.
-pub async fn join(proxy: &Arc<Proxy>, shared: &Shared) -> anyhow::Result<()> {
+pub async fn join(proxy: &Arc<Proxy>, shared: &Arc<Shared>) -> anyhow::Result<()> {
     match shared.read().await {
         Ok((Some(doc), revision, _)) => {
             anyhow::ensure!(
@@ -235,7 +242,22 @@ pub async fn join(proxy: &Arc<Proxy>, shared: &Shared) -> anyhow::Result<()> {
             tracing::info!(revision, servers = doc.servers.len(), "[proxy] joined the pool's topology in etcd");
             sync::apply(proxy, shared, doc, revision).await;
         }
-        Ok((None, _, _)) => tracing::info!("[proxy] no pool topology in etcd yet: this proxy's ring starts it"),
+        Ok((None, _, _)) if proxy.cluster.snapshot().ring.is_empty() => {
+            tracing::info!("[proxy] no pool topology in etcd yet: waiting for the first change")
+        }
+        Ok((None, _, _)) => {
+            // This proxy's ring starts the pool (unless another proxy's was first: then the
+            // watch brings that one).
+            let first = shared.first_doc(proxy);
+            match shared.write_if(&first, 0).await {
+                Ok(Some(revision)) => {
+                    tracing::info!(revision, servers = first.servers.len(), "[proxy] pool topology created in etcd");
+                    sync::apply(proxy, shared, first, revision).await;
+                }
+                Ok(None) => tracing::info!("[proxy] another proxy created the pool's topology first"),
+                Err(error) => tracing::warn!(%error, "[proxy] could not create the pool's topology; the watch will"),
+            }
+        }
         Err(error) => tracing::warn!(
             %error,
             "[proxy] etcd unreachable at start: serving the last topology known here (state file or --servers); \

@@ -11,7 +11,6 @@ use etcd_client::{EventType, WatchOptions};
 
 use super::doc::PoolDoc;
 use super::{timed, Shared};
-use crate::state_file::State;
 use crate::Proxy;
 
 /// Pause before reading etcd again after a failure.
@@ -37,7 +36,7 @@ pub async fn watch_forever(proxy: Weak<Proxy>, shared: Arc<Shared>) {
 /// Reads the document (creating it from this proxy's ring if the pool has none yet and this
 /// proxy has servers), applies it, then applies each new version the watch delivers. `Ok`
 /// when the proxy is gone.
-async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
+async fn follow(proxy: &Weak<Proxy>, shared: &Arc<Shared>) -> Result<(), String> {
     let Some(strong) = proxy.upgrade() else { return Ok(()) };
     let (doc, revision, store_revision) = loop {
         let read = shared.read().await?;
@@ -46,7 +45,7 @@ async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
             // A proxy without servers waits for the pool's first topology in the watch.
             break read;
         }
-        let first = PoolDoc::new(shared.placement.clone(), State::of(&ring).servers);
+        let first = shared.first_doc(&strong);
         let created = shared.write_if(&first, 0).await?;
         tracing::info!(
             servers = first.servers.len(),
@@ -95,7 +94,8 @@ async fn follow(proxy: &Weak<Proxy>, shared: &Shared) -> Result<(), String> {
 
 /// Makes the proxy's ring match `doc` (at `revision`), unless it already applied that
 /// revision or a later one.
-pub async fn apply(proxy: &Arc<Proxy>, shared: &Shared, doc: PoolDoc, revision: i64) {
+pub async fn apply(proxy: &Arc<Proxy>, shared: &Arc<Shared>, doc: PoolDoc, revision: i64) {
+    let _turn = shared.applying.lock().await;
     let known = shared.known.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if revision <= known.revision {
         return;
@@ -140,6 +140,7 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Shared, doc: PoolDoc, revision: 
             }
         }
     }
+    let mut new_migration = false;
     match &doc.migration {
         None => {
             if running_before.is_some() || known.revision == 0 {
@@ -148,20 +149,35 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Shared, doc: PoolDoc, revision: 
             }
             proxy.migrator.set_shared(false);
         }
-        Some(migration) if running_before != Some(migration.id) && known.revision != 0 => {
-            // The mover starts once every proxy acknowledged the change: by then none has
-            // a request in flight that was routed by the old ring alone. (A fresh copy is
-            // swapped in, so that `before` is not the current snapshot when the ring did not
-            // change: REBALANCE.)
-            cluster.refresh();
-            crate::migration::wait_for_requests_on(before).await;
+        Some(migration) => {
+            new_migration = running_before != Some(migration.id) && known.revision != 0;
+            if new_migration {
+                // A fresh copy, so that `before` is not the current snapshot when the ring
+                // did not change (REBALANCE).
+                cluster.refresh();
+            }
         }
-        Some(_) => {}
     }
     tracing::info!(revision, epoch = doc.epoch, servers = doc.servers.len(), "[proxy] pool topology applied");
     *shared.known.lock().unwrap_or_else(|p| p.into_inner()) = super::Known { doc: Some(doc), revision };
-    shared.applied.send_replace(revision);
     crate::state_file::save_ring(proxy);
+    if !new_migration {
+        acknowledge(shared, revision).await;
+        return;
+    }
+    // The mover starts once every proxy acknowledged the change: by then none has a request
+    // in flight that was routed by the old ring alone. (Waited for apart: the client that
+    // asked for the change may hold the old snapshot until it is answered.)
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        crate::migration::wait_for_requests_on(before).await;
+        acknowledge(&shared, revision).await;
+    });
+}
+
+/// Records in etcd that this proxy applied `revision`.
+async fn acknowledge(shared: &Shared, revision: i64) {
+    shared.applied.fetch_max(revision, Relaxed);
     if let Err(error) = shared.register().await {
         tracing::debug!(%error, "[proxy] could not record the applied revision in etcd");
     }
