@@ -43,6 +43,8 @@ const CASES: &[(&str, &str)] = &[
     // Keys.
     ("expire options", "SET k v ; EXPIRE k 100 ; TTL k ; EXPIRE k 50 GT ; EXPIRE k 200 GT ; TTL k ; EXPIRE k 300 LT ; EXPIRE k 100 LT ; TTL k ; EXPIRE k 10 NX ; EXPIRE k 10 XX ; TTL k ; PERSIST k ; EXPIRE k 10 XX ; EXPIRE k 10 GT ; EXPIRE k 10 LT ; TTL k ; EXPIRE k 10 NX XX ; EXPIRE k 10 GT LT ; EXPIRE k 10 FOO ; EXPIRE k x ; EXPIRE missing 10 ; EXPIRE k 9223372036854775807 ; EXPIRE k -9223372036854775808 ; PEXPIRE k 9223372036854775807 ; EXPIRE k -1 ; EXISTS k"),
     ("expireat expiretime", "SET k v ; EXPIREAT k 4000000000 ; EXPIRETIME k ; PEXPIRETIME k ; TTL k ; PEXPIREAT k 4000000000123 ; PEXPIRETIME k ; EXPIRETIME k ; EXPIREAT k 4100000000 LT ; EXPIREAT k 4100000000 GT ; EXPIRETIME k ; EXPIRETIME missing ; SET p v ; EXPIRETIME p ; PEXPIRETIME p ; EXPIREAT k 1 ; EXISTS k ; EXPIREAT k 1 NX"),
+    // One key, so the whole scan fits in one reply whatever the order.
+    ("scan type", "SET k v ; SCAN 0 TYPE string ; SCAN 0 TYPE STRING COUNT 5 MATCH k* ; SCAN 0 TYPE hash ; SCAN 0 TYPE bogus ; SCAN 0 TYPE ; SCAN 0 MATCH k* TYPE list COUNT 10"),
     ("type rename", "SET k v ; TYPE k ; TYPE missing ; SETEX t 100 v ; RENAME t u ; TTL u ; GET t ; RENAME missing x ; RENAMENX u k ; RENAMENX u z ; GET z ; RENAME z z ; RENAMENX z z ; RENAMENX missing y"),
     ("copy", "SETEX s 100 v ; COPY s d ; GET d ; TTL d ; SET e old ; COPY s e ; COPY s e REPLACE ; GET e ; COPY s s ; COPY missing d ; COPY s d DB 0 REPLACE ; COPY s d DB 16 ; COPY s d FOO ; COPY s d DB x"),
     ("unlink touch randomkey", "RANDOMKEY ; MSET a 1 b 2 ; UNLINK a b c ; SET a 1 ; TOUCH a b ; RANDOMKEY ; DBSIZE"),

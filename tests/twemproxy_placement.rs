@@ -319,3 +319,125 @@ fn every_distribution_serves_with_replicas() {
         assert!(copies.values().all(|&c| c == 2), "{distribution}: every key on two servers");
     }
 }
+
+/// Keys written before the online switch.
+const SWITCH_KEYS: usize = 3_000;
+
+/// The online switch: a running proxy on the seed's ring moves to ketama with
+/// `SET_DISTRIBUTION ketama MIGRATE` while a client reads every key and writes some: no read
+/// misses or answers an older value, and afterwards every key sits on the server ketama
+/// (with twemproxy's default hash) puts it on, and on no other.
+#[test]
+fn a_running_cluster_moves_from_the_seed_ring_to_ketama_with_no_miss() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = TempDir::new("switch");
+    let state = dir.path().join("ring.json").to_string_lossy().into_owned();
+    let flags = ["--no-greeting", "--state-file", state.as_str()];
+    let mut cluster = e2e::Cluster::redis(3, &flags);
+    let addr = cluster.proxy.addr();
+    let mut c = Conn::connect(&addr);
+    let load: Vec<Vec<String>> =
+        (0..SWITCH_KEYS).map(|i| vec!["SET".into(), format!("key:{i}"), format!("v1-{i}")]).collect();
+    c.pipeline(&load);
+
+    let moving = Arc::new(AtomicBool::new(true));
+    let client = {
+        let (moving, addr) = (moving.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(&addr);
+            let mut written = vec![false; SWITCH_KEYS];
+            let (mut reads, mut bad) = (0usize, Vec::new());
+            let started = std::time::Instant::now();
+            let mut round = 0;
+            while moving.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) {
+                // Every tenth key rewritten this round, then every key read back.
+                let sets: Vec<Vec<String>> = (round % 10..SWITCH_KEYS)
+                    .step_by(10)
+                    .map(|i| vec!["SET".into(), format!("key:{i}"), format!("v2-{i}")])
+                    .collect();
+                for (reply, i) in c.pipeline(&sets).into_iter().zip((round % 10..SWITCH_KEYS).step_by(10)) {
+                    if reply == Frame::Simple("OK".into()) {
+                        written[i] = true;
+                    }
+                }
+                let gets: Vec<Vec<String>> = (0..SWITCH_KEYS).map(|i| vec!["GET".into(), format!("key:{i}")]).collect();
+                for (i, reply) in c.pipeline(&gets).into_iter().enumerate() {
+                    reads += 1;
+                    let newest = format!("v2-{i}");
+                    let expected = if written[i] { newest.clone() } else { format!("v1-{i}") };
+                    if reply != e2e::bulk(&expected) && !(reply == e2e::bulk(&newest)) {
+                        bad.push(format!("key:{i}: {reply:?}, expected {expected}"));
+                    }
+                }
+                round += 1;
+            }
+            (reads, bad, written)
+        })
+    };
+    match c.call(&["SET_DISTRIBUTION", "ketama", "MIGRATE"]) {
+        Frame::Simple(text) => {
+            let text = String::from_utf8_lossy(&text);
+            assert!(text.contains("ketama with fnv1a_64"), "{text}");
+        }
+        other => panic!("SET_DISTRIBUTION: {other:?}"),
+    }
+    assert_eq!(c.wait_for_migration(Duration::from_secs(60)), "done");
+    // A last full round of reads after the move.
+    std::thread::sleep(Duration::from_millis(300));
+    moving.store(false, Ordering::SeqCst);
+    let (reads, bad, written) = client.join().expect("client");
+    assert!(bad.is_empty(), "{} misses or stale reads of {reads}: {:?}", bad.len(), &bad[..bad.len().min(5)]);
+
+    // Every key on ketama's server for it, and only there.
+    let mut ketama = ring::HashRing::with_placement(160, ring::Distribution::Ketama, None);
+    for server in cluster.addrs() {
+        ketama.add(&server);
+    }
+    let mut direct: HashMap<String, Conn> =
+        cluster.addrs().into_iter().map(|a| (a.clone(), Conn::connect(&a))).collect();
+    for (i, &rewritten) in written.iter().enumerate() {
+        let key = format!("key:{i}");
+        let owner = ketama.get(key.as_bytes()).expect("an owner").to_string();
+        let value = if rewritten { format!("v2-{i}") } else { format!("v1-{i}") };
+        for (server, conn) in direct.iter_mut() {
+            let got = conn.call(&["GET", &key]);
+            if *server == owner {
+                assert_eq!(got, e2e::bulk(&value), "{key} on its ketama server {server}");
+            } else {
+                assert_eq!(got, Frame::Null, "{key} left behind on {server}");
+            }
+        }
+    }
+    match c.call(&["ROUTE", "key:1", "DETAIL"]) {
+        Frame::Array(lines) => {
+            let text = format!("{lines:?}");
+            assert!(text.contains("ketama"), "ROUTE DETAIL names the placement: {text}");
+        }
+        Frame::Bulk(text) => assert!(String::from_utf8_lossy(&text).contains("ketama")),
+        other => panic!("ROUTE DETAIL: {other:?}"),
+    }
+    // A restarted proxy places keys as before its restart: the state file has the placement.
+    cluster.proxy.kill().expect("kill -9 of the proxy");
+    let restarted = e2e::proxy(&cluster.addrs(), &flags);
+    assert!(restarted.wait_for_log("keys placed by ketama with fnv1a_64", Duration::from_secs(5)));
+    let mut c = Conn::connect(&restarted.addr());
+    let sample: Vec<Vec<String>> =
+        (0..SWITCH_KEYS).step_by(7).map(|i| vec!["GET".into(), format!("key:{i}")]).collect();
+    for reply in c.pipeline(&sample) {
+        assert!(matches!(reply, Frame::Bulk(_)), "a miss after the restart: {reply:?}");
+    }
+    // The same placement again is refused, and so are random and unknown names.
+    for (args, says) in [
+        (&["SET_DISTRIBUTION", "ketama"][..], "already uses ketama"),
+        (&["SET_DISTRIBUTION", "random"][..], "random distribution"),
+        (&["SET_DISTRIBUTION", "bogus"][..], "unknown distribution"),
+        (&["SET_DISTRIBUTION", "maglev", "nohash"][..], "unknown hash"),
+    ] {
+        match c.call(args) {
+            Frame::Error(e) => assert!(String::from_utf8_lossy(&e).contains(says), "{args:?}: {e:?}"),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+}

@@ -130,6 +130,11 @@ pub struct Args {
     /// Skip the memory-per-idle-client test.
     #[arg(long)]
     pub skip_idle: bool,
+
+    /// Skip the hit-ratio replays (redis-server's LRU and LFU against our policies at the
+    /// same maxmemory, about 2 minutes).
+    #[arg(long)]
+    pub skip_hit_ratio: bool,
 }
 
 impl Args {
@@ -147,6 +152,7 @@ impl Args {
             skip_memory: true,
             skip_migration: true,
             skip_idle: true,
+            skip_hit_ratio: true,
             core_only: true,
             ring: false,
             ..self.clone()
@@ -177,7 +183,7 @@ mod tests {
         assert!(!args.skip_memory && !args.ring && !args.skip_migration);
         assert_eq!(args.migration_keys, 1_000_000);
         assert_eq!(args.migration_backends, BackendChoice::Both);
-        assert!(!args.quick && !args.core_only && !args.skip_idle);
+        assert!(!args.quick && !args.core_only && !args.skip_idle && !args.skip_hit_ratio);
         assert_eq!((args.mix_rate, args.mix_secs, args.idle_clients), (20_000.0, 5.0, 1_000));
         assert_eq!(args.effective().reps, 3);
     }
@@ -187,7 +193,7 @@ mod tests {
         let args = Args::parse_from(["bench", "--quick", "--reps", "5"]).effective();
         assert_eq!((args.reps, args.requests_p1, args.requests_p16), (1, 50_000, 200_000));
         assert_eq!(args.targets, [Target::Redis, Target::Twemproxy, Target::ProxyRedis]);
-        assert!(args.core_only && args.skip_memory && args.skip_migration && args.skip_idle);
+        assert!(args.core_only && args.skip_memory && args.skip_migration && args.skip_idle && args.skip_hit_ratio);
     }
 
     #[test]

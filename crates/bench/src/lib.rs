@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod hit_ratio;
 pub mod idle;
 pub mod load;
 pub mod loadgen;

@@ -48,6 +48,40 @@ pub enum Migration {
     Ran(Vec<Attempt>),
 }
 
+/// The hit-ratio replays' outcome.
+#[derive(Debug, Clone)]
+pub enum HitRatio {
+    /// `--skip-hit-ratio` (or `--quick`).
+    Skipped,
+    /// `hitratio` ran; its output lines (a markdown table under one line of settings).
+    Ran {
+        /// Whether it exited successfully.
+        ok: bool,
+        /// What it printed.
+        lines: Vec<String>,
+    },
+}
+
+/// How to run the hit-ratio replays alone.
+const HIT_RATIO_HOWTO: &str =
+    "`cargo build --release -p server -p bench --bin hitratio && target/release/hitratio` replays \
+     the same traces alone.";
+
+/// The hit-ratio section's lines, for the terminal and the markdown alike (its table is
+/// markdown already).
+fn hit_ratio_lines(hit_ratio: &HitRatio) -> Vec<String> {
+    match hit_ratio {
+        HitRatio::Skipped => vec![format!("skipped (--skip-hit-ratio). {HIT_RATIO_HOWTO}")],
+        HitRatio::Ran { ok, lines } => {
+            let mut shown = lines.clone();
+            if !ok {
+                shown.push("(hitratio failed)".into());
+            }
+            shown
+        }
+    }
+}
+
 /// The ring micro-benchmarks' outcome.
 #[derive(Debug, Clone)]
 pub enum RingBench {
@@ -81,6 +115,8 @@ pub struct Report {
     pub memory: Memory,
     /// The migration test.
     pub migration: Migration,
+    /// The hit-ratio replays.
+    pub hit_ratio: HitRatio,
     /// The ring micro-benchmarks.
     pub ring: RingBench,
     /// Where it ran.
@@ -641,6 +677,10 @@ pub fn terminal(report: &Report, palette: &Palette) -> String {
     }
     let _ = writeln!(out, "\n{}", palette.bold("Migration"));
     out.push_str(&migration_text(&report.migration, palette));
+    let _ = writeln!(out, "\n{}", palette.bold("Hit ratio at the same maxmemory"));
+    for line in hit_ratio_lines(&report.hit_ratio) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "\n{}", palette.bold("Ring"));
     match &report.ring {
         RingBench::NotRun => {
@@ -706,6 +746,10 @@ pub fn markdown(report: &Report) -> String {
     out.push_str(&idle_markdown(&report.idle));
     let _ = writeln!(out, "\n## Migration\n");
     out.push_str(&migration_markdown(&report.migration));
+    let _ = writeln!(out, "\n## Hit ratio at the same maxmemory\n");
+    for line in hit_ratio_lines(&report.hit_ratio) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "\n## Ring\n");
     match &report.ring {
         RingBench::NotRun => {
@@ -809,6 +853,14 @@ pub(crate) mod tests {
                 },
                 Attempt { kind: BackendKind::Redis, keys: 1_000_000, result: Err("redis-server did not start".into()) },
             ]),
+            hit_ratio: HitRatio::Ran {
+                ok: true,
+                lines: vec![
+                    "| target | zipf-0.8 |".into(),
+                    "|---|---|".into(),
+                    "| ours allkeys-sieve | 58.03 (87, 28497) |".into(),
+                ],
+            },
             ring: RingBench::NotRun,
             machine: Machine {
                 cores: 2,
@@ -922,6 +974,8 @@ pub(crate) mod tests {
             "| ours | 1,000,000 + 10,000 | 346,123 | 1.80 (wall 1.85) | 192,291 | 41,000 | PASS |",
             "| redis-server | 1,000,000 | - | - | - | - | FAIL (not measured) |",
             "- redis-server: could not be measured: redis-server did not start",
+            "## Hit ratio at the same maxmemory",
+            "| ours allkeys-sieve | 58.03 (87, 28497) |",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }

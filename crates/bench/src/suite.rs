@@ -9,18 +9,18 @@ use anyhow::{Context, Result};
 use cli::Palette;
 
 use crate::args::Args;
-use crate::idle;
 use crate::load::{self, Case, Test};
 use crate::loadgen::{self, LoadArgs, Mix};
 use crate::machine::Machine;
 use crate::processes::{self, ScratchDir};
 use crate::procfs::{self, ClockTicks};
-use crate::report::{self, Idle, Memory, Migration, Report, RingBench};
+use crate::report::{self, HitRatio, Idle, Memory, Migration, Report, RingBench};
 use crate::sanity::{self, Sanity, TargetLog};
 use crate::services::{Fleet, Service, MAX_CLIENTS};
 use crate::setup::{self, Tools};
 use crate::stats::{Grid, Measurement};
 use crate::target::Target;
+use crate::{hit_ratio, idle};
 use crate::{memory, microbench, migration};
 
 /// Runs the suite; `Ok(false)` when it ran but a sanity check failed.
@@ -109,6 +109,12 @@ pub fn run(args: &Args) -> Result<bool> {
         sanity.checks.extend(migration::checks(&attempts));
         Migration::Ran(attempts)
     };
+    let hit_ratio = if args.skip_hit_ratio {
+        HitRatio::Skipped
+    } else {
+        let dir = binaries.server.parent().unwrap_or(std::path::Path::new("."));
+        hit_ratio::run(dir)
+    };
     let ring = if args.ring { microbench::run(&root)? } else { RingBench::NotRun };
 
     let report = Report {
@@ -123,6 +129,7 @@ pub fn run(args: &Args) -> Result<bool> {
         idle,
         memory,
         migration,
+        hit_ratio,
         ring,
         machine,
         command: command_line(),

@@ -133,6 +133,8 @@ pub enum MembershipError {
     NotPresent(String),
     /// A ring change while keys are being moved.
     MigrationRunning,
+    /// SET_DISTRIBUTION to the placement the ring already has.
+    SamePlacement(String),
 }
 
 impl MembershipError {
@@ -151,6 +153,7 @@ impl std::fmt::Display for MembershipError {
             MembershipError::MigrationRunning => {
                 f.write_str("a migration is running; wait for it to finish (MIGRATION)")
             }
+            MembershipError::SamePlacement(p) => write!(f, "the ring already uses {p}"),
         }
     }
 }
@@ -284,6 +287,34 @@ impl Cluster {
             ring.add_labelled(addr, weight.max(1), self.config.placement.label_of(addr))
                 .then_some(())
                 .ok_or_else(|| MembershipError::AlreadyPresent(addr.into()))
+        })
+    }
+
+    /// Rebuilds the ring with another distribution and key hash (`None`: the distribution's
+    /// default hash), keeping its servers, weights, names and virtual nodes. The old ring
+    /// joins the history, as after ADD_SERVER: a migration (or REBALANCE) then moves every
+    /// key to where the new placement puts it.
+    pub fn set_placement(
+        &self,
+        distribution: ring::Distribution,
+        hash: Option<ring::Hash>,
+        migrating: bool,
+    ) -> Result<(), MembershipError> {
+        self.change(migrating, None, |ring| {
+            let mut rebuilt = HashRing::with_placement(ring.vnodes(), distribution, hash);
+            if rebuilt.distribution() == ring.distribution() && rebuilt.hash_name() == ring.hash_name() {
+                return Err(MembershipError::SamePlacement(format!(
+                    "{} with {}",
+                    distribution.name(),
+                    ring.hash_name()
+                )));
+            }
+            for id in ring.server_ids() {
+                let addr = ring.server(id);
+                rebuilt.add_labelled(addr, ring.weight(id), self.config.placement.label_of(addr));
+            }
+            *ring = rebuilt;
+            Ok(())
         })
     }
 

@@ -24,6 +24,7 @@ mod session;
 pub mod state_file;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,8 +154,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     }));
     let mut servers: Vec<(String, u32)> =
         config.servers.iter().map(|s| (s.clone(), config.placement.weight_of(s))).collect();
+    let mut placement = None;
     if let Some(path) = &config.state_file {
         if let Some(state) = state_file::load(path)? {
+            placement = state_file::placement(&state)?;
             tracing::info!(
                 "[proxy] ring loaded from the state file {} ({} servers); it takes precedence over --servers",
                 path.display(),
@@ -167,6 +170,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         // A command-line error, not a protocol one: no `ERR` prefix.
         cluster.add(server, *weight, false).map_err(|error| anyhow::anyhow!("{error} (--servers)"))?;
         tracing::info!("[proxy] Added server: {server}");
+    }
+    if let Some((distribution, hash)) = placement {
+        // SET_DISTRIBUTION changed it before the restart; an error only says it is the same.
+        if cluster.set_placement(distribution, hash, false).is_ok() {
+            let ring = &cluster.load().ring;
+            tracing::info!(
+                "[proxy] keys placed by {} with {}, as the state file says",
+                distribution.name(),
+                ring.hash_name()
+            );
+        }
     }
     // Servers given at start hold no keys yet: nothing to migrate.
     cluster.finish_migration();
@@ -203,19 +217,22 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
+    let weak = Arc::downgrade(&proxy);
+    tokio::spawn(service::trim::after_floods(move || weak.upgrade().map(|proxy| proxy.stats.clients())));
     if let Some(stats) = config.stats.clone() {
         tokio::spawn(nc_stats::serve(stats, Arc::downgrade(&proxy)));
     }
     let tls = if config.tls.is_some() { ", TLS only" } else { "" };
     tracing::info!("[proxy] listening on {local} (replicas={}{tls})", config.vnodes);
     let config = Arc::new(config);
-    service::serve(listener, config.max_clients, config.tls.is_some(), shutdown, config.shutdown_timeout, |stream, peer, stopping| {
+    service::serve(listener, config.max_clients, config.tls.is_some(), shutdown, config.shutdown_timeout, |stream, peer, stopping, slot| {
         let (proxy, config) = (proxy.clone(), config.clone());
         async move {
+            let _slot = slot;
             let mut stream = match &config.tls {
                 // Boxed: a TLS handshake's state is large, and a plain client's task must not
                 // carry room for it.
-                Some(tls) => match Box::pin(tls.accept(stream)).await {
+                Some(tls) => match boxed_handshake(tls, stream).await {
                     Ok(stream) => stream,
                     Err(error) => {
                         tracing::debug!(%peer, %error, "TLS handshake failed; closing the client");
@@ -230,8 +247,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
                 let _ = tokio::io::AsyncWriteExt::flush(&mut stream).await;
                 return;
             }
-            // Boxed, so the client's task does not hold its arguments twice.
-            if let Err(error) = Box::pin(handle_client(&proxy, &config, stream, stopping)).await {
+            // Awaited in place, never bound to a name first: a future held in a local and then
+            // awaited gets room twice in this task (rustc keeps storage for moved-from
+            // locals), and a boxed one costs a second allocation per client. Measured idle
+            // client: 1.97 KiB this way, 2.2 KiB boxed, 3.2 KiB through a local.
+            if let Err(error) = handle_client(&proxy, &config, stream, stopping).await {
                 tracing::debug!(%peer, %error, "client connection ended");
             }
         }
@@ -252,12 +272,22 @@ fn pool_placement(config: &Config) -> etcd::doc::Placement {
     }
 }
 
+/// A TLS handshake's future, boxed outside the client's task for the same reason: its state
+/// is large, and a plain client's task must not carry room for it.
+fn boxed_handshake(
+    tls: &service::tls::Acceptor,
+    stream: tokio::net::TcpStream,
+) -> Pin<Box<impl Future<Output = std::io::Result<Stream>> + Send + '_>> {
+    Box::pin(tls.accept(stream))
+}
+
 async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stopping: Stopping) -> std::io::Result<()> {
     let _client = proxy.stats.client_connected();
     let mut conn = ClientConn::new(stream, config.limits, stopping).with_idle_timeout(config.idle_timeout);
     if config.greeting {
         let greeting: &[u8] = b"OK proxy ready (type HELP for commands)";
-        match tokio::time::timeout(config.greeting_delay, conn.read_input()).await {
+        // Boxed: the timer lives only until the first input, the task for the connection's life.
+        match Box::pin(tokio::time::timeout(config.greeting_delay, conn.read_input())).await {
             // Silent: a person reading the screen.
             Err(_) => {
                 resp::write::simple(conn.output(), greeting);
@@ -276,6 +306,13 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stop
     }
     let mut session = session::Session::default();
     let mut batch = Vec::new();
+    eprintln!(
+        "SIZE conn={} session={} next_batch={} next_push={}",
+        std::mem::size_of_val(&conn),
+        std::mem::size_of_val(&session),
+        std::mem::size_of_val(&conn.next_batch(&mut batch)),
+        std::mem::size_of_val(&session.next_push())
+    );
     loop {
         // A subscribed client also gets what its servers push.
         let event = tokio::select! {
@@ -289,7 +326,7 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stop
             Err(push) => session.on_push(push, conn.output()),
         };
         if let Some(pause) = service::auth::throttle(failures, &session.client) {
-            tokio::time::sleep(pause).await;
+            Box::pin(tokio::time::sleep(pause)).await;
         }
         conn.flush().await?;
         if flow == local::Flow::Quit || service::auth::must_close(&session.client) {

@@ -1,10 +1,10 @@
-//! Commands that change the ring: ADD_SERVER, REMOVE_SERVER, REBALANCE (and QUIT, which also
-//! ends a pipeline). They run between the requests before and after them.
+//! Commands that change the ring: ADD_SERVER, REMOVE_SERVER, SET_DISTRIBUTION, REBALANCE (and
+//! QUIT, which also ends a pipeline). They run between the requests before and after them.
 //!
 //! Where the change goes depends on the topology store: without `--topology`, this proxy's
 //! ring changes at once (and its `--state-file`); with `--topology etcd://...`, the change is
-//! written to the pool's document in etcd, and every proxy, this one included, applies it
-//! from its watch.
+//! written to the pool's document in etcd, and every proxy, this one included, applies it.
+//! SET_DISTRIBUTION is not shared that way yet: with `--topology` it is refused.
 
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
         }
         "add_server" => add(proxy, &request.args).await,
         "remove_server" => remove(proxy, &request.args).await,
+        "set_distribution" => set_distribution(proxy, &request.args),
         _ => rebalance(proxy).await,
     };
     match outcome {
@@ -102,6 +103,58 @@ async fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
         format!("OK removed {addr}, draining its keys (see MIGRATION)")
     } else {
         format!("OK removed {addr}")
+    })
+}
+
+/// The usage line of SET_DISTRIBUTION.
+const SET_DISTRIBUTION_USAGE: &str =
+    "ERR usage: SET_DISTRIBUTION seed|ketama|modula|maglev|rendezvous [hash] [MIGRATE]";
+
+/// SET_DISTRIBUTION name [hash] [MIGRATE]: the online switch of placement. The ring is
+/// rebuilt with the same servers and the new distribution and key hash; with MIGRATE (or
+/// `--migrate`) every key moves to where it now belongs while clients keep reading and
+/// writing (a key not moved yet is moved before a command uses it: no miss); without it,
+/// keys miss until REBALANCE, as after the seed's ADD_SERVER.
+fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
+    let name = text(&args[1]).to_ascii_lowercase();
+    let distribution = ring::Distribution::from_name(&name).ok_or_else(|| {
+        format!("ERR unknown distribution '{name}' ({})", &SET_DISTRIBUTION_USAGE["ERR usage: ".len()..])
+    })?;
+    let mut hash = None;
+    let mut migrate = proxy.migrate_by_default;
+    for option in &args[2..] {
+        if option.eq_ignore_ascii_case(b"MIGRATE") {
+            migrate = true;
+        } else {
+            let name = text(option).to_ascii_lowercase();
+            let known = ring::Hash::from_name(&name).ok_or_else(|| {
+                let names: Vec<&str> = ring::Hash::ALL.iter().map(|h| h.name()).collect();
+                format!("ERR unknown hash '{name}' (one of {})", names.join(", "))
+            })?;
+            hash = Some(known);
+        }
+    }
+    if proxy.shared.is_some() {
+        // The pool's document pins the placement every proxy must share: switching it on one
+        // proxy would split the pool.
+        return Err("ERR SET_DISTRIBUTION is not shared through --topology (etcd) yet: restart the pool's proxies \
+                    with the new --distribution and --hash"
+            .into());
+    }
+    let current = proxy.cluster.snapshot().ring.distribution();
+    if [distribution, current].contains(&ring::Distribution::Random) {
+        // Random sends each request anywhere: there is no "where a key belongs" to move to
+        // or from.
+        return Err("ERR keys cannot be moved to or from the random distribution; restart the pool with it".into());
+    }
+    change(proxy, migrate, |migrating| proxy.cluster.set_placement(distribution, hash, migrating))?;
+    let placed = proxy.cluster.snapshot();
+    let now = format!("{} with {}", placed.ring.distribution().name(), placed.ring.hash_name());
+    tracing::info!("[proxy] Distribution set to {now}");
+    Ok(if migrate {
+        format!("OK keys now placed by {now}, migrating keys (see MIGRATION)")
+    } else {
+        format!("OK keys now placed by {now}; REBALANCE moves the keys already stored")
     })
 }
 

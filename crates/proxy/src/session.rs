@@ -25,10 +25,11 @@ use crate::{combine, Proxy};
 pub struct Session {
     /// Name, id and protocol.
     pub client: ClientState,
-    /// The transaction being queued since MULTI.
-    multi: Option<Multi>,
+    /// The transaction being queued since MULTI (boxed, as the rest that few clients use:
+    /// every idle client's task holds a session).
+    multi: Option<Box<Multi>>,
     /// The connection WATCH pinned the client to, until EXEC, DISCARD, UNWATCH or RESET.
-    watching: Option<Dedicated>,
+    watching: Option<Box<Dedicated>>,
     /// The client's subscriptions, while it has any (subscribed mode); boxed, as it is large
     /// and most clients never subscribe.
     subscriber: Option<Box<Subscriber>>,
@@ -283,7 +284,7 @@ async fn watch(
         Err(text) => return write::error(out, text.as_bytes()),
     };
     let mut dedicated = match session.watching.take() {
-        Some(pinned) if pinned.addr() == owner => pinned,
+        Some(pinned) if pinned.addr() == owner => *pinned,
         Some(pinned) => {
             let text = cross_transaction(pinned.addr(), owner);
             session.watching = Some(pinned);
@@ -299,7 +300,7 @@ async fn watch(
     match dedicated.call(&bytes, 1).await {
         Ok(reply) => {
             out.extend_from_slice(&reply);
-            session.watching = Some(dedicated);
+            session.watching = Some(Box::new(dedicated));
         }
         Err(error) => write::error(out, error.reply_text().as_bytes()),
     }
@@ -325,7 +326,7 @@ async fn exec_watched(proxy: &Proxy, session: &mut Session, request: &Request, o
     match dedicated.call(&bytes, multi.queued.len() + 2).await {
         Ok(reply) => {
             out.extend_from_slice(&reply);
-            proxy.dedicated.checkin(dedicated);
+            proxy.dedicated.checkin(*dedicated);
         }
         Err(error) => write::error(out, error.reply_text().as_bytes()),
     }
@@ -546,7 +547,7 @@ fn transaction(session: &mut Session, command: &Command, topology: &Topology, jo
         ("multi", false) => {
             // After WATCH, every key must route to the watching server.
             let server = session.watching.as_ref().map(|pinned| pinned.addr().to_string());
-            session.multi = Some(Multi { server, ..Multi::default() });
+            session.multi = Some(Box::new(Multi { server, ..Multi::default() }));
             Step::Status("OK")
         }
         ("exec", false) => Step::Error("ERR EXEC without MULTI".into()),
@@ -559,7 +560,7 @@ fn transaction(session: &mut Session, command: &Command, topology: &Topology, jo
         }
         ("exec", true) => {
             let multi = session.multi.take().unwrap_or_default();
-            exec(multi, topology, jobs)
+            exec(*multi, topology, jobs)
         }
         ("watch", true) => Step::Error("ERR WATCH inside MULTI is not allowed".into()),
         ("unwatch", _) => {

@@ -25,6 +25,13 @@ pub struct State {
     pub version: u32,
     /// The ring's servers, sorted by address.
     pub servers: Vec<Server>,
+    /// The distribution, when SET_DISTRIBUTION changed it from the flags' (absent in files
+    /// written before it existed: the flags' then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    /// The key hash's name, with `distribution` (absent: the seed's own FNV-1a-32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 /// One server of the ring.
@@ -43,7 +50,12 @@ impl State {
         let mut servers: Vec<Server> =
             ring.server_ids().map(|id| Server { addr: ring.server(id).to_string(), weight: ring.weight(id) }).collect();
         servers.sort_by(|a, b| a.addr.cmp(&b.addr));
-        State { version: VERSION, servers }
+        State {
+            version: VERSION,
+            servers,
+            distribution: Some(ring.distribution().name().to_string()),
+            hash: ring.hash().map(|hash| hash.name().to_string()),
+        }
     }
 }
 
@@ -58,6 +70,21 @@ pub fn load(path: &Path) -> anyhow::Result<Option<State>> {
         serde_json::from_str(&text).with_context(|| format!("the state file {} is not valid", path.display()))?;
     anyhow::ensure!(state.version == VERSION, "the state file {} has version {}", path.display(), state.version);
     Ok(Some(state))
+}
+
+/// The distribution and hash `state` records, if it records them (`None` for the hash: the
+/// seed's own).
+pub fn placement(state: &State) -> anyhow::Result<Option<(ring::Distribution, Option<ring::Hash>)>> {
+    let Some(distribution) = &state.distribution else { return Ok(None) };
+    let distribution = ring::Distribution::from_name(distribution)
+        .with_context(|| format!("the state file names an unknown distribution '{distribution}'"))?;
+    let hash = match &state.hash {
+        Some(hash) => Some(
+            ring::Hash::from_name(hash).with_context(|| format!("the state file names an unknown hash '{hash}'"))?,
+        ),
+        None => None,
+    };
+    Ok(Some((distribution, hash)))
 }
 
 /// Writes `state` to `path` atomically (temporary file, fsync, rename, fsync of the
@@ -112,12 +139,17 @@ mod tests {
                 Server { addr: "127.0.0.1:6381".into(), weight: 1 },
                 Server { addr: "h:2".into(), weight: 4 },
             ],
+            distribution: Some("ketama".into()),
+            hash: Some("md5".into()),
         };
         save(&path, &state).unwrap();
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left");
+        // A file from before the placement was recorded still loads.
+        std::fs::write(&path, r#"{"version": 1, "servers": [{"addr": "h:1", "weight": 1}]}"#).unwrap();
+        assert_eq!(load(&path).unwrap().map(|s| (s.servers.len(), s.distribution)), Some((1, None)));
         std::fs::write(&path, "{not json").unwrap();
         assert!(load(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -63,7 +63,7 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reque
 #[derive(Debug, Default)]
 pub struct RequestParser {
     /// Progress through the multibulk request at the front of the buffer, if one is partial.
-    multibulk: Option<Multibulk>,
+    multibulk: Option<Box<Multibulk>>,
     /// Bytes of an incomplete inline line already searched for its newline.
     inline_scanned: usize,
 }
@@ -120,7 +120,7 @@ impl RequestParser {
 
     fn multibulk(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
         let mut state = match self.multibulk.take() {
-            Some(state) => state,
+            Some(state) => *state,
             None => {
                 let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
                     return Ok(Parsed::Incomplete);
@@ -180,7 +180,7 @@ impl RequestParser {
 
     /// Keeps a partial request's progress for the next call.
     fn suspend(&mut self, state: Multibulk) -> Parsed {
-        self.multibulk = Some(state);
+        self.multibulk = Some(Box::new(state));
         Parsed::Incomplete
     }
 }

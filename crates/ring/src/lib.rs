@@ -230,6 +230,11 @@ impl HashRing {
         self.distribution
     }
 
+    /// The key hash: a twemproxy [`Hash`], or `None` for the seed's own FNV-1a-32.
+    pub fn hash(&self) -> Option<Hash> {
+        self.hash
+    }
+
     /// The key hash's name: a twemproxy [`Hash`] name, or `fnv1a_32 (seed)`
     /// for the seed's own.
     pub fn hash_name(&self) -> &'static str {

@@ -8,6 +8,7 @@ mod cmd;
 pub mod event_loop;
 mod glob;
 pub mod sieve;
+pub mod snapshot;
 pub mod store;
 
 use std::future::Future;
@@ -60,6 +61,9 @@ pub struct Config {
     pub maxmemory: usize,
     /// What to evict when `maxmemory` is reached (`--maxmemory-policy`).
     pub policy: store::Policy,
+    /// Warm restart (`--snapshot FILE`): the keys are loaded from it at start and written to
+    /// it on a clean stop (see [`snapshot`]).
+    pub snapshot: Option<std::path::PathBuf>,
 }
 
 /// What every connection of one server shares.
@@ -93,6 +97,28 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     let store = Store::new();
     store.set_policy(config.policy);
     store.set_maxmemory(config.maxmemory);
+    if let Some(path) = &config.snapshot {
+        // Before any event loop runs: clients wait in the listen queue until the cache is warm.
+        let started = Instant::now();
+        match snapshot::load(path, &store) {
+            Ok(Some(loaded)) => tracing::info!(
+                "[{}] loaded {} keys from the snapshot {} in {:?} ({} had expired)",
+                config.name,
+                loaded.keys,
+                path.display(),
+                started.elapsed(),
+                loaded.expired
+            ),
+            Ok(None) => tracing::info!("[{}] no snapshot at {} yet: starting empty", config.name, path.display()),
+            Err(error) => {
+                return Err(std::io::Error::other(format!(
+                    "the snapshot {} is refused: {error}; nothing was loaded. Move it away to start with an \
+                     empty cache (--snapshot)",
+                    path.display()
+                )))
+            }
+        }
+    }
     let ctx = Arc::new(Ctx {
         store,
         name: config.name.clone(),
@@ -149,6 +175,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
             Ok(result) => result?,
             Err(_) => return Err(std::io::Error::other("an event loop panicked")),
         }
+    }
+    if let Some(path) = &config.snapshot {
+        // Every client is answered and gone: the keys are final.
+        let started = Instant::now();
+        let count = snapshot::save(path, &ctx.store)
+            .map_err(|error| std::io::Error::other(format!("writing the snapshot {}: {error}", path.display())))?;
+        tracing::info!(
+            "[{}] wrote {count} keys to the snapshot {} in {:?}",
+            config.name,
+            path.display(),
+            started.elapsed()
+        );
     }
     Ok(())
 }

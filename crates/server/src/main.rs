@@ -28,6 +28,11 @@ struct Args {
     /// allkeys-sieve (SIEVE, NSDI '24: a higher hit ratio than LRU).
     #[arg(long, default_value = "allkeys-sieve", value_parser = parse_policy)]
     maxmemory_policy: server::store::Policy,
+    /// Warm restart: on SIGTERM or SIGINT, once clients are answered, write every key (with
+    /// its TTL) to FILE, atomically; at start, load FILE if it exists. A corrupt or truncated
+    /// file is refused (the server does not start) and never half-loaded. Off unless given.
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<std::path::PathBuf>,
     #[command(flatten)]
     serve: service::ServeArgs,
 }
@@ -53,6 +58,7 @@ fn run() -> anyhow::Result<()> {
         tls: args.serve.tls.acceptor()?,
         maxmemory: args.maxmemory,
         policy: args.maxmemory_policy,
+        snapshot: args.snapshot.clone(),
     };
     // Clients are served on the event loops' own threads: the runtime only waits for signals.
     let serve = service::ServeArgs { threads: Some(1), ..args.serve };

@@ -914,6 +914,19 @@ impl Store {
         }
     }
 
+    /// Calls `f` with every live key, its value and its expiry (Unix ms), one shard at a time
+    /// (each shard is locked only while its own entries are visited).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8], Option<u64>)) {
+        let now = self.now();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            for entry in shard.slots.iter().filter(|e| !e.is_expired(now)) {
+                let at = entry.expires_at();
+                f(entry.key(), entry.value(), (at != 0).then(|| self.to_unix(at)));
+            }
+        }
+    }
+
     /// Every live key matching the glob `pattern`.
     pub fn keys(&self, pattern: &[u8]) -> Vec<Bytes> {
         let now = self.now();

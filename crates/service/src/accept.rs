@@ -31,7 +31,7 @@ pub async fn serve<H, F>(
     drain_timeout: Duration,
     handle: H,
 ) where
-    H: Fn(TcpStream, SocketAddr, Stopping) -> F,
+    H: Fn(TcpStream, SocketAddr, Stopping, Slot) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     // Every permit back means every handler has ended (the semaphore counts in u32).
@@ -77,13 +77,9 @@ pub async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                // Boxed: a future captured by an async block is stored twice (once as the
-                // capture, once being awaited), which doubled every client's task.
-                let served = Box::pin(handle(stream, peer, stopping.clone()));
-                tokio::spawn(async move {
-                    served.await;
-                    drop(permit);
-                });
+                // The handler's future is the task itself, holding its slot: no wrapper
+                // around it, which would cost every idle client a box or a second copy.
+                tokio::spawn(handle(stream, peer, stopping.clone(), Slot(permit)));
             }
             Err(_) => {
                 tracing::warn!(%peer, max_clients, "refusing client: max number of clients reached");
@@ -110,6 +106,11 @@ pub async fn serve<H, F>(
         }
     }
 }
+
+/// A client's place among `max_clients`: the handler holds it for the client's whole life,
+/// and the place is free again when it drops.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 async fn refuse(mut stream: TcpStream) {
     let mut out = BytesMut::new();

@@ -115,14 +115,14 @@ impl ClientConn {
     pub async fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
         batch.clear();
         if let Some(error) = self.pending_error.take() {
-            return self.fail(error).await;
+            return Box::pin(self.fail(error)).await;
         }
         loop {
             while batch.len() < self.batch_limit {
                 match self.parser.parse(&mut self.input, &self.limits) {
                     Ok(Some(request)) => batch.push(request),
                     Ok(None) => break,
-                    Err(error) if batch.is_empty() => return self.fail(error).await,
+                    Err(error) if batch.is_empty() => return Box::pin(self.fail(error)).await,
                     Err(error) => {
                         // Answer what came before the bad bytes first.
                         self.pending_error = Some(error);
@@ -138,11 +138,18 @@ impl ClientConn {
                 self.unanswered += batch.len();
                 return Ok(true);
             }
+            // About to wait: an idle client keeps no room for requests either (a new batch
+            // costs one small allocation; an idle one would keep it for its whole life).
+            if batch.capacity() > 0 {
+                *batch = Vec::new();
+            }
             let read = if self.draining {
                 self.input.reserve(READ_CHUNK);
                 // Take what the socket already holds. Not `try_read`: it trusts readiness
                 // the runtime may not have polled yet, and would call a full socket empty.
-                match tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.input)).await {
+                // Boxed, as every rare wait here: the future of `next_batch` is part of every
+                // idle client's task.
+                match Box::pin(tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.input))).await {
                     Ok(read) => read?,
                     Err(_) => return Ok(false),
                 }

@@ -19,8 +19,9 @@ pub mod greeting;
 pub mod shutdown;
 mod stats;
 pub mod tls;
+pub mod trim;
 
-pub use accept::serve;
+pub use accept::{serve, Slot};
 pub use args::ServeArgs;
 pub use conn::{Batch, ClientConn, BUFFER_KEEP, READ_CHUNK};
 pub use shutdown::{shutdown_signal, StopSender, Stopping};

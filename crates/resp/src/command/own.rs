@@ -33,6 +33,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     own("servers", -1, &["loading", "stale"], "The ring's servers, sorted; with DETAIL their state and share"),
     own("route", -2, &["loading", "stale", "fast"], "The server a key routes to; with DETAIL its hash, point and replicas"),
     own("rebalance", 1, &["admin", "noscript"], "Moves every key to where the current ring puts it"),
+    own("set_distribution", -2, &["admin", "noscript"], "Places keys by another distribution: name [hash] [MIGRATE]"),
     own("migration", 1, &["loading", "stale"], "The progress of the running or last migration"),
     // Redis 7.2's, which client libraries send at connect; the facts come from 7.0.
     own("client|setinfo", 4, &["noscript", "loading", "stale"], "Sets information about the client (LIB-NAME, LIB-VER)"),

@@ -127,6 +127,7 @@ pub(crate) const ROUTES: &[(&str, Route)] = &[
     ("add_server", Route::Ring),
     ("remove_server", Route::Ring),
     ("rebalance", Route::Ring),
+    ("set_distribution", Route::Ring),
     ("whoami", Route::Refused("it names one cache server; ask a cache server directly")),
     // What a sharding proxy cannot do.
     ("monitor", Route::Refused("it watches one server; ask a server directly")),
@@ -149,6 +150,7 @@ pub const GUARDED: &[&str] = &[
     "add_server",
     "remove_server",
     "rebalance",
+    "set_distribution",
     "flushall",
     "flushdb",
     "config|set",

@@ -279,7 +279,10 @@ fn copy(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     Ok(())
 }
 
-/// SCAN cursor [MATCH pattern] [COUNT count]
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+///
+/// Every key here is a string: `TYPE string` (any case) filters nothing, any other type name
+/// filters everything, as Redis 7.0 answers for a type it holds no key of (or does not know).
 fn scan(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
     let cursor = std::str::from_utf8(&args[1])
         .ok()
@@ -287,16 +290,22 @@ fn scan(ctx: &Ctx, args: &[Bytes], out: &mut BytesMut) -> Outcome {
         .ok_or(Reply::Other("ERR invalid cursor".into()))?;
     let mut pattern = None;
     let mut count = DEFAULT_SCAN_COUNT;
+    // No TYPE: every key.
+    let mut only_strings = true;
     for option in args[2..].chunks(2) {
         match (option[0].to_ascii_uppercase().as_slice(), option.get(1)) {
             (b"MATCH", Some(p)) => pattern = Some(&p[..]),
             (b"COUNT", Some(n)) => {
                 count = usize::try_from(int_arg(n)?).ok().filter(|&n| n > 0).ok_or(Reply::Syntax)?;
             }
+            (b"TYPE", Some(t)) => only_strings = t.eq_ignore_ascii_case(b"string"),
             _ => return Err(Reply::Syntax),
         }
     }
-    let (next, keys) = ctx.store.scan(cursor, count, pattern);
+    let (next, mut keys) = ctx.store.scan(cursor, count, pattern);
+    if !only_strings {
+        keys.clear();
+    }
     write::array_header(out, 2);
     write::bulk(out, next.to_string().as_bytes());
     write::array_header(out, keys.len());
