@@ -29,6 +29,9 @@ pub struct HealthConfig {
 #[derive(Debug)]
 pub struct Health {
     up: AtomicBool,
+    /// A quorum of the pool's proxies reports the server failing (`--topology etcd://...`):
+    /// down for every proxy, even one that still reaches it.
+    pool_down: AtomicBool,
     failures: AtomicU32,
     /// Times the server was marked down.
     ejections: AtomicU64,
@@ -41,23 +44,40 @@ impl Default for Health {
             up: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             ejections: AtomicU64::new(0),
+            pool_down: AtomicBool::new(false),
             down_since: Mutex::new(None),
         }
     }
 }
 
 impl Health {
-    /// Whether the server takes traffic.
+    /// Whether the server takes traffic: this proxy's checks pass and the pool has not
+    /// agreed that it is down.
     pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed) && !self.pool_down.load(Relaxed)
+    }
+
+    /// Whether this proxy's own checks pass (what it reports to the pool).
+    pub fn is_locally_up(&self) -> bool {
         self.up.load(Relaxed)
+    }
+
+    /// Whether a quorum of the pool's proxies reports the server failing.
+    pub fn is_pool_down(&self) -> bool {
+        self.pool_down.load(Relaxed)
+    }
+
+    /// Records the pool's verdict; true when it changed.
+    pub fn set_pool_down(&self, down: bool) -> bool {
+        self.pool_down.swap(down, Relaxed) != down
     }
 
     /// The state for SERVERS DETAIL.
     pub fn state(&self) -> &'static str {
-        if self.is_up() {
-            "up"
-        } else {
-            "down"
+        match (self.is_locally_up(), self.pool_down.load(Relaxed)) {
+            (true, false) => "up",
+            (true, true) => "pool-down",
+            (false, _) => "down",
         }
     }
 
@@ -99,7 +119,7 @@ impl Health {
             return !self.up.swap(true, Relaxed);
         }
         let failures = self.failures.fetch_add(1, Relaxed) + 1;
-        if !self.is_up() {
+        if !self.is_locally_up() {
             *since = Some(Instant::now());
             return false;
         }
@@ -131,11 +151,11 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
                 async move {
                     let timeout = config.interval.max(Duration::from_millis(500));
                     let mut ok = ping(&backend, timeout).await;
-                    if ok && !backend.health.is_up() && cluster.hints.overflowed(backend.addr()) {
+                    if ok && !backend.health.is_locally_up() && cluster.hints.overflowed(backend.addr()) {
                         ok = flush_before_return(&cluster, &backend, timeout).await;
                     }
                     if backend.health.record(ok, config.failure_limit) {
-                        if backend.health.is_up() {
+                        if backend.health.is_locally_up() {
                             tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());
                         } else {
                             // Route around it from now on, not from the end of the round.

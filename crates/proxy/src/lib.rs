@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cluster;
 mod combine;
 pub mod dedicated;
+pub mod etcd;
 pub mod handoff;
 pub mod health;
 mod learned;
@@ -102,6 +103,8 @@ pub struct Config {
     /// Where to serve metrics and the ring page (`--metrics-port`); `None`: nothing is
     /// recorded.
     pub metrics: Option<String>,
+    /// The pool's shared topology in etcd (`--topology`); `None`: this proxy's own ring.
+    pub topology: Option<etcd::EtcdConfig>,
 }
 
 /// The proxy's shared state.
@@ -130,8 +133,11 @@ pub struct Proxy {
     pub max_blocking_connections: usize,
     /// Who may connect and run what.
     pub auth: service::auth::Auth,
-    /// Where ring changes are written (`--state-file`).
+    /// Where ring changes are written (`--state-file`); with `shared`, a cache of the pool's
+    /// topology for a start without etcd.
     pub state_file: Option<std::path::PathBuf>,
+    /// The pool's topology store in etcd (`--topology`): ring changes go there.
+    pub shared: Option<Arc<etcd::Shared>>,
     /// Commands learned from the servers' `COMMAND INFO`.
     learned: learned::Learned,
     /// Per-command counters for `/metrics`.
@@ -187,6 +193,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     // Servers given at start hold no keys yet: nothing to migrate.
     cluster.finish_migration();
     tokio::spawn(health::check_forever(Arc::downgrade(&cluster), config.health));
+    let shared = match &config.topology {
+        Some(topology) => {
+            let id = format!("{local}-{}", std::process::id());
+            Some(Arc::new(etcd::Shared::new(topology, id, pool_placement(&config)).await?))
+        }
+        None => None,
+    };
     let proxy = Arc::new(Proxy {
         cluster,
         migrator: Migrator::default(),
@@ -202,9 +215,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
+        shared: shared.clone(),
         learned: learned::Learned::default(),
         metrics: metrics::Metrics::default(),
     });
+    if let Some(shared) = &shared {
+        etcd::join(&proxy, shared).await?;
+        etcd::start(&proxy, shared, config.health.interval);
+    }
     // The file exists from the start, with the ring the proxy serves.
     state_file::save_ring(&proxy);
     tokio::spawn(repair::repair_forever(Arc::downgrade(&proxy), config.health.interval));
@@ -255,6 +273,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     })
     .await;
     Ok(())
+}
+
+/// What this proxy's flags say about where keys land, as the pool's document records it.
+fn pool_placement(config: &Config) -> etcd::doc::Placement {
+    let distribution = config.placement.distribution;
+    etcd::doc::Placement {
+        vnodes: config.vnodes,
+        distribution: format!("{distribution:?}"),
+        hash: config.placement.hash.map_or_else(|| "default".into(), |h| format!("{h:?}")),
+        replication: config.replication,
+        hash_tag: format!("{:?}", config.hash_tag),
+    }
 }
 
 /// A TLS handshake's future, boxed outside the client's task for the same reason: its state

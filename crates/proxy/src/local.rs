@@ -194,5 +194,15 @@ pub fn info(proxy: &Proxy, topology: &Topology) -> String {
     text.push_str(&format!("\r\n# Handoff\r\nhinted_keys:{}\r\n", proxy.cluster.hints.len()));
     text.push_str("\r\n# Migration\r\n");
     text.push_str(&proxy.migrator.report());
+    if let Some(shared) = &proxy.shared {
+        text.push_str("\r\n# Topology\r\n");
+        text.push_str(&shared.report());
+        let pool_down: Vec<&str> = topology.backends().filter(|b| b.health.is_pool_down()).map(|b| b.addr()).collect();
+        text.push_str(&format!(
+            "topology_moving:{}\r\ntopology_pool_down:{}\r\n",
+            u8::from(proxy.migrator.is_moving()),
+            pool_down.join(",")
+        ));
+    }
     text
 }

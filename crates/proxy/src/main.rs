@@ -119,10 +119,26 @@ struct Args {
     /// precedence over --servers.
     #[arg(long)]
     state_file: Option<std::path::PathBuf>,
+    /// Share the pool's topology with other proxies through etcd:
+    /// `etcd://host:port[,host:port...]/prefix`. Ring changes on any proxy are written there
+    /// (compare-and-swap on its revision) and applied by every proxy of the prefix; one proxy,
+    /// elected, moves keys during a migration; a server is down for all only when a majority
+    /// of the live proxies say so. Then --state-file is a cache, read only when etcd cannot be
+    /// reached at start, and --servers only seeds a pool that etcd does not hold yet.
+    #[arg(long, value_parser = parse_topology)]
+    topology: Option<proxy::etcd::Spec>,
+    /// Seconds a proxy's etcd lease lasts: a dead proxy's mover role and health reports end
+    /// this long after it stops renewing it.
+    #[arg(long, default_value_t = 5, requires = "topology")]
+    topology_lease_secs: u64,
     #[command(flatten)]
     server_tls: service::tls::ServerTlsArgs,
     #[command(flatten)]
     serve: service::ServeArgs,
+}
+
+fn parse_topology(spec: &str) -> Result<proxy::etcd::Spec, String> {
+    spec.parse()
 }
 
 fn parse_hash_tag(spec: &str) -> Result<ring::HashTag, String> {
@@ -240,6 +256,10 @@ fn run() -> anyhow::Result<()> {
             .stats_port
             .map(|port| proxy::nc_stats::StatsConfig { addr: format!("{}:{port}", args.stats_addr), pool: pool_name }),
         metrics: args.serve.metrics_addr(),
+        topology: args.topology.clone().map(|spec| proxy::etcd::EtcdConfig {
+            spec,
+            lease_ttl: Duration::from_secs(args.topology_lease_secs.max(1)),
+        }),
     };
     args.serve.run(args.port, |listener| {
         for note in &notes {

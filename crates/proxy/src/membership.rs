@@ -1,5 +1,10 @@
 //! Commands that change the ring: ADD_SERVER, REMOVE_SERVER, SET_DISTRIBUTION, REBALANCE (and
 //! QUIT, which also ends a pipeline). They run between the requests before and after them.
+//!
+//! Where the change goes depends on the topology store: without `--topology`, this proxy's
+//! ring changes at once (and its `--state-file`); with `--topology etcd://...`, the change is
+//! written to the pool's document in etcd, and every proxy, this one included, applies it.
+//! SET_DISTRIBUTION is not shared that way yet: with `--topology` it is refused.
 
 use std::sync::Arc;
 
@@ -7,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use resp::command::Command;
 use resp::{write, Request};
 
+use crate::etcd::doc::Change;
 use crate::local::Flow;
 use crate::migration::Migrator;
 use crate::Proxy;
@@ -22,9 +28,9 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
             return Flow::Quit;
         }
         "add_server" => add(proxy, &request.args).await,
-        "remove_server" => remove(proxy, &request.args),
+        "remove_server" => remove(proxy, &request.args).await,
         "set_distribution" => set_distribution(proxy, &request.args),
-        _ => rebalance(proxy),
+        _ => rebalance(proxy).await,
     };
     match outcome {
         Ok(text) => {
@@ -72,20 +78,26 @@ async fn add(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
             ));
         }
     }
-    change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?;
+    match &proxy.shared {
+        Some(shared) => shared.propose(proxy, &Change::Add { addr: addr.clone(), weight, migrate }).await?,
+        None => change(proxy, migrate, |migrating| proxy.cluster.add(&addr, weight, migrating))?,
+    }
     tracing::info!("[proxy] Added server: {addr}");
     Ok(if migrate { format!("OK added {addr}, migrating keys (see MIGRATION)") } else { format!("OK added {addr}") })
 }
 
 /// REMOVE_SERVER host:port [MIGRATE]
-fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
+async fn remove(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
     let addr = text(&args[1]);
     let migrate = match args.get(2) {
         Some(option) if option.eq_ignore_ascii_case(b"MIGRATE") => true,
         Some(_) => return Err("ERR usage: REMOVE_SERVER host:port [MIGRATE]".into()),
         None => proxy.migrate_by_default,
     };
-    change(proxy, migrate, |migrating| proxy.cluster.remove(&addr, migrate, migrating))?;
+    match &proxy.shared {
+        Some(shared) => shared.propose(proxy, &Change::Remove { addr: addr.clone(), migrate }).await?,
+        None => change(proxy, migrate, |migrating| proxy.cluster.remove(&addr, migrate, migrating))?,
+    }
     tracing::info!("[proxy] Removed server: {addr}");
     Ok(if migrate {
         format!("OK removed {addr}, draining its keys (see MIGRATION)")
@@ -122,6 +134,13 @@ fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String
             hash = Some(known);
         }
     }
+    if proxy.shared.is_some() {
+        // The pool's document pins the placement every proxy must share: switching it on one
+        // proxy would split the pool.
+        return Err("ERR SET_DISTRIBUTION is not shared through --topology (etcd) yet: restart the pool's proxies \
+                    with the new --distribution and --hash"
+            .into());
+    }
     let current = proxy.cluster.snapshot().ring.distribution();
     if [distribution, current].contains(&ring::Distribution::Random) {
         // Random sends each request anywhere: there is no "where a key belongs" to move to
@@ -140,7 +159,12 @@ fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String
 }
 
 /// REBALANCE: move every key that is not where the current ring puts it.
-fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
+async fn rebalance(proxy: &Arc<Proxy>) -> Result<String, String> {
+    if let Some(shared) = &proxy.shared {
+        shared.propose(proxy, &Change::Rebalance).await?;
+        tracing::info!("[proxy] Rebalancing the pool");
+        return Ok("OK rebalancing (see MIGRATION)".into());
+    }
     if !proxy.migrator.try_begin() {
         return Err("ERR a migration is running; wait for it to finish (MIGRATION)".into());
     }

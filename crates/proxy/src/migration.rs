@@ -51,6 +51,9 @@ struct Times {
 /// The migrator: at most one migration at a time.
 pub struct Migrator {
     running: AtomicBool,
+    /// A migration of the shared topology (`--topology etcd://...`) is under way, whoever
+    /// moves its keys: client commands move their stranded keys first, and ring changes wait.
+    shared: AtomicBool,
     stripes: Box<[tokio::sync::Mutex<()>]>,
     counters: Counters,
     times: Mutex<Times>,
@@ -60,6 +63,7 @@ impl Default for Migrator {
     fn default() -> Self {
         Self {
             running: AtomicBool::new(false),
+            shared: AtomicBool::new(false),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             counters: Counters::default(),
             times: Mutex::default(),
@@ -68,9 +72,21 @@ impl Default for Migrator {
 }
 
 impl Migrator {
-    /// Whether a migration is running.
+    /// Whether a migration is running, here or (with a shared topology) on any proxy.
     pub fn is_running(&self) -> bool {
+        self.running.load(Relaxed) || self.shared.load(Relaxed)
+    }
+
+    /// Whether this proxy itself is moving keys (with a shared topology: whether it is the
+    /// elected mover at work).
+    pub fn is_moving(&self) -> bool {
         self.running.load(Relaxed)
+    }
+
+    /// Records whether the shared topology has a migration under way (set before the ring
+    /// changes, cleared after the old rings are forgotten).
+    pub fn set_shared(&self, running: bool) {
+        self.shared.store(running, Relaxed);
     }
 
     /// Claims the migrator before the ring changes, so that no client command slips between
@@ -87,6 +103,18 @@ impl Migrator {
     /// Starts moving keys in the background; `previous` is the snapshot before the ring
     /// change (requests planned on it are waited for first). The caller holds the claim.
     pub fn spawn(proxy: Arc<Proxy>, previous: Option<Arc<Topology>>) {
+        tokio::spawn(async move {
+            if Self::run_claimed(&proxy, previous).await {
+                proxy.cluster.finish_migration();
+            }
+            proxy.migrator.running.store(false, Relaxed);
+        });
+    }
+
+    /// Moves every misplaced key of the current snapshot, with the claim held by the caller
+    /// (which gives it back, after forgetting the old rings or not): true when nothing
+    /// failed. The mover of a shared topology calls it directly.
+    pub async fn run_claimed(proxy: &Arc<Proxy>, previous: Option<Arc<Topology>>) -> bool {
         let migrator = &proxy.migrator;
         for counter in [&migrator.counters.scanned, &migrator.counters.moved, &migrator.counters.errors] {
             counter.store(0, Relaxed);
@@ -98,28 +126,22 @@ impl Migrator {
             times.last_error = None;
             times.runs += 1;
         }
-        tokio::spawn(async move {
-            if let Some(previous) = previous {
-                wait_for_requests_on(previous).await;
-            }
-            let topology = proxy.cluster.snapshot();
-            let ok = proxy.migrator.run(&topology).await;
-            if ok {
-                proxy.cluster.finish_migration();
-            }
-            let migrator = &proxy.migrator;
-            let mut times = migrator.times.lock().unwrap_or_else(|p| p.into_inner());
-            times.finished = Some(Instant::now());
-            drop(times);
-            tracing::info!(
-                scanned = migrator.counters.scanned.load(Relaxed),
-                moved = migrator.counters.moved.load(Relaxed),
-                errors = migrator.counters.errors.load(Relaxed),
-                "[proxy] migration {}",
-                if ok { "done" } else { "ended with errors" }
-            );
-            migrator.running.store(false, Relaxed);
-        });
+        if let Some(previous) = previous {
+            wait_for_requests_on(previous).await;
+        }
+        let topology = proxy.cluster.snapshot();
+        let ok = migrator.run(&topology).await;
+        let mut times = migrator.times.lock().unwrap_or_else(|p| p.into_inner());
+        times.finished = Some(Instant::now());
+        drop(times);
+        tracing::info!(
+            scanned = migrator.counters.scanned.load(Relaxed),
+            moved = migrator.counters.moved.load(Relaxed),
+            errors = migrator.counters.errors.load(Relaxed),
+            "[proxy] migration {}",
+            if ok { "done" } else { "ended with errors" }
+        );
+        ok
     }
 
     /// Moves every misplaced key of every source; true when nothing failed.
@@ -404,7 +426,7 @@ pub struct Progress {
 }
 
 /// Waits (at most a few seconds) until no request planned on `previous` is in flight.
-async fn wait_for_requests_on(previous: Arc<Topology>) {
+pub(crate) async fn wait_for_requests_on(previous: Arc<Topology>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Arc::strong_count(&previous) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;

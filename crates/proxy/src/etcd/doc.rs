@@ -1,0 +1,183 @@
+//! The pool's topology as one JSON document under `<prefix>/topology`: servers and weights,
+//! the placement every proxy must share, and the migration under way. Pure: the changes
+//! that ADD_SERVER, REMOVE_SERVER and REBALANCE make to it are checked and applied here,
+//! then written with a compare-and-swap on the document's revision.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::MembershipError;
+use crate::state_file::Server;
+
+/// The document's format version.
+pub const VERSION: u32 = 1;
+
+/// What `<prefix>/topology` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolDoc {
+    /// Format version ([`VERSION`]).
+    pub version: u32,
+    /// Counts the changes written; a migration is named by the epoch that started it.
+    pub epoch: u64,
+    /// How keys are placed: every proxy of the pool must agree, or keys split.
+    pub placement: Placement,
+    /// The ring's servers, sorted by address.
+    pub servers: Vec<Server>,
+    /// The migration under way, if any.
+    pub migration: Option<Migration>,
+}
+
+/// The flags that decide where a key lands. A proxy started with other values refuses to
+/// join the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Virtual nodes per server (`--replicas`).
+    pub vnodes: usize,
+    /// `--distribution`.
+    pub distribution: String,
+    /// `--hash`, or the distribution's default.
+    pub hash: String,
+    /// Copies of each key (`--replication-factor`).
+    pub replication: usize,
+    /// `--hash-tag` (empty: keys hashed whole).
+    pub hash_tag: String,
+}
+
+/// A migration of the pool: every proxy routes with the old and new rings until the mover
+/// (one proxy, elected) has moved every key and clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    /// The epoch of the change that started it.
+    pub id: u64,
+    /// The servers before the change: a proxy that starts mid-migration builds the old ring
+    /// from them, so it knows where keys may still be.
+    pub previous: Vec<Server>,
+    /// Servers removed with MIGRATE, still reachable until their keys are moved away.
+    pub draining: Vec<String>,
+}
+
+/// A change asked of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// ADD_SERVER addr weight [MIGRATE].
+    Add {
+        /// `host:port`.
+        addr: String,
+        /// Units of virtual nodes.
+        weight: u32,
+        /// Move the keys that change owner.
+        migrate: bool,
+    },
+    /// REMOVE_SERVER addr [MIGRATE].
+    Remove {
+        /// `host:port`.
+        addr: String,
+        /// Drain its keys to their new owners.
+        migrate: bool,
+    },
+    /// REBALANCE: move every key that is not where the ring puts it.
+    Rebalance,
+}
+
+impl PoolDoc {
+    /// A first document with `servers` and no migration.
+    pub fn new(placement: Placement, mut servers: Vec<Server>) -> Self {
+        servers.sort_by(|a, b| a.addr.cmp(&b.addr));
+        Self { version: VERSION, epoch: 0, placement, servers, migration: None }
+    }
+
+    /// Whether `addr` is in the ring.
+    pub fn contains(&self, addr: &str) -> bool {
+        self.servers.iter().any(|s| s.addr == addr)
+    }
+
+    /// The document after `change`, or why it is refused (the same reasons as one proxy's
+    /// ring gives).
+    pub fn apply(&self, change: &Change) -> Result<PoolDoc, MembershipError> {
+        if self.migration.is_some() {
+            return Err(MembershipError::MigrationRunning);
+        }
+        let mut next = self.clone();
+        next.epoch += 1;
+        let migration = |draining: Vec<String>| Migration { id: next.epoch, previous: self.servers.clone(), draining };
+        match change {
+            Change::Add { addr, weight, migrate } => {
+                if self.contains(addr) {
+                    return Err(MembershipError::AlreadyPresent(addr.clone()));
+                }
+                next.servers.push(Server { addr: addr.clone(), weight: (*weight).max(1) });
+                next.servers.sort_by(|a, b| a.addr.cmp(&b.addr));
+                next.migration = migrate.then(|| migration(Vec::new()));
+            }
+            Change::Remove { addr, migrate } => {
+                if !self.contains(addr) {
+                    return Err(MembershipError::NotPresent(addr.clone()));
+                }
+                next.servers.retain(|s| &s.addr != addr);
+                next.migration = migrate.then(|| migration(vec![addr.clone()]));
+            }
+            Change::Rebalance => next.migration = Some(migration(Vec::new())),
+        }
+        Ok(next)
+    }
+
+    /// The document once migration `id` is complete (unchanged if another one runs).
+    pub fn finished(&self, id: u64) -> Option<PoolDoc> {
+        let running = self.migration.as_ref()?;
+        (running.id == id).then(|| PoolDoc { epoch: self.epoch + 1, migration: None, ..self.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement() -> Placement {
+        Placement {
+            vnodes: 3,
+            distribution: "seed".into(),
+            hash: "fnv1a_32".into(),
+            replication: 1,
+            hash_tag: String::new(),
+        }
+    }
+
+    fn server(addr: &str) -> Server {
+        Server { addr: addr.into(), weight: 1 }
+    }
+
+    #[test]
+    fn changes_are_checked_like_one_proxys_ring() {
+        let doc = PoolDoc::new(placement(), vec![server("h:2"), server("h:1")]);
+        assert_eq!(doc.servers[0].addr, "h:1", "servers are sorted");
+        let add = Change::Add { addr: "h:1".into(), weight: 1, migrate: false };
+        assert_eq!(doc.apply(&add), Err(MembershipError::AlreadyPresent("h:1".into())));
+        let remove = Change::Remove { addr: "h:9".into(), migrate: false };
+        assert_eq!(doc.apply(&remove), Err(MembershipError::NotPresent("h:9".into())));
+        let added = doc.apply(&Change::Add { addr: "h:3".into(), weight: 2, migrate: false }).unwrap();
+        assert_eq!(added.epoch, 1);
+        assert_eq!(added.servers.len(), 3);
+        assert_eq!(added.migration, None);
+    }
+
+    #[test]
+    fn a_migration_blocks_changes_until_it_finishes() {
+        let doc = PoolDoc::new(placement(), vec![server("h:1"), server("h:2")]);
+        let moving = doc.apply(&Change::Remove { addr: "h:2".into(), migrate: true }).unwrap();
+        let migration = moving.migration.clone().unwrap();
+        assert_eq!(migration.draining, ["h:2"]);
+        assert_eq!(migration.previous, doc.servers);
+        assert_eq!(moving.apply(&Change::Rebalance), Err(MembershipError::MigrationRunning));
+        assert_eq!(moving.finished(migration.id + 1), None, "another migration's end changes nothing");
+        let done = moving.finished(migration.id).unwrap();
+        assert_eq!(done.migration, None);
+        assert_eq!(done.epoch, moving.epoch + 1);
+        assert!(done.apply(&Change::Rebalance).is_ok());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let doc = PoolDoc::new(placement(), vec![server("h:1")]).apply(&Change::Rebalance).unwrap();
+        let text = serde_json::to_string(&doc).unwrap();
+        assert_eq!(serde_json::from_str::<PoolDoc>(&text).unwrap(), doc);
+    }
+}
