@@ -32,6 +32,9 @@ say() { printf 'demo.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs and try again"
+# The proxy's etcd client (--topology) compiles etcd's protobuf definitions when it is built.
+command -v protoc >/dev/null 2>&1 || [ -n "${PROTOC:-}" ] ||
+  die "protoc not found: building the proxy needs it (the etcd client behind --topology); install it with: sudo apt-get install -y protobuf-compiler"
 
 # Help and version need no cluster: build the demo and let it answer.
 for arg in "$@"; do
