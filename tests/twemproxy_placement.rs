@@ -441,3 +441,57 @@ fn a_running_cluster_moves_from_the_seed_ring_to_ketama_with_no_miss() {
         }
     }
 }
+
+/// The ring written back to the file: with `--write-config` after every ring change, else
+/// on `CONFIG REWRITE` only; only the pool's `servers:` list changes, and a proxy restarted
+/// from the file serves the same ring.
+#[test]
+fn ring_changes_are_written_back_to_the_nutcracker_yml_when_asked() {
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let dir = TempDir::new("twemproxy-rewrite");
+    let path = dir.path().join("nutcracker.yml");
+    let first_two = [format!("{}:1 alpha-a", addrs[0]), format!("{}:1", addrs[1])];
+    let original = format!("# kept as is\n{}", yml(free_port(), "ketama", "fnv1a_64", &first_two));
+    std::fs::write(&path, &original).expect("write yml");
+    let path_arg = path.to_str().expect("utf-8 path").to_string();
+    let read = || std::fs::read_to_string(&path).expect("read yml");
+
+    let proxy = start("proxy", &["--config", &path_arg, "--write-config", "--no-greeting"]);
+    let mut c = Conn::connect(&proxy.addr());
+    assert_eq!(c.call(&["ADD_SERVER", &addrs[2], "2"]), Frame::Simple(format!("OK added {}", addrs[2]).into()));
+    let text = read();
+    assert!(text.starts_with("# kept as is\nalpha:\n"), "{text}");
+    assert!(text.contains(&format!("   - {}:1 alpha-a\n", addrs[0])), "the name is kept: {text}");
+    assert!(text.contains(&format!("   - {}:2\n", addrs[2])), "the new server with its weight: {text}");
+    assert_eq!(text.lines().count(), original.lines().count() + 1, "one line more, nothing else: {text}");
+    drop(proxy);
+
+    // Restarted from the file: the same three servers, nothing written until asked.
+    let proxy = start("proxy", &["--config", &path_arg, "--no-greeting"]);
+    let mut c = Conn::connect(&proxy.addr());
+    match c.call(&["SERVERS"]) {
+        Frame::Array(listed) => assert_eq!(listed.len(), 3, "{listed:?}"),
+        other => panic!("SERVERS: {other:?}"),
+    }
+    assert!(matches!(c.call(&["REMOVE_SERVER", &addrs[1]]), Frame::Simple(_)));
+    assert!(read().contains(&addrs[1]), "no --write-config: the file waits for CONFIG REWRITE");
+    assert_eq!(c.call(&["CONFIG", "REWRITE"]), Frame::Simple("OK".into()));
+    let text = read();
+    assert!(!text.contains(&addrs[1]) && text.contains(&addrs[0]) && text.contains(&addrs[2]), "{text}");
+    // The online switch is written too (ours reads maglev from the file; nutcracker would not).
+    assert!(matches!(c.call(&["SET_DISTRIBUTION", "maglev", "MIGRATE"]), Frame::Simple(_)));
+    c.wait_for_migration(Duration::from_secs(30));
+    assert_eq!(c.call(&["CONFIG", "REWRITE"]), Frame::Simple("OK".into()));
+    let text = read();
+    assert!(text.contains("  distribution: maglev\n") && !text.contains("ketama"), "{text}");
+    let check = Command::new(e2e::binary("proxy")).args(["-t", "-c", &path_arg]).output().expect("proxy -t");
+    assert!(check.status.success(), "the rewritten file is valid: {}", String::from_utf8_lossy(&check.stderr));
+
+    // A proxy started without a file has nothing to rewrite.
+    let plain = start("proxy", &["--no-greeting"]);
+    match Conn::connect(&plain.addr()).call(&["CONFIG", "REWRITE"]) {
+        Frame::Error(e) => assert!(String::from_utf8_lossy(&e).contains("not started from a configuration file")),
+        other => panic!("CONFIG REWRITE without -c: {other:?}"),
+    }
+}

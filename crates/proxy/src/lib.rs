@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod cluster;
 mod combine;
+pub mod config_file;
 pub mod dedicated;
 pub mod etcd;
 pub mod handoff;
@@ -89,6 +90,9 @@ pub struct Config {
     pub auth: service::auth::Auth,
     /// Where the ring is kept across restarts (`--state-file`); it wins over `servers`.
     pub state_file: Option<std::path::PathBuf>,
+    /// The `nutcracker.yml` the proxy was started from (`-c`), for `CONFIG REWRITE` and
+    /// `--write-config`.
+    pub config_file: Option<config_file::ConfigFile>,
     /// The password the proxy gives its servers (`--server-password`), sent as AUTH when it
     /// opens a connection.
     pub server_password: Option<String>,
@@ -136,6 +140,8 @@ pub struct Proxy {
     /// Where ring changes are written (`--state-file`); with `shared`, a cache of the pool's
     /// topology for a start without etcd.
     pub state_file: Option<std::path::PathBuf>,
+    /// The `nutcracker.yml` to write the ring back to (`CONFIG REWRITE`, `--write-config`).
+    pub config_file: Option<config_file::ConfigFile>,
     /// The pool's topology store in etcd (`--topology`): ring changes go there.
     pub shared: Option<Arc<etcd::Shared>>,
     /// Commands learned from the servers' `COMMAND INFO`.
@@ -215,6 +221,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         max_blocking_connections: config.max_blocking_connections,
         auth: config.auth.clone(),
         state_file: config.state_file.clone(),
+        config_file: config.config_file.clone(),
         shared: shared.clone(),
         learned: learned::Learned::default(),
         metrics: metrics::Metrics::default(),

@@ -58,6 +58,19 @@ pub fn run(
             (Some(_), Some(_)) => write::error(out, b"ERR usage: ROUTE key [DETAIL]"),
         },
         "migration" => write::bulk(out, proxy.migrator.report().as_bytes()),
+        // The proxy's own configuration: the nutcracker.yml it was started from.
+        "config|rewrite" => match &proxy.config_file {
+            Some(file) => match file.rewrite(topology) {
+                Ok(_) => write::simple(out, b"OK"),
+                Err(error) => {
+                    write::error(out, format!("ERR rewriting {}: {error}", file.path.display()).as_bytes())
+                }
+            },
+            None => write::error(
+                out,
+                b"ERR the proxy was not started from a configuration file (-c nutcracker.yml); --state-file keeps its ring",
+            ),
+        },
         "info" => write::verbatim(out, session.client.protocol, info(proxy, topology).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
         "scan" => {

@@ -46,6 +46,10 @@ struct Args {
     /// The pool of --config to serve when the file has several.
     #[arg(long, requires = "config")]
     pool: Option<String>,
+    /// Write the ring back to --config's pool (its servers: list, atomically) after every
+    /// ADD_SERVER, REMOVE_SERVER and SET_DISTRIBUTION; without it only CONFIG REWRITE writes.
+    #[arg(long, requires = "config")]
+    write_config: bool,
     /// Check --config, print what it maps to, and exit (twemproxy's -t).
     #[arg(short = 't', long, requires = "config")]
     test_conf: bool,
@@ -218,7 +222,7 @@ fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConf
 fn run() -> anyhow::Result<()> {
     let mut args = Args::parse_from(cli::go_style_args());
     let (placement, notes, pool) = load_config(&mut args)?;
-    let pool_name = pool.unwrap_or_else(|| "proxy".into());
+    let pool_name = pool.clone().unwrap_or_else(|| "proxy".into());
     if args.test_conf {
         return Ok(());
     }
@@ -249,6 +253,14 @@ fn run() -> anyhow::Result<()> {
         auth: args.serve.auth(args.admin_password.as_deref()),
         server_password: args.server_password.clone().filter(|p| !p.is_empty()),
         state_file: args.state_file.clone(),
+        config_file: match (&args.config, &pool) {
+            (Some(path), Some(pool)) => Some(proxy::config_file::ConfigFile {
+                path: path.clone(),
+                pool: pool.clone(),
+                write_on_change: args.write_config,
+            }),
+            _ => None,
+        },
         tls: args.serve.tls.acceptor()?,
         server_tls: args.server_tls.connector()?,
         placement,

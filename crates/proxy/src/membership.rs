@@ -35,6 +35,7 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
     match outcome {
         Ok(text) => {
             crate::state_file::save_ring(proxy);
+            crate::config_file::save_if_asked(proxy);
             write::simple(out, text.as_bytes());
         }
         Err(text) => write::error(out, text.as_bytes()),

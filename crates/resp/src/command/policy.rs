@@ -122,6 +122,8 @@ pub(crate) const ROUTES: &[(&str, Route)] = &[
     ("command", Route::Local),
     ("client", Route::Local),
     ("config|get", Route::AnyServer),
+    // The proxy's own file (-c nutcracker.yml) gets the current ring's servers.
+    ("config|rewrite", Route::Local),
     ("time", Route::AnyServer),
     // The proxy's own commands (see `own.rs`).
     ("help", Route::Local),
@@ -160,6 +162,7 @@ pub const GUARDED: &[&str] = &[
     "flushdb",
     "config|set",
     "config|resetstat",
+    "config|rewrite",
     "script|flush",
     "function|flush",
     "function|delete",
