@@ -495,3 +495,53 @@ fn ring_changes_are_written_back_to_the_nutcracker_yml_when_asked() {
         other => panic!("CONFIG REWRITE without -c: {other:?}"),
     }
 }
+
+/// A file with two pools, as nutcracker runs it: one process, a listener per pool, each with
+/// its own servers and placement; one SIGTERM stops both.
+#[test]
+fn every_pool_of_the_file_gets_a_listener() {
+    let servers: Vec<Process> = (0..3).map(|_| redis_server()).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let dir = TempDir::new("twemproxy-pools");
+    let (alpha_port, beta_port) = (free_port(), free_port());
+    let text = format!(
+        "alpha:\n  listen: 127.0.0.1:{alpha_port}\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  servers:\n   - {}:1\n   - {}:1\n\n\
+         beta:\n  listen: 127.0.0.1:{beta_port}\n  hash: murmur\n  distribution: modula\n  redis: true\n  servers:\n   - {}:1\n",
+        addrs[0], addrs[1], addrs[2]
+    );
+    let path = dir.path().join("nutcracker.yml");
+    std::fs::write(&path, &text).expect("write yml");
+    let path_arg = path.to_str().expect("utf-8 path").to_string();
+    let mut proxy = start("proxy", &["--config", &path_arg, "--no-greeting"]);
+    let beta_addr = format!("127.0.0.1:{beta_port}");
+    assert!(wait_until(Duration::from_secs(10), || launch::ping(&beta_addr, Duration::from_secs(1))), "beta listens");
+    let mut alpha = Conn::connect(&format!("127.0.0.1:{alpha_port}"));
+    let mut beta = Conn::connect(&beta_addr);
+    match (alpha.call(&["SERVERS"]), beta.call(&["SERVERS"])) {
+        (Frame::Array(a), Frame::Array(b)) => assert_eq!((a.len(), b.len()), (2, 1), "{a:?} {b:?}"),
+        other => panic!("SERVERS: {other:?}"),
+    }
+    for i in 0..200 {
+        assert_eq!(beta.call(&["SET", &format!("b:{i}"), "x"]), Frame::Simple("OK".into()));
+    }
+    // Every key of beta is on beta's only server; alpha's servers hold none of them.
+    assert_eq!(Conn::connect(&addrs[2]).call(&["DBSIZE"]), Frame::Integer(200));
+    assert_eq!(Conn::connect(&addrs[0]).call(&["DBSIZE"]), Frame::Integer(0));
+    match beta.call(&["ROUTE", "b:1", "DETAIL"]) {
+        Frame::Array(lines) => assert!(format!("{lines:?}").contains("modula"), "{lines:?}"),
+        other => panic!("ROUTE DETAIL: {other:?}"),
+    }
+    let status = proxy.stop_with("TERM", Duration::from_secs(20)).expect("SIGTERM").expect("exited");
+    assert!(status.success(), "one signal stops every pool: {status:?}");
+
+    // Flags that name one pool's things are refused with the pools named.
+    let refused = Command::new(e2e::binary("proxy"))
+        .args(["--config", &path_arg, "--state-file", "/nonexistent/ring.json"])
+        .output()
+        .expect("proxy");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("--state-file serves one pool") && stderr.contains("alpha, beta"),
+        "{stderr}"
+    );
+}

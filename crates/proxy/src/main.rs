@@ -18,7 +18,7 @@ use clap::Parser;
 /// `proxy -port 6380 -replicas 5`. Logs go to stderr; RUST_LOG filters them. A routing line per
 /// request (`[proxy] SET k -> routing to ...`) is logged when stderr is a terminal or with
 /// --log-requests, never under --no-log-requests.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version, about, long_about)]
 struct Args {
     /// Port to listen on.
@@ -220,13 +220,101 @@ fn load_config(args: &mut Args) -> anyhow::Result<(proxy::cluster::PlacementConf
 }
 
 fn run() -> anyhow::Result<()> {
-    let mut args = Args::parse_from(cli::go_style_args());
+    let args = Args::parse_from(cli::go_style_args());
+    if let Some(pools) = several_pools(&args)? {
+        return run_pools(args, pools);
+    }
+    let mut args = args;
     let (placement, notes, pool) = load_config(&mut args)?;
-    let pool_name = pool.clone().unwrap_or_else(|| "proxy".into());
     if args.test_conf {
         return Ok(());
     }
-    let config = proxy::Config {
+    let config = build_config(&args, placement, pool)?;
+    args.serve.run(args.port, |listener| {
+        for note in &notes {
+            tracing::warn!("[proxy] {note}");
+        }
+        proxy::run(listener, config, service::shutdown_signal())
+    })
+}
+
+/// The pools of `--config` when it has several and `--pool` picks none: then each becomes a
+/// listener of this process, as under nutcracker.
+fn several_pools(args: &Args) -> anyhow::Result<Option<Vec<String>>> {
+    let (Some(path), None) = (&args.config, &args.pool) else { return Ok(None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let names = nutcracker::pool_names(&path.display().to_string(), &text).map_err(anyhow::Error::msg)?;
+    Ok((names.len() > 1).then_some(names))
+}
+
+/// Serves every pool of `--config` from this process: a listener and a ring each, one
+/// shutdown for all.
+fn run_pools(args: Args, names: Vec<String>) -> anyhow::Result<()> {
+    let file = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    // These name one thing per process: one pool's.
+    let single = [
+        (args.state_file.is_some(), "--state-file"),
+        (args.stats_port.is_some(), "--stats-port"),
+        (args.serve.metrics_port.is_some(), "--metrics-port"),
+        (args.topology.is_some(), "--topology"),
+    ];
+    for (given, flag) in single {
+        anyhow::ensure!(
+            !given,
+            "{flag} serves one pool, and {file} has {} ({}): run a proxy per pool with --pool NAME",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    let mut pools = Vec::new();
+    for name in &names {
+        let mut pool_args = args.clone();
+        pool_args.pool = Some(name.clone());
+        let (placement, notes, pool) = load_config(&mut pool_args)?;
+        let config = build_config(&pool_args, placement, pool)?;
+        pools.push((pool_args, config, notes));
+    }
+    if args.test_conf {
+        return Ok(());
+    }
+    args.serve.run_in_runtime(|| async move {
+        // One signal stops every pool.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let signal = service::shutdown_signal();
+        tokio::spawn(async move {
+            signal.await;
+            let _ = stop.send(true);
+        });
+        let mut running = tokio::task::JoinSet::new();
+        for (pool_args, config, notes) in pools {
+            let address = format!("{}:{}", pool_args.serve.bind, pool_args.port);
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("listening on {address} (pool {:?})", pool_args.pool.unwrap_or_default()))?;
+            pool_args.serve.warn_if_exposed();
+            for note in &notes {
+                tracing::warn!("[proxy] {note}");
+            }
+            let mut stopping = stopping.clone();
+            running.spawn(proxy::run(listener, config, async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            }));
+        }
+        while let Some(ended) = running.join_next().await {
+            ended.context("a pool's proxy panicked")??;
+        }
+        Ok(())
+    })
+}
+
+/// The proxy's configuration from the flags (and `--config`'s pool, already read into them).
+fn build_config(
+    args: &Args,
+    placement: proxy::cluster::PlacementConfig,
+    pool: Option<String>,
+) -> anyhow::Result<proxy::Config> {
+    let pool_name = pool.clone().unwrap_or_else(|| "proxy".into());
+    Ok(proxy::Config {
         vnodes: args.replicas.max(1),
         servers: args.servers.clone(),
         greeting: !args.serve.no_greeting,
@@ -272,11 +360,5 @@ fn run() -> anyhow::Result<()> {
             spec,
             lease_ttl: Duration::from_secs(args.topology_lease_secs.max(1)),
         }),
-    };
-    args.serve.run(args.port, |listener| {
-        for note in &notes {
-            tracing::warn!("[proxy] {note}");
-        }
-        proxy::run(listener, config, service::shutdown_signal())
     })
 }

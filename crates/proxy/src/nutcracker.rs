@@ -1,8 +1,8 @@
 //! twemproxy's configuration file (`nutcracker.yml`), read as twemproxy reads it and mapped
 //! onto our own flags (`proxy --config nutcracker.yml`).
 //!
-//! One pool per process: a file with several pools needs `--pool NAME` (run one proxy per
-//! pool). Every key twemproxy reads is either mapped (see [`Pool`]), accepted with a note
+//! [`parse`] reads one pool (the only one, or `--pool NAME`); [`pool_names`] lists them, and
+//! the binary serves each pool of a file with several on a listener of its own. Every key twemproxy reads is either mapped (see [`Pool`]), accepted with a note
 //! saying why it has no effect here (`backlog`, `tcpkeepalive`, `reuseport`, `preconnect`),
 //! or refused with an error naming the key and its line: never silently ignored. Defaults
 //! are twemproxy's (`hash: fnv1a_64`, `distribution: ketama`, no `timeout`, no ejection,
@@ -114,6 +114,19 @@ impl Source<'_> {
 
 /// Reads the pool `pick` (or the only pool) of the twemproxy configuration `text`, read from
 /// `file` (named in errors).
+/// The names of the pools in `text` (the file `file`), in file order.
+pub fn pool_names(file: &str, text: &str) -> Result<Vec<String>, String> {
+    let src = Source { file, text };
+    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map_or(1, |l| l.line());
+        src.error(line, format!("not valid YAML: {e}"))
+    })?;
+    match root {
+        Value::Mapping(pools) => Ok(pools.keys().map(scalar).collect()),
+        _ => Err(src.error(1, "expected pools: `name:` mappings at the top level")),
+    }
+}
+
 pub fn parse(file: &str, text: &str, pick: Option<&str>) -> Result<Pool, String> {
     let src = Source { file, text };
     let root: Value = serde_yaml::from_str(text).map_err(|e| {

@@ -14,7 +14,8 @@ impl ServeArgs {
 
     /// Logs a warning when listening beyond loopback without a password: protected mode then
     /// refuses every other address, or, under `--protected-mode no`, anyone may connect.
-    fn warn_if_exposed(&self) {
+    /// Warns when the listener is reachable beyond loopback without a password.
+    pub fn warn_if_exposed(&self) {
         if crate::auth::is_loopback_bind(&self.bind) || self.requirepass.as_deref().is_some_and(|p| !p.is_empty()) {
             return;
         }
@@ -158,13 +159,23 @@ impl ServeArgs {
         F: FnOnce(TcpListener) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
     {
-        cli::init_tracing();
-        let runtime = crate::runtime(self.threads, self.coalesce()).context("starting the runtime")?;
-        runtime.block_on(async {
+        self.run_in_runtime(|| async {
             let address = format!("{}:{}", self.bind, port);
             let listener = TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
             self.warn_if_exposed();
             serve(listener).await
         })
+    }
+
+    /// Starts tracing and the runtime and runs `work` on it: for a process that binds its
+    /// listeners itself (the proxy serving several pools of one file).
+    pub fn run_in_runtime<F, Fut>(&self, work: F) -> anyhow::Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        cli::init_tracing();
+        let runtime = crate::runtime(self.threads, self.coalesce()).context("starting the runtime")?;
+        runtime.block_on(work())
     }
 }
