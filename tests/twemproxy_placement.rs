@@ -14,8 +14,13 @@ use std::time::Duration;
 use e2e::{free_port, have, redis_server, start, wait_until, Conn, Process, TempDir};
 use resp::Frame;
 
-/// Keys written through each proxy.
+/// Keys written through each proxy; `TWEMPROXY_PARITY_KEYS=100000` for the size.
 const KEYS: usize = 2000;
+
+/// How many keys the parity tests write: [`KEYS`], or `TWEMPROXY_PARITY_KEYS`.
+fn key_count() -> usize {
+    std::env::var("TWEMPROXY_PARITY_KEYS").ok().and_then(|n| n.parse().ok()).unwrap_or(KEYS)
+}
 
 /// A running nutcracker, killed on drop.
 struct Nutcracker {
@@ -64,7 +69,7 @@ fn start_nutcracker(config: &str) -> Nutcracker {
 
 /// Keys: plain, tagged, and with bytes >= 0x80.
 fn keys() -> Vec<Vec<u8>> {
-    (0..KEYS)
+    (0..key_count())
         .map(|i| match i % 4 {
             0 => format!("key:{i}").into_bytes(),
             1 => format!("{{user{}}}:cart:{i}", i % 97).into_bytes(),
