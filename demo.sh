@@ -5,7 +5,7 @@
 #
 #   ./demo.sh            run the walkthrough (the seed's seven steps)
 #   ./demo.sh --all      and then what production needs: REBALANCE, virtual nodes, ring versus
-#                        hash mod N, replication with a server killed (steps 8 to 11)
+#                        hash mod N, replication with a server killed, placements (steps 8 to 12)
 #   ./demo.sh --help     the demo's flags (every argument is passed to the demo)
 #
 # For --all nothing more is started here: the replication step starts (and stops) its own
@@ -45,7 +45,7 @@ for arg in "$@"; do
         printf 'Usage: ./demo.sh [DEMO OPTIONS]\n'
         printf 'Builds, starts cache-A/B/C on %s and the proxy on %s, runs the demo with these options, and stops them.\n' \
           "${SERVER_PORTS[*]}" "$PROXY_PORT"
-        printf 'With --all the demo goes on to steps 8 to 11; step 11 starts and stops a cluster of its own on free ports.\n\n'
+        printf 'With --all the demo goes on to steps 8 to 12; step 11 starts and stops a cluster of its own on free ports.\n\n'
       fi
       exec "$bin/demo" "$@"
       ;;

@@ -28,7 +28,7 @@ fn run_demo_all(cluster: &Cluster) -> String {
     // A picture of the ring per step, named in the intro: step 4 has three servers' ticks
     // and marks the keys that moved to cache-C.
     assert!(stdout.contains(&format!("ring pictures: one SVG per step in {}", pictures.display())), "{stdout}");
-    for step in 1..=11 {
+    for step in 1..=12 {
         let svg = std::fs::read_to_string(pictures.join(format!("step-{step:02}.svg"))).expect("a picture per step");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "step {step}");
     }
@@ -96,11 +96,24 @@ fn demo_all_shows_what_production_needs() {
     let text = run_demo_all(&cluster);
     assert!(!text.contains('\x1b'), "NO_COLOR output has no escape codes");
 
-    // The seed's seven steps come first, unchanged in number; then steps 8 to 11.
-    for n in 1..=11 {
+    // The seed's seven steps come first, unchanged in number; then steps 8 to 12.
+    for n in 1..=12 {
         step(&text, n);
     }
-    assert!(!text.contains("Step 12. "), "{text}");
+    assert!(!text.contains("Step 13. "), "{text}");
+    // Step 12: a row per placement and pool size; maglev balanced, modula moving most keys.
+    let placements: Vec<String> =
+        step(&text, 12).into_iter().filter(|l| l.trim_end().ends_with('x')).map(|l| l.to_string()).collect();
+    for name in ["seed, 3 vnodes", "seed, 160 vnodes", "ketama", "modula", "maglev", "rendezvous"] {
+        assert_eq!(placements.iter().filter(|l| l.trim_start().starts_with(name)).count(), 2, "{name}: {placements:?}");
+    }
+    let maglev = placements.iter().find(|l| l.trim_start().starts_with("maglev")).expect("maglev row");
+    let fields: Vec<&str> = maglev.split_whitespace().collect();
+    let balance: f64 = fields[2].parse().expect("max/mean");
+    assert!(balance <= 1.03, "maglev's balance at 10 servers: {maglev}");
+    let modula = placements.iter().find(|l| l.trim_start().starts_with("modula")).expect("modula row");
+    let join: f64 = modula.split_whitespace().nth(3).and_then(|f| f.trim_end_matches('x').parse().ok()).expect("join");
+    assert!(join > 5.0, "modula moves most keys on a join: {modula}");
     let seed = step(&text, 7);
     assert_eq!(seed.last().map(|l| l.trim()), Some("Summary: 8 hits, 0 misses"), "{}", seed.join("\n"));
     assert!(text.contains("What consistent hashing showed") && text.contains("What production needs"), "{text}");

@@ -240,3 +240,88 @@ mod tests {
         assert_eq!(next_address(&[]), "127.0.0.1:6384");
     }
 }
+
+/// How one placement does at one pool size: balance, movement on a join and on a leave, and
+/// lookup cost, each counted or timed here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementRow {
+    /// `ketama`, `seed, 160 vnodes`, ...
+    pub name: String,
+    /// Servers in the pool.
+    pub servers: usize,
+    /// The busiest server's share of the key space over the mean share (1.0 is perfect):
+    /// exact from the ring's tables, or counted over the keys for rendezvous (no table).
+    pub max_over_mean: f64,
+    /// Whether `max_over_mean` was counted over keys (so includes sampling noise).
+    pub sampled: bool,
+    /// Keys that changed server when one server joined, over the ideal `1/(n+1)` of them.
+    pub join_over_ideal: f64,
+    /// Keys that changed server when one server left, over the ideal `1/n` of them.
+    pub leave_over_ideal: f64,
+    /// Nanoseconds per lookup in this build (relative figures only: a debug build is slow).
+    pub lookup_ns: f64,
+}
+
+/// The placements compared: the seed's ring at its default and at production size, and the
+/// others at their own settings (`vnodes` applies to the seed's only).
+pub const PLACEMENTS: [(ring::Distribution, usize); 6] = [
+    (ring::Distribution::Seed, 3),
+    (ring::Distribution::Seed, 160),
+    (ring::Distribution::Ketama, 160),
+    (ring::Distribution::Modula, 1),
+    (ring::Distribution::Maglev, 1),
+    (ring::Distribution::Rendezvous, 1),
+];
+
+/// `n` server addresses of a made-up pool (`10.0.x.y:6379`): placement only, never started.
+pub fn pool(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("10.0.{}.{}:6379", i / 250, i % 250)).collect()
+}
+
+/// Measures `distribution` (with `vnodes`) over a pool of `n` servers and `keys`.
+pub fn placement_row(distribution: ring::Distribution, vnodes: usize, n: usize, keys: &[String]) -> PlacementRow {
+    let servers = pool(n);
+    let build = |servers: &[String]| {
+        let mut ring = HashRing::with_placement(vnodes, distribution, None);
+        ring.add_all(servers);
+        ring
+    };
+    let before = build(&servers);
+    let sampled = distribution == ring::Distribution::Rendezvous;
+    let max_over_mean = if sampled {
+        let mut counts = vec![0usize; n];
+        for key in keys {
+            if let Some(id) = before.locate(key.as_bytes()) {
+                counts[id.0 as usize] += 1;
+            }
+        }
+        counts.iter().copied().max().unwrap_or(0) as f64 * n as f64 / keys.len().max(1) as f64
+    } else {
+        before.server_ids().map(|id| before.share(id)).fold(0.0, f64::max) * n as f64
+    };
+    let moved = |after: &HashRing| keys.iter().filter(|k| before.get(k.as_bytes()) != after.get(k.as_bytes())).count();
+    let mut joined = before.clone();
+    joined.add("10.9.9.9:6379");
+    let mut left = before.clone();
+    left.remove(&servers[n / 2]);
+    let total = keys.len().max(1) as f64;
+    let started = std::time::Instant::now();
+    let mut found = 0usize;
+    for key in keys {
+        found += usize::from(before.locate(key.as_bytes()).is_some());
+    }
+    let lookup_ns = started.elapsed().as_nanos() as f64 / found.max(1) as f64;
+    let name = match distribution {
+        ring::Distribution::Seed => format!("seed, {vnodes} vnodes"),
+        other => other.name().to_string(),
+    };
+    PlacementRow {
+        name,
+        servers: n,
+        max_over_mean,
+        sampled,
+        join_over_ideal: moved(&joined) as f64 / total * (n + 1) as f64,
+        leave_over_ideal: moved(&left) as f64 / total * n as f64,
+        lookup_ns,
+    }
+}

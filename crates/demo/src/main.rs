@@ -37,7 +37,7 @@ struct Args {
     )]
     servers: Vec<String>,
     /// After the seed's seven steps, also show migration, virtual nodes, consistent hashing
-    /// versus hash mod N, and replication with a server killed (steps 8 to 11).
+    /// versus hash mod N, replication with a server killed, and every placement side by side (steps 8 to 12).
     #[arg(long)]
     all: bool,
     /// Write a picture of the ring (SVG) after each step into this directory, as

@@ -27,7 +27,7 @@ use crate::report::{
 use crate::{value_for, DEMO_KEYS};
 
 /// The steps `--all` runs after the seed's, in order.
-pub const PRODUCTION_STEPS: [Step; 4] = [
+pub const PRODUCTION_STEPS: [Step; 5] = [
     Step {
         title: "Add cache-C again, then REBALANCE: no more misses",
         intro: "Steps 1 to 5 once more, then REBALANCE: the proxy moves every stored key to its owner on the current ring, so the reads that missed now hit.",
@@ -48,7 +48,64 @@ pub const PRODUCTION_STEPS: [Step; 4] = [
         intro: "Every key is written to two servers; kill one with SIGKILL and every key still reads back from its other copy.",
         run: step_replication,
     },
+    Step {
+        title: "Every placement, side by side",
+        intro: "The proxy's --distribution choices over made-up pools of 10 and 100 servers: how evenly they divide the key space, how many keys move when a server joins or leaves (against the ideal), and what a lookup costs.",
+        run: step_placements,
+    },
 ];
+
+/// Pool sizes of the placements step.
+const PLACEMENT_POOLS: [usize; 2] = [10, 100];
+
+// ----- step 12: placements -----
+
+fn step_placements(w: &mut Walkthrough) -> Result<()> {
+    let p = w.palette;
+    let keys = balance::sample_keys(SAMPLE_KEYS);
+    println!(
+        "{INDENT}{} keys {} .. {}; pools of 10.0.x.y:6379 addresses, placed with the ring crate, never started.",
+        thousands(keys.len()),
+        keys[0],
+        keys[keys.len() - 1]
+    );
+    println!();
+    let mut rows = vec![vec![
+        Cell::empty(),
+        Cell::styled("servers", Style::Quiet),
+        Cell::styled("max/mean", Style::Quiet),
+        Cell::styled("moved on a join / ideal", Style::Quiet),
+        Cell::styled("on a leave / ideal", Style::Quiet),
+        Cell::styled("lookup vs seed 160", Style::Quiet),
+    ]];
+    for &n in &PLACEMENT_POOLS {
+        let measured: Vec<balance::PlacementRow> =
+            balance::PLACEMENTS.iter().map(|&(d, v)| balance::placement_row(d, v, n, &keys)).collect();
+        let reference = measured.iter().find(|r| r.name == "seed, 160 vnodes").map_or(1.0, |r| r.lookup_ns.max(1e-9));
+        for row in &measured {
+            let balance_style = if row.max_over_mean <= 1.10 { Style::Good } else { Style::Plain };
+            let moves_style = |ratio: f64| if ratio <= 1.5 { Style::Good } else { Style::Bad };
+            rows.push(vec![
+                Cell::plain(row.name.clone()),
+                Cell::plain(row.servers.to_string()),
+                Cell::styled(format!("{}{:.2}", if row.sampled { "~" } else { "" }, row.max_over_mean), balance_style),
+                Cell::styled(format!("{:.2}x", row.join_over_ideal), moves_style(row.join_over_ideal)),
+                Cell::styled(format!("{:.2}x", row.leave_over_ideal), moves_style(row.leave_over_ideal)),
+                Cell::plain(format!("{:.1}x", row.lookup_ns / reference)),
+            ]);
+        }
+    }
+    w.print_table(&rows);
+    println!(
+        "{INDENT}{}",
+        p.yellow(
+            "maglev divides the key space most evenly with O(1) lookups; ketama is twemproxy's, bit for bit; modula moves \
+             almost every key on any change; the seed's ring needs many virtual nodes to balance. ~: counted over the keys \
+             (rendezvous has no table). The README's Placement section has 1,000 servers and release-build timings."
+        )
+    );
+    Ok(())
+}
 
 /// Virtual nodes per server compared in the balance and churn steps: the seed's default and
 /// a production-sized number.
