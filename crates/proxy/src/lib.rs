@@ -328,13 +328,6 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stop
     }
     let mut session = session::Session::default();
     let mut batch = Vec::new();
-    eprintln!(
-        "SIZE conn={} session={} next_batch={} next_push={}",
-        std::mem::size_of_val(&conn),
-        std::mem::size_of_val(&session),
-        std::mem::size_of_val(&conn.next_batch(&mut batch)),
-        std::mem::size_of_val(&session.next_push())
-    );
     loop {
         // A subscribed client also gets what its servers push.
         let event = tokio::select! {
