@@ -1,13 +1,12 @@
 //! The ring's micro-benchmarks (`cargo bench -p ring`), run at the end with `--ring`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::processes::Spawned;
+use crate::processes::run_echoing;
 use crate::report::RingBench;
 
 /// How long `cargo bench -p ring` may take (it takes about 1.5 minutes, plus its build).
@@ -21,22 +20,8 @@ pub fn run(root: &Path) -> Result<RingBench> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("\nring: cargo bench -p ring (about 1.5 minutes)");
     let mut command = Command::new(cargo);
-    command.args(["bench", "-p", "ring"]).current_dir(root).stdin(Stdio::null()).stdout(Stdio::piped());
-    let bench = Spawned::spawn("cargo bench -p ring", &mut command)?;
-    let stdout = bench.take_stdout();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        if let Some(stdout) = stdout {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                lines.push(line);
-            }
-        }
-        lines
-    });
-    let status = bench.wait_timeout(TIMEOUT);
-    drop(bench); // killed if it ran out of time: the reader then sees EOF
-    let lines = reader.join().unwrap_or_default();
+    command.args(["bench", "-p", "ring"]).current_dir(root);
+    let (status, lines) = run_echoing("cargo bench -p ring", &mut command, TIMEOUT)?;
     let mut kept = summary(&lines);
     if status.is_none() {
         kept.push(format!("(killed after {} s)", TIMEOUT.as_secs()));

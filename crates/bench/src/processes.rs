@@ -159,6 +159,28 @@ impl Captured {
     }
 }
 
+/// Runs `command` with its stdout piped, echoing each line to stderr as it comes, for at most
+/// `timeout` (then it is killed); its exit status (`None` when killed) and the lines.
+pub fn run_echoing(name: &str, command: &mut Command, timeout: Duration) -> Result<(Option<ExitStatus>, Vec<String>)> {
+    use std::io::{BufRead, BufReader};
+    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
+    let spawned = Spawned::spawn(name, command)?;
+    let stdout = spawned.take_stdout();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        if let Some(stdout) = stdout {
+            for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+                eprintln!("{line}");
+                lines.push(line);
+            }
+        }
+        lines
+    });
+    let status = spawned.wait_timeout(timeout);
+    drop(spawned); // killed if it ran out of time: the reader then sees EOF
+    Ok((status, reader.join().unwrap_or_default()))
+}
+
 /// Runs `command` to completion with its stdout and stderr captured, killing it after
 /// `timeout`. Its stdin is whatever the caller set (null by default here).
 pub fn run_bounded(name: &str, command: &mut Command, timeout: Duration) -> Result<Captured> {

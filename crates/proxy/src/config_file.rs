@@ -9,8 +9,7 @@
 //! order, indented as the list was. The write is atomic: a temporary file beside it, synced,
 //! renamed over it, the directory synced.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cluster::Topology;
 
@@ -66,7 +65,7 @@ impl ConfigFile {
         if let Some(hash) = ring.hash() {
             rewritten = set_pool_key(&rewritten, &self.pool, "hash", hash.name());
         }
-        write_atomically(&self.path, rewritten.as_bytes()).map_err(RewriteError::Io)?;
+        crate::state_file::write_atomically(&self.path, rewritten.as_bytes()).map_err(RewriteError::Io)?;
         Ok(servers.len())
     }
 }
@@ -148,27 +147,6 @@ fn set_pool_key(text: &str, pool: &str, key: &str, value: &str) -> String {
         joined.push('\n');
     }
     joined
-}
-
-/// Writes `bytes` to `path` through a synced temporary file renamed over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }
 
 #[cfg(test)]

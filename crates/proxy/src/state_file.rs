@@ -92,17 +92,24 @@ pub fn placement(state: &State) -> anyhow::Result<Option<(ring::Distribution, Op
 pub fn save(path: &Path, state: &State) -> std::io::Result<()> {
     static SAVING: Mutex<()> = Mutex::new(());
     let _turn = SAVING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomically(path, &text)
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one, never half of
+/// either: a temporary file in the same directory, synced, renamed over `path`, then the
+/// directory synced (the state file and `config_file` share it).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
     let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    text.push(b'\n');
     let written = (|| {
         let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&text)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
         std::fs::File::open(&dir)?.sync_all()
