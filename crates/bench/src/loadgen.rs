@@ -344,6 +344,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Nothing sent yet, an empty latency histogram.
+    fn empty() -> Result<Self> {
+        Ok(Outcome {
+            sent: 0,
+            replies: 0,
+            error_replies: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+            latency_us: new_histogram()?,
+        })
+    }
+
     /// Replies per second over the run.
     pub fn rps(&self) -> f64 {
         self.replies as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -408,14 +420,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                 .context("starting a load worker")
         })
         .collect::<Result<_>>()?;
-    let mut total = Outcome {
-        sent: 0,
-        replies: 0,
-        error_replies: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram()?,
-    };
+    let mut total = Outcome::empty()?;
     for handle in handles {
         let part = handle.join().map_err(|_| anyhow::anyhow!("a load worker panicked"))??;
         total.sent += part.sent;
@@ -489,14 +494,7 @@ impl Worker {
             value: vec![b'x'; plan.value_size],
             limits: Limits::default(),
             pending: 0,
-            outcome: Outcome {
-                sent: 0,
-                replies: 0,
-                error_replies: 0,
-                failed: 0,
-                elapsed: Duration::ZERO,
-                latency_us: new_histogram()?,
-            },
+            outcome: Outcome::empty()?,
         })
     }
 
