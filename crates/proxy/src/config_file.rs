@@ -80,17 +80,40 @@ pub fn save_if_asked(proxy: &crate::Proxy) {
     }
 }
 
-/// `text` with the `servers:` list of `pool` replaced by `servers`; `None` when the pool or
-/// its list is not found.
-fn replace_servers(text: &str, pool: &str, servers: &[String]) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let is_content = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
-    // The pool's block: from its top-level key to the next top-level key.
+/// A line's indentation, in spaces.
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// Whether a line holds YAML (not blank, not a comment).
+fn is_content(line: &str) -> bool {
+    !line.trim().is_empty() && !line.trim_start().starts_with('#')
+}
+
+/// The lines of `pool`'s block: from its top-level key (`start`) to the next top-level key
+/// or the end (`end`, exclusive).
+fn pool_block(lines: &[&str], pool: &str) -> Option<(usize, usize)> {
     let start = lines.iter().position(|line| {
         indent(line) == 0 && line.trim_end().strip_suffix(':').is_some_and(|key| key.trim_matches('"') == pool)
     })?;
     let end = (start + 1..lines.len()).find(|&i| is_content(lines[i]) && indent(lines[i]) == 0).unwrap_or(lines.len());
+    Some((start, end))
+}
+
+/// `lines` joined back, ending with a newline when `original` did.
+fn join_like(lines: Vec<String>, original: &str) -> String {
+    let mut text = lines.join("\n");
+    if original.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// `text` with the `servers:` list of `pool` replaced by `servers`; `None` when the pool or
+/// its list is not found.
+fn replace_servers(text: &str, pool: &str, servers: &[String]) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (start, end) = pool_block(&lines, pool)?;
     let key = (start + 1..end).find(|&i| lines[i].trim_start().starts_with("servers:"))?;
     let key_indent = indent(lines[key]);
     // The list: the lines after the key that are more indented, or list items at its level.
@@ -113,40 +136,24 @@ fn replace_servers(text: &str, pool: &str, servers: &[String]) -> Option<String>
     let mut out: Vec<String> = lines[..=key].iter().map(|l| l.to_string()).collect();
     out.extend(servers.iter().map(|server| format!("{pad}- {server}")));
     out.extend(lines[last + 1..].iter().map(|l| l.to_string()));
-    let mut text_out = out.join("\n");
-    if text.ends_with('\n') {
-        text_out.push('\n');
-    }
-    Some(text_out)
+    Some(join_like(out, text))
 }
 
 /// `text` with the pool's scalar `key` set to `value`: its line replaced, or added after the
 /// pool's first line when it has none (a pool that was found by `replace_servers`).
 fn set_pool_key(text: &str, pool: &str, key: &str, value: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let is_content = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
-    let Some(start) = lines.iter().position(|line| {
-        indent(line) == 0 && line.trim_end().strip_suffix(':').is_some_and(|k| k.trim_matches('"') == pool)
-    }) else {
-        return text.to_string();
-    };
-    let end = (start + 1..lines.len()).find(|&i| is_content(lines[i]) && indent(lines[i]) == 0).unwrap_or(lines.len());
+    let Some((start, end)) = pool_block(&lines, pool) else { return text.to_string() };
     // The pool's keys sit at the indentation of its first key.
     let key_indent = (start + 1..end).find(|&i| is_content(lines[i])).map_or(2, |i| indent(lines[i]));
     let line = format!("{}{key}: {value}", " ".repeat(key_indent));
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    match (start + 1..end)
-        .find(|&i| indent(lines[i]) == key_indent && lines[i].trim_start().starts_with(&format!("{key}:")))
-    {
+    let prefix = format!("{key}:");
+    match (start + 1..end).find(|&i| indent(lines[i]) == key_indent && lines[i].trim_start().starts_with(&prefix)) {
         Some(i) => out[i] = line,
         None => out.insert(start + 1, line),
     }
-    let mut joined = out.join("\n");
-    if text.ends_with('\n') {
-        joined.push('\n');
-    }
-    joined
+    join_like(out, text)
 }
 
 #[cfg(test)]
