@@ -305,7 +305,9 @@ impl Backend {
         if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
         }
-        let link = Arc::new(self.dial(protocol).await?);
+        // Boxed: dialling (TLS included) is rare, and its future would otherwise be part of
+        // every request's.
+        let link = Arc::new(Box::pin(self.dial(protocol)).await?);
         if self.removed.load(Relaxed) {
             return Err(BackendError::Removed { addr: self.addr.clone() });
         }

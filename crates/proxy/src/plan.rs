@@ -84,12 +84,23 @@ pub enum Step {
 pub struct Jobs {
     jobs: Vec<(ServerId, BytesMut, usize)>,
     protocol: Protocol,
+    /// Room each server's buffer starts with, so a pipeline is encoded without regrowing.
+    room: usize,
 }
+
+/// The most room a job's buffer starts with; a larger batch grows it as usual.
+const MAX_START_ROOM: usize = 64 * 1024;
 
 impl Jobs {
     /// No requests yet, for a client speaking `protocol`.
     pub fn new(protocol: Protocol) -> Self {
-        Self { jobs: Vec::new(), protocol }
+        Self { jobs: Vec::new(), protocol, room: 0 }
+    }
+
+    /// No requests yet, for requests of about `bytes` encoded bytes in all: each server's
+    /// buffer starts with room for them (up to [`MAX_START_ROOM`]).
+    pub fn with_room(protocol: Protocol, bytes: usize) -> Self {
+        Self { jobs: Vec::new(), protocol, room: bytes.min(MAX_START_ROOM) }
     }
 
     /// Appends a request for `server`, encoded by `encode`; where its reply will be.
@@ -103,7 +114,7 @@ impl Jobs {
         let job = match self.jobs.iter().position(|(s, _, _)| *s == server) {
             Some(job) => job,
             None => {
-                self.jobs.push((server, BytesMut::new(), 0));
+                self.jobs.push((server, BytesMut::with_capacity(self.room), 0));
                 self.jobs.len() - 1
             }
         };

@@ -100,15 +100,25 @@ pub async fn run_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reque
     Box::pin(answer_batch(proxy, session, batch, conn)).await
 }
 
+/// A request's command as the table (or a server, for a command learned) names it.
+type Resolved = Result<&'static Command, LookupError>;
+
 async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], conn: &mut ClientConn) -> Flow {
     let mut topology = proxy.cluster.snapshot();
+    // Each request is looked up once, here; planning reads the result.
+    let mut resolved: Vec<Resolved> = Vec::with_capacity(batch.len());
+    for request in batch {
+        let mut command = proxy.learned.resolve(request);
+        if command.is_err() && proxy.learned.should_ask(request) {
+            Box::pin(proxy.learned.ask(&topology, request)).await;
+            command = proxy.learned.resolve(request);
+        }
+        resolved.push(command);
+    }
     let mut start = 0;
     let mut in_multi = session.multi.is_some();
-    for (i, request) in batch.iter().enumerate() {
-        if proxy.learned.should_ask(request) {
-            proxy.learned.ask(&topology, request).await;
-        }
-        let Ok(command) = proxy.learned.resolve(request) else { continue };
+    for (i, (request, command)) in batch.iter().zip(&resolved).enumerate() {
+        let Ok(command) = *command else { continue };
         proxy.metrics.count_command(command);
         match command.name {
             "multi" => in_multi = true,
@@ -118,43 +128,47 @@ async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Reques
         if in_multi || !command.accepts(request.args.len()) {
             continue;
         }
+        let before = (&batch[start..i], &resolved[start..i]);
         if !proxy.auth.allows(command, &session.client) {
             // An AUTH earlier in the batch may allow it: run up to it, then look again.
-            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            run_segment(proxy, session, &topology, before, conn.output()).await;
             start = i;
             if !proxy.auth.allows(command, &session.client) {
                 continue; // refused by `plan`
             }
         }
+        let before = (&batch[start..i], &resolved[start..i]);
+        let alone = (std::slice::from_ref(request), &resolved[i..=i]);
         if is_barrier(command) {
-            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
+            run_segment(proxy, session, &topology, before, conn.output()).await;
             if command.route == Route::Inspect {
-                crate::preview::run(proxy, request, conn.output()).await;
-            } else if membership::run(proxy, command, request, conn.output()).await == Flow::Quit {
+                Box::pin(crate::preview::run(proxy, request, conn.output())).await;
+            } else if Box::pin(membership::run(proxy, command, request, conn.output())).await == Flow::Quit {
                 return Flow::Quit;
             }
             topology = proxy.cluster.snapshot();
             start = i + 1;
         } else if needs_dedicated(session, command, request) {
-            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
-            if run_dedicated(proxy, session, &topology, command, request, conn).await == Flow::Quit {
+            run_segment(proxy, session, &topology, before, conn.output()).await;
+            if Box::pin(run_dedicated(proxy, session, &topology, command, request, conn)).await == Flow::Quit {
                 return Flow::Quit;
             }
             start = i + 1;
         } else if let Some(keys) = handoff_keys(proxy, &topology, command, request) {
-            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
-            run_handoff(proxy, session, &topology, command, request, keys, conn.output()).await;
+            run_segment(proxy, session, &topology, before, conn.output()).await;
+            Box::pin(run_handoff(proxy, session, &topology, alone, keys, conn.output())).await;
             start = i + 1;
         } else if switches_protocol(command) {
-            run_segment(proxy, session, &topology, &batch[start..=i], conn.output()).await;
+            let through = (&batch[start..=i], &resolved[start..=i]);
+            run_segment(proxy, session, &topology, through, conn.output()).await;
             start = i + 1;
         } else if let Some(keys) = stranded_keys(proxy, &topology, command, request) {
-            run_segment(proxy, session, &topology, &batch[start..i], conn.output()).await;
-            run_gated(proxy, session, &topology, request, keys, conn.output()).await;
+            run_segment(proxy, session, &topology, before, conn.output()).await;
+            Box::pin(run_gated(proxy, session, &topology, alone, keys, conn.output())).await;
             start = i + 1;
         }
     }
-    run_segment(proxy, session, &topology, &batch[start..], conn.output()).await;
+    run_segment(proxy, session, &topology, (&batch[start..], &resolved[start..]), conn.output()).await;
     Flow::Continue
 }
 
@@ -393,11 +407,11 @@ async fn run_handoff(
     proxy: &Proxy,
     session: &mut Session,
     topology: &Topology,
-    command: &Command,
-    request: &Request,
+    alone: Segment<'_>,
     keys: Vec<Bytes>,
     out: &mut BytesMut,
 ) {
+    let is_write = alone.1.first().is_some_and(|command| command.is_ok_and(|c| c.is_write()));
     let _locks = proxy.migrator.lock(keys.iter().map(|k| &k[..])).await;
     for key in &keys {
         if let Err(error) = crate::repair::repair_key(proxy, topology, key).await {
@@ -405,12 +419,12 @@ async fn run_handoff(
             return;
         }
     }
-    if command.is_write() && session.multi.is_none() {
+    if is_write && session.multi.is_none() {
         for key in &keys {
             crate::repair::record_write(proxy, topology, key);
         }
     }
-    run_segment(proxy, session, topology, std::slice::from_ref(request), out).await;
+    run_segment(proxy, session, topology, alone, out).await;
 }
 
 /// Runs a command whose keys may still be on an old owner: under the keys' migration locks,
@@ -419,7 +433,7 @@ async fn run_gated(
     proxy: &Proxy,
     session: &mut Session,
     topology: &Topology,
-    request: &Request,
+    alone: Segment<'_>,
     keys: Vec<Bytes>,
     out: &mut BytesMut,
 ) {
@@ -428,24 +442,32 @@ async fn run_gated(
         write::error(out, format!("ERR moving the key to its new server failed: {error}").as_bytes());
         return;
     }
-    run_segment(proxy, session, topology, std::slice::from_ref(request), out).await;
+    run_segment(proxy, session, topology, alone, out).await;
 }
+
+/// Consecutive requests of a batch and their commands, looked up once by [`answer_batch`].
+type Segment<'a> = (&'a [Request], &'a [Resolved]);
 
 /// Requests with no ring change among them: one snapshot, one job per server per round.
 async fn run_segment(
     proxy: &Proxy,
     session: &mut Session,
     topology: &Topology,
-    requests: &[Request],
+    segment: Segment<'_>,
     out: &mut BytesMut,
 ) {
+    let (requests, resolved) = segment;
     if requests.is_empty() {
         return;
     }
     let protocol = session.client.protocol;
-    let mut jobs = Jobs::new(protocol);
-    let mut steps: Vec<Step> =
-        requests.iter().map(|request| plan(proxy, session, request, topology, &mut jobs)).collect();
+    let bytes = requests.iter().map(|r| r.raw.as_ref().map_or(64, |raw| raw.len())).sum();
+    let mut jobs = Jobs::with_room(protocol, bytes);
+    let mut steps: Vec<Step> = requests
+        .iter()
+        .zip(resolved)
+        .map(|(request, command)| plan(proxy, session, request, *command, topology, &mut jobs))
+        .collect();
     let mut rounds = vec![jobs.dispatch(topology).await];
     // Replicated reads that missed ask the next replica, round after round.
     loop {
@@ -474,9 +496,16 @@ async fn run_segment(
     }
 }
 
-fn plan(proxy: &Proxy, session: &mut Session, request: &Request, topology: &Topology, jobs: &mut Jobs) -> Step {
+fn plan(
+    proxy: &Proxy,
+    session: &mut Session,
+    request: &Request,
+    command: Resolved,
+    topology: &Topology,
+    jobs: &mut Jobs,
+) -> Step {
     proxy.stats.record_command();
-    let command = match proxy.learned.resolve(request) {
+    let command = match command {
         Ok(command) => command,
         Err(error) => {
             if let Some(multi) = &mut session.multi {

@@ -135,47 +135,37 @@ impl RequestParser {
                 if count > limits.max_args {
                     return Err(ProtocolError::InvalidMultibulkLength);
                 }
+                if count <= FAST_ARGS {
+                    // The common case, a short request wholly in the buffer: its spans stay on
+                    // the stack. A partial one keeps the progress made here.
+                    let mut spans = [(0, 0); FAST_ARGS];
+                    let (mut pos, mut bulk_len) = (pos, None);
+                    let mut found = 0;
+                    while found < count {
+                        match next_arg(buf, &mut pos, &mut bulk_len, limits)? {
+                            Some(span) => spans[found] = span,
+                            None => break,
+                        }
+                        found += 1;
+                    }
+                    if found == count {
+                        return Ok(Parsed::Request(take_request(buf, pos, &spans[..count])));
+                    }
+                    let partial = Multibulk { count, spans: spans[..found].to_vec(), pos, bulk_len };
+                    return Ok(self.suspend(partial));
+                }
                 // The count is untrusted: reserve little up front and grow only as arguments
                 // arrive.
                 Multibulk { count, spans: Vec::with_capacity(count.min(16)), pos, bulk_len: None }
             }
         };
         while state.spans.len() < state.count {
-            let len = match state.bulk_len {
-                Some(len) => len,
-                None => {
-                    let pos = state.pos;
-                    match buf.get(pos) {
-                        None => return Ok(self.suspend(state)),
-                        Some(b'$') => {}
-                        Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
-                    }
-                    let Some(line_end) = find_crlf(buf, pos + 1, limits.max_inline_len)? else {
-                        return Ok(self.suspend(state));
-                    };
-                    let len = parse_int(&buf[pos + 1..line_end])
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|&n| n <= limits.max_bulk_len)
-                        .ok_or(ProtocolError::InvalidBulkLength)?;
-                    state.pos = line_end + 2;
-                    state.bulk_len = Some(len);
-                    len
-                }
-            };
-            let start = state.pos;
-            if buf.len() < start + len + 2 {
-                return Ok(self.suspend(state));
+            match next_arg(buf, &mut state.pos, &mut state.bulk_len, limits)? {
+                Some(span) => state.spans.push(span),
+                None => return Ok(self.suspend(state)),
             }
-            if &buf[start + len..start + len + 2] != b"\r\n" {
-                return Err(ProtocolError::MissingCrlf);
-            }
-            state.spans.push((start, start + len));
-            state.pos = start + len + 2;
-            state.bulk_len = None;
         }
-        let raw = buf.split_to(state.pos).freeze();
-        let args = state.spans.into_iter().map(|(start, end)| raw.slice(start..end)).collect();
-        Ok(Parsed::Request(Request { args, raw: Some(raw) }))
+        Ok(Parsed::Request(take_request(buf, state.pos, &state.spans)))
     }
 
     /// Keeps a partial request's progress for the next call.
@@ -183,6 +173,57 @@ impl RequestParser {
         self.multibulk = Some(Box::new(state));
         Parsed::Incomplete
     }
+}
+
+/// Requests with at most this many arguments are parsed without a heap list of spans.
+const FAST_ARGS: usize = 8;
+
+/// Reads the bulk argument at `pos`: its span once it is wholly in `buf`, with `pos` moved
+/// past it; `None` when more bytes are needed, with `pos` and `bulk_len` kept so that the
+/// next call resumes without reading the `$` line again.
+fn next_arg(
+    buf: &[u8],
+    pos: &mut usize,
+    bulk_len: &mut Option<usize>,
+    limits: &Limits,
+) -> Result<Option<(usize, usize)>, ProtocolError> {
+    let len = match *bulk_len {
+        Some(len) => len,
+        None => {
+            match buf.get(*pos) {
+                None => return Ok(None),
+                Some(b'$') => {}
+                Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
+            }
+            let Some(line_end) = find_crlf(buf, *pos + 1, limits.max_inline_len)? else {
+                return Ok(None);
+            };
+            let len = parse_int(&buf[*pos + 1..line_end])
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= limits.max_bulk_len)
+                .ok_or(ProtocolError::InvalidBulkLength)?;
+            *pos = line_end + 2;
+            *bulk_len = Some(len);
+            len
+        }
+    };
+    let start = *pos;
+    if buf.len() < start + len + 2 {
+        return Ok(None);
+    }
+    if &buf[start + len..start + len + 2] != b"\r\n" {
+        return Err(ProtocolError::MissingCrlf);
+    }
+    *pos = start + len + 2;
+    *bulk_len = None;
+    Ok(Some((start, start + len)))
+}
+
+/// Takes the request's `len` bytes off the front of `buf`: its arguments are `spans` of them.
+fn take_request(buf: &mut BytesMut, len: usize, spans: &[(usize, usize)]) -> Request {
+    let raw = buf.split_to(len).freeze();
+    let args = spans.iter().map(|&(start, end)| raw.slice(start..end)).collect();
+    Request { args, raw: Some(raw) }
 }
 
 /// What one parsing step found.
