@@ -266,11 +266,50 @@ impl Backend {
         bytes: Bytes,
         count: usize,
     ) -> oneshot::Receiver<Result<Replies, BackendError>> {
-        self.stats.requests.fetch_add(count as u64, Relaxed);
+        match self.try_send_as(protocol, bytes, count) {
+            Ok(receiver) => receiver,
+            // Boxed: the rare wait to dial a link stays out of every request's future.
+            Err(bytes) => Box::pin(self.send_dialling(protocol, bytes, count)).await,
+        }
+    }
+
+    /// Sends on a pooled link of `protocol` without waiting, when one is at hand; else hands
+    /// the bytes back for [`Backend::send_as`] to dial a link.
+    pub fn try_send_as(
+        &self,
+        protocol: Protocol,
+        bytes: Bytes,
+        count: usize,
+    ) -> Result<oneshot::Receiver<Result<Replies, BackendError>>, Bytes> {
+        let Some(link) = self.pooled_link(protocol) else { return Err(bytes) };
+        let (job, receiver) = self.job(bytes, count);
+        match link.jobs.send(job) {
+            Ok(()) => {
+                self.stats.requests.fetch_add(count as u64, Relaxed);
+                Ok(receiver)
+            }
+            Err(mpsc::error::SendError(returned)) => Err(returned.bytes),
+        }
+    }
+
+    /// A job for `count` encoded requests, and where its replies will arrive.
+    fn job(&self, bytes: Bytes, count: usize) -> (Job, oneshot::Receiver<Result<Replies, BackendError>>) {
         let (reply, receiver) = oneshot::channel();
         let deadline = (!self.request_timeout.is_zero()).then(|| Instant::now() + self.request_timeout);
         let sent = service::metrics::enabled().then(Instant::now);
-        let mut job = Job { bytes, count, reply, deadline, sent };
+        (Job { bytes, count, reply, deadline, sent }, receiver)
+    }
+
+    /// [`Backend::send_as`] when no pooled link was at hand: dials one (or waits for the task
+    /// dialling it).
+    async fn send_dialling(
+        &self,
+        protocol: Protocol,
+        bytes: Bytes,
+        count: usize,
+    ) -> oneshot::Receiver<Result<Replies, BackendError>> {
+        self.stats.requests.fetch_add(count as u64, Relaxed);
+        let (mut job, receiver) = self.job(bytes, count);
         // A link that died since it was pooled hands the job back; dial once more then.
         for _ in 0..2 {
             let link = match self.link(protocol).await {
@@ -291,6 +330,20 @@ impl Backend {
         receiver
     }
 
+    /// The live link of the next slot of `protocol`, if that slot has one.
+    fn pooled_link(&self, protocol: Protocol) -> Option<Arc<Link>> {
+        if self.removed.load(Relaxed) {
+            return None;
+        }
+        let slots = self.slots_of(protocol);
+        let slot = &slots[self.next_slot.load(Relaxed) % slots.len()];
+        let link = lock(&slot.link).as_ref().filter(|l| l.is_alive()).cloned();
+        if link.is_some() {
+            self.next_slot.fetch_add(1, Relaxed);
+        }
+        link
+    }
+
     /// A live link of the next slot of `protocol`, dialled if needed.
     async fn link(&self, protocol: Protocol) -> Result<Arc<Link>, BackendError> {
         if self.removed.load(Relaxed) {
@@ -305,9 +358,7 @@ impl Backend {
         if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
         }
-        // Boxed: dialling (TLS included) is rare, and its future would otherwise be part of
-        // every request's.
-        let link = Arc::new(Box::pin(self.dial(protocol)).await?);
+        let link = Arc::new(self.dial(protocol).await?);
         if self.removed.load(Relaxed) {
             return Err(BackendError::Removed { addr: self.addr.clone() });
         }

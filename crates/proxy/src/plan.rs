@@ -1,12 +1,16 @@
 //! Planning a pipelined batch: each request becomes a [`Step`]; requests bound for servers are
 //! gathered into one [`Jobs`] entry per server, so a batch costs one write per server.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use resp::command::{Command, FindKeys, Merge};
 use resp::{Protocol, Request};
 use ring::ServerId;
+use smallvec::SmallVec;
+use tokio::sync::oneshot;
 
-use crate::backend::BackendError;
+use crate::backend::{Backend, BackendError, Replies};
 use crate::cluster::Topology;
 use crate::replica::{Replicated, Round};
 
@@ -82,7 +86,8 @@ pub enum Step {
 /// from: they go on backend links that speak it, so the replies come back in it.
 #[derive(Default)]
 pub struct Jobs {
-    jobs: Vec<(ServerId, BytesMut, usize)>,
+    /// Inline for one server: a batch that goes to one server allocates no list.
+    jobs: SmallVec<[(ServerId, BytesMut, usize); 1]>,
     protocol: Protocol,
     /// Room each server's buffer starts with, so a pipeline is encoded without regrowing.
     room: usize,
@@ -94,13 +99,13 @@ const MAX_START_ROOM: usize = 64 * 1024;
 impl Jobs {
     /// No requests yet, for a client speaking `protocol`.
     pub fn new(protocol: Protocol) -> Self {
-        Self { jobs: Vec::new(), protocol, room: 0 }
+        Self { jobs: SmallVec::new(), protocol, room: 0 }
     }
 
     /// No requests yet, for requests of about `bytes` encoded bytes in all: each server's
     /// buffer starts with room for them (up to [`MAX_START_ROOM`]).
     pub fn with_room(protocol: Protocol, bytes: usize) -> Self {
-        Self { jobs: Vec::new(), protocol, room: bytes.min(MAX_START_ROOM) }
+        Self { jobs: SmallVec::new(), protocol, room: bytes.min(MAX_START_ROOM) }
     }
 
     /// Appends a request for `server`, encoded by `encode`; where its reply will be.
@@ -131,19 +136,77 @@ impl Jobs {
 
     /// Sends every job to its server, then waits for all replies (they are all in flight
     /// at once). The result is indexed like [`Part::job`].
-    pub async fn dispatch(self, topology: &Topology) -> Round {
-        let mut waiting = Vec::with_capacity(self.jobs.len());
-        for (server, bytes, count) in self.jobs {
-            let backend = topology.backend(server);
-            waiting.push((backend, backend.send_as(self.protocol, bytes.freeze(), count).await));
+    ///
+    /// The sending happens before the returned future is first polled, so the future holds
+    /// only what awaits the replies (it is part of every batch's future).
+    pub fn dispatch(self, topology: &Topology) -> impl std::future::Future<Output = Round> + '_ {
+        let protocol = self.protocol;
+        let mut waiting = self.send_pooled(topology);
+        async move {
+            // The common case, one server with a link at hand, waits inline; the others in a
+            // future of their own.
+            match waiting.pop() {
+                Some((backend, Pending::Sent(receiver))) if waiting.is_empty() => {
+                    let reply = receiver.await.unwrap_or_else(|_| Err(lost(backend)));
+                    smallvec::smallvec![reply]
+                }
+                Some(last) => {
+                    waiting.push(last);
+                    Box::pin(collect(waiting, protocol)).await
+                }
+                None => Round::new(),
+            }
         }
-        let mut results = Vec::with_capacity(waiting.len());
-        for (backend, receiver) in waiting {
-            let lost = || BackendError::Lost { addr: backend.addr().to_string() };
-            results.push(receiver.await.unwrap_or_else(|_| Err(lost())));
-        }
-        results
     }
+
+    /// Sends each job on a pooled link of its server, without waiting; a job whose server has
+    /// none at hand stays unsent.
+    fn send_pooled(self, topology: &Topology) -> SmallVec<[(&Arc<Backend>, Pending); 1]> {
+        let protocol = self.protocol;
+        self.jobs
+            .into_iter()
+            .map(|(server, bytes, count)| {
+                let backend = topology.backend(server);
+                let pending = match backend.try_send_as(protocol, bytes.freeze(), count) {
+                    Ok(receiver) => Pending::Sent(receiver),
+                    Err(bytes) => Pending::Unsent(bytes, count),
+                };
+                (backend, pending)
+            })
+            .collect()
+    }
+}
+
+/// Waits for the replies of every job of a batch, in order; first dials a link for a job
+/// whose server had none at hand.
+async fn collect(mut waiting: SmallVec<[(&Arc<Backend>, Pending); 1]>, protocol: Protocol) -> Round {
+    // Rare, and boxed: the future of every batch stays small.
+    for i in 0..waiting.len() {
+        if let (backend, Pending::Unsent(bytes, count)) = &waiting[i] {
+            let receiver = Box::pin(backend.send_as(protocol, bytes.clone(), *count)).await;
+            waiting[i].1 = Pending::Sent(receiver);
+        }
+    }
+    let mut results = Round::with_capacity(waiting.len());
+    for (backend, pending) in waiting {
+        let reply = match pending {
+            Pending::Sent(receiver) => receiver.await.ok(),
+            Pending::Unsent(..) => None,
+        };
+        results.push(reply.unwrap_or_else(|| Err(lost(backend))));
+    }
+    results
+}
+
+/// The error of a job whose link went away with its replies.
+fn lost(backend: &Backend) -> BackendError {
+    BackendError::Lost { addr: backend.addr().to_string() }
+}
+
+/// A job on its way: sent, with its replies to come, or waiting for a link to its server.
+enum Pending {
+    Sent(oneshot::Receiver<Result<Replies, BackendError>>),
+    Unsent(Bytes, usize),
 }
 
 /// SCAN cursors carry the server index in their low bits.

@@ -13,7 +13,7 @@ use crate::cluster::Topology;
 use crate::plan::{Jobs, Part, NO_SERVERS};
 
 /// The replies of one round of jobs.
-pub type Round = Vec<Result<Replies, BackendError>>;
+pub type Round = smallvec::SmallVec<[Result<Replies, BackendError>; 1]>;
 
 /// What counts as "not here, ask the next replica".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

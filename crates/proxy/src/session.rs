@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use resp::command::{Command, LookupError, Route};
-use resp::{write, Request};
+use resp::{write, Protocol, Request};
 use service::auth::Gate;
 use service::common::ClientState;
 use service::ClientConn;
+use smallvec::SmallVec;
 
 use crate::cluster::Topology;
 use crate::dedicated::{Dedicated, Push};
@@ -18,6 +19,7 @@ use crate::local::{self, Flow};
 use crate::membership;
 use crate::plan::{self, Jobs, Step};
 use crate::pubsub::{self, Subscriber};
+use crate::replica::Round;
 use crate::{combine, Proxy};
 
 /// What the proxy remembers about one client.
@@ -106,7 +108,7 @@ type Resolved = Result<&'static Command, LookupError>;
 async fn answer_batch(proxy: &Arc<Proxy>, session: &mut Session, batch: &[Request], conn: &mut ClientConn) -> Flow {
     let mut topology = proxy.cluster.snapshot();
     // Each request is looked up once, here; planning reads the result.
-    let mut resolved: Vec<Resolved> = Vec::with_capacity(batch.len());
+    let mut resolved: SmallVec<[Resolved; 2]> = SmallVec::with_capacity(batch.len());
     for request in batch {
         let mut command = proxy.learned.resolve(request);
         if command.is_err() && proxy.learned.should_ask(request) {
@@ -463,24 +465,14 @@ async fn run_segment(
     let protocol = session.client.protocol;
     let bytes = requests.iter().map(|r| r.raw.as_ref().map_or(64, |raw| raw.len())).sum();
     let mut jobs = Jobs::with_room(protocol, bytes);
-    let mut steps: Vec<Step> = requests
+    let mut steps: SmallVec<[Step; 1]> = requests
         .iter()
         .zip(resolved)
         .map(|(request, command)| plan(proxy, session, request, *command, topology, &mut jobs))
         .collect();
-    let mut rounds = vec![jobs.dispatch(topology).await];
-    // Replicated reads that missed ask the next replica, round after round.
-    loop {
-        let mut next = Jobs::new(protocol);
-        for step in &mut steps {
-            if let Step::Replicated(replicated) = step {
-                replicated.advance(&rounds, &mut next);
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        rounds.push(next.dispatch(topology).await);
+    let mut rounds: SmallVec<[Round; 1]> = smallvec::smallvec![jobs.dispatch(topology).await];
+    if steps.iter().any(|step| matches!(step, Step::Replicated(_))) {
+        Box::pin(later_rounds(&mut steps, &mut rounds, protocol, topology)).await;
     }
     let results = &rounds[0];
     for (request, step) in requests.iter().zip(&steps) {
@@ -493,6 +485,23 @@ async fn run_segment(
             Step::Combine(how, parts) => combine::combine(how, parts, results, protocol, out),
             Step::Replicated(replicated) => replicated.write(protocol, out),
         }
+    }
+}
+
+/// Replicated reads that missed ask the next replica, round after round (in a future of its
+/// own: most batches have no replicated step).
+async fn later_rounds(steps: &mut [Step], rounds: &mut SmallVec<[Round; 1]>, protocol: Protocol, topology: &Topology) {
+    loop {
+        let mut next = Jobs::new(protocol);
+        for step in steps.iter_mut() {
+            if let Step::Replicated(replicated) = step {
+                replicated.advance(rounds, &mut next);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        rounds.push(next.dispatch(topology).await);
     }
 }
 
