@@ -208,7 +208,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     };
     let proxy = Arc::new(Proxy {
         cluster,
-        migrator: Migrator::default(),
+        migrator: Migrator::new(migration::Transport::for_servers(
+            config.server_password.as_deref().map(Arc::from),
+            config.server_tls.is_some(),
+        )),
         migrate_by_default: config.migrate,
         stats: Stats::default(),
         port: local.port(),
