@@ -37,6 +37,12 @@
 //! earlier mover's copy); BUSYKEY on the last step means the same for the first replica,
 //! and the source's copy is stale: it is deleted.
 //!
+//! A source blocks while its MIGRATE waits for the target: two MIGRATEs in opposite
+//! directions (a SET_DISTRIBUTION or REBALANCE moves keys every way) would wait on each
+//! other until the timeout. One proxy runs one MIGRATE at a time, so its own never do;
+//! two proxies' can (a client's move on one, the mover on another), and then both sources
+//! stay blocked for [`MIGRATE_TIMEOUT_MS`], answer `IOERR`, and the batch falls back.
+//!
 //! MIGRATE cannot always be used, and then [`Transport::DumpRestore`] moves keys as before
 //! (PTTL and DUMP on the source, RESTORE on each owner, DEL on the source), with the race
 //! above between proxies (a single proxy's locks still order it): when the proxy reaches
@@ -63,8 +69,9 @@ const STRIPES: usize = 4096;
 const SCAN_COUNT: usize = 1000;
 /// Keys per MIGRATE: a redis-server serves nothing else while one runs.
 const MIGRATE_KEYS: usize = 100;
-/// MIGRATE's timeout, milliseconds (per connect, write and read on the source's side).
-const MIGRATE_TIMEOUT_MS: &str = "2000";
+/// MIGRATE's timeout, milliseconds (per connect, write and read on the source's side): how
+/// long a source may stay blocked when MIGRATEs from two proxies wait on each other.
+const MIGRATE_TIMEOUT_MS: &str = "1000";
 
 /// How keys travel from an old owner to a new one (see the module's doc).
 #[derive(Debug, Clone)]
@@ -146,6 +153,11 @@ struct Times {
 /// The migrator: at most one migration at a time.
 pub struct Migrator {
     transport: Transport,
+    /// Held while a MIGRATE runs: one at a time from this proxy. A source blocks until its
+    /// target answers (redis-server entirely, our server the key's shard), so MIGRATEs in
+    /// opposite directions (S1 to S2 while S2 to S1, or a longer cycle) would wait on each
+    /// other until the timeout; with this lock no two of this proxy's can.
+    migrating: tokio::sync::Mutex<()>,
     running: AtomicBool,
     /// A migration of the shared topology (`--topology etcd://...`) is under way, whoever
     /// moves its keys: client commands move their stranded keys first, and ring changes wait.
@@ -166,6 +178,7 @@ impl Migrator {
     pub fn new(transport: Transport) -> Self {
         Self {
             transport,
+            migrating: tokio::sync::Mutex::new(()),
             running: AtomicBool::new(false),
             shared: AtomicBool::new(false),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -396,6 +409,7 @@ impl Migrator {
             return Ok(Err(format!("no host and port in {}", target.addr())));
         };
         let batches: Vec<&[Bytes]> = keys.chunks(MIGRATE_KEYS).collect();
+        let _one_at_a_time = self.migrating.lock().await;
         let replies = request(source, migrate_commands(host, port, &batches, copy, password), batches.len()).await?;
         let mut busy = Vec::new();
         for (batch, reply) in batches.iter().zip(&replies) {
