@@ -680,3 +680,52 @@ fn race_one_migration(paddrs: &[String], change: &[&str], prefix: &str) -> (Vec<
     assert!(finished, "the migration did not finish");
     (deleted, info(&paddrs[mover], "keys_moved"))
 }
+
+#[test]
+fn set_distribution_on_one_proxy_switches_every_proxy_and_moves_the_keys() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url("placement");
+    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let p1 = pool_proxy(&url, &addrs, &[]);
+    let p2 = pool_proxy(&url, &[], &[]);
+    let p3 = pool_proxy(&url, &[], &[]);
+    let proxies = [p1.addr(), p2.addr(), p3.addr()];
+    for p in &proxies {
+        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 3), "{p} did not join");
+    }
+    let stored = keys(3000, "placed");
+    write_all(&proxies[0], &stored);
+    let before = routes(&proxies[0], &stored);
+
+    let reply = text(&Conn::connect(&proxies[1]).call(&["SET_DISTRIBUTION", "ketama", "MIGRATE"]));
+    assert_eq!(reply, "OK keys now placed by ketama with fnv1a_64, migrating keys (see MIGRATION)");
+    let again = text(&Conn::connect(&proxies[2]).call(&["SET_DISTRIBUTION", "ketama"]));
+    assert!(again.contains("already uses ketama"), "{again}");
+    assert!(
+        wait_until(Duration::from_secs(30), || proxies.iter().all(|p| info(p, "topology_migration") == "none")),
+        "the migration finished"
+    );
+    let after = routes(&proxies[0], &stored);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    eprintln!("SET_DISTRIBUTION ketama: {changed} of {} keys changed owner", stored.len());
+    assert!(changed > 0, "ketama places keys elsewhere than the seed's ring");
+    for p in &proxies[1..] {
+        assert_eq!(routes(p, &stored), after, "{p} routes like the proxy that switched");
+    }
+    for p in &proxies {
+        let lost = missing(p, &stored);
+        assert!(lost.is_empty(), "{} keys not read back through {p}: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    }
+    // Each key is on the server the new placement names, and on no other.
+    let owner: HashMap<&String, &String> = stored.iter().zip(&after).collect();
+    for server in &addrs {
+        let Frame::Array(keys) = Conn::connect(server).call(&["KEYS", "*"]) else { panic!("KEYS on {server}") };
+        for key in keys.iter().map(text) {
+            assert_eq!(owner.get(&key).copied(), Some(server), "{key} left on {server}");
+        }
+    }
+    // A proxy started later with the default flags takes the pool's placement.
+    let p4 = pool_proxy(&url, &[], &[]);
+    assert_eq!(routes(&p4.addr(), &stored), after);
+}

@@ -287,11 +287,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 
 /// What this proxy's flags say about where keys land, as the pool's document records it.
 fn pool_placement(config: &Config) -> etcd::doc::Placement {
-    let distribution = config.placement.distribution;
     etcd::doc::Placement {
         vnodes: config.vnodes,
-        distribution: format!("{distribution:?}"),
-        hash: config.placement.hash.map_or_else(|| "default".into(), |h| format!("{h:?}")),
+        distribution: etcd::doc::Placement::distribution_name(config.placement.distribution),
+        hash: etcd::doc::Placement::hash_name(config.placement.hash),
         replication: config.replication,
         hash_tag: format!("{:?}", config.hash_tag),
     }
