@@ -59,7 +59,7 @@ use bytes::{Bytes, BytesMut};
 use resp::{write, Frame};
 use tokio::sync::MutexGuard;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::cluster::Topology;
 use crate::Proxy;
 
@@ -544,11 +544,18 @@ impl Migrator {
     }
 
     /// Moves `keys` (locked by the caller) from wherever earlier rings left them.
+    ///
+    /// A source that was closed meanwhile is skipped: a server removed with MIGRATE is
+    /// closed only once the migration that drained it has finished (every key moved), and
+    /// `topology` may be a snapshot from before that.
     pub async fn move_stranded(&self, topology: &Topology, keys: &[Bytes]) -> Result<(), String> {
         for key in keys {
             let targets = topology.replicas(key);
             for source in topology.stranded_sources(key, &targets) {
-                self.transfer(topology, &source, std::slice::from_ref(key)).await?;
+                match self.transfer(topology, &source, std::slice::from_ref(key)).await {
+                    Err(error) if error == BackendError::Removed { addr: source.addr().to_string() }.reply_text() => {}
+                    outcome => outcome?,
+                }
             }
         }
         Ok(())
