@@ -565,3 +565,167 @@ fn a_proxy_whose_flags_place_keys_differently_refuses_to_join() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("places keys with"), "{stderr}");
 }
+
+/// The race of a client's DEL on one proxy with the mover on another: the mover reads a key
+/// on its old owner, a client on another proxy moves it, deletes it and is answered, then
+/// the mover's stale copy must not land on the new owner. In each of [`RACE_ROUNDS`]
+/// migrations (the third server added, removed, added again), clients on the proxies that
+/// are not moving SET then DEL keys that are still being moved; once the migration is over,
+/// no key whose DEL was acknowledged may exist on any server.
+#[test]
+fn a_delete_on_one_proxy_racing_the_mover_on_another_stays_deleted() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url("resurrect");
+    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let proxies: Vec<Process> =
+        vec![pool_proxy(&url, &addrs[..2], &[]), pool_proxy(&url, &[], &[]), pool_proxy(&url, &[], &[])];
+    let paddrs: Vec<String> = proxies.iter().map(Process::addr).collect();
+    for p in &paddrs {
+        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 2), "{p} did not join");
+    }
+    let (mut raced, mut back) = (0, Vec::new());
+    for round in 0..RACE_ROUNDS {
+        let change = if round % 2 == 0 { "ADD_SERVER" } else { "REMOVE_SERVER" };
+        let (deleted, moved) = race_one_migration(&paddrs, &[change, &addrs[2], "MIGRATE"], &format!("r{round}"));
+        raced += deleted.len();
+        eprintln!(
+            "round {round} ({change}): {} keys set then deleted on the other proxies, {moved} moved",
+            deleted.len()
+        );
+        for server in &addrs {
+            let mut conn = Conn::connect(server);
+            for chunk in deleted.chunks(1000) {
+                let commands: Vec<Vec<&str>> = chunk.iter().map(|k| vec!["EXISTS", k.as_str()]).collect();
+                for (key, reply) in chunk.iter().zip(conn.pipeline(&commands)) {
+                    if reply != Frame::Integer(0) {
+                        back.push(format!("{key} on {server}"));
+                    }
+                }
+            }
+            assert_eq!(conn.call(&["FLUSHALL"]), Frame::Simple("OK".into()));
+        }
+    }
+    eprintln!("{raced} keys deleted during {RACE_ROUNDS} migrations, {} came back", back.len());
+    assert!(back.is_empty(), "{} deleted keys came back: {:?}", back.len(), &back[..back.len().min(5)]);
+}
+
+/// Migrations in [`a_delete_on_one_proxy_racing_the_mover_on_another_stays_deleted`].
+const RACE_ROUNDS: usize = 4;
+
+/// Writes keys `prefix:N` with 32 KiB values, runs `change` (a ring change with MIGRATE) on
+/// the first proxy and, while the keys move, SETs then DELs them through the proxies that
+/// are not moving, each key at most once. The keys whose DEL was acknowledged, and the keys
+/// the mover moved.
+fn race_one_migration(paddrs: &[String], change: &[&str], prefix: &str) -> (Vec<String>, String) {
+    // Large values make each batch of the mover take a while between its reads on the old
+    // owner and its writes on the new one: the window a client's DEL must not fall into.
+    let keys = keys(3_000, prefix);
+    let value = "x".repeat(32 * 1024);
+    let mut conn = Conn::connect(&paddrs[0]);
+    for chunk in keys.chunks(100) {
+        let commands: Vec<Vec<&str>> = chunk.iter().map(|k| vec!["SET", k.as_str(), value.as_str()]).collect();
+        assert!(conn.pipeline(&commands).iter().all(|r| !r.is_error()));
+    }
+    let reply = conn.call(change);
+    assert!(text(&reply).starts_with("OK"), "{change:?}: {reply:?}");
+    let mut mover = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            mover = paddrs.iter().position(|p| info(p, "topology_moving") == "1");
+            mover.is_some() || paddrs.iter().all(|p| info(p, "topology_migration") == "none")
+        }),
+        "no proxy started moving keys"
+    );
+    // Had the migration ended already, any proxy is "not the mover": the round races less.
+    let mover = mover.unwrap_or(0);
+    let others: Vec<String> = paddrs.iter().enumerate().filter(|(i, _)| *i != mover).map(|(_, p)| p.clone()).collect();
+
+    // Two clients on each proxy that is not the mover, each on its own share of the keys in
+    // its own pseudo-random order, so no key is written again after its DEL.
+    const CLIENTS: usize = 4;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let proxy = others[c % others.len()].clone();
+            let stop = stop.clone();
+            let mut mine: Vec<String> = keys.iter().skip(c).step_by(CLIENTS).cloned().collect();
+            let mut state = 0x2545_f491_4f6c_dd1d_u64 ^ (c as u64 + 1);
+            for i in (1..mine.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                mine.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            std::thread::spawn(move || {
+                let mut deleted = Vec::new();
+                let mut conn = Conn::connect(&proxy);
+                for key in mine {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    assert_eq!(text(&conn.call(&["SET", &key, "new"])), "OK", "SET {key}");
+                    assert_eq!(conn.call(&["DEL", &key]), Frame::Integer(1), "DEL {key}");
+                    deleted.push(key);
+                }
+                deleted
+            })
+        })
+        .collect();
+    let finished =
+        wait_until(Duration::from_secs(60), || paddrs.iter().all(|p| info(p, "topology_migration") == "none"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deleted: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("a client failed")).collect();
+    assert!(finished, "the migration did not finish");
+    (deleted, info(&paddrs[mover], "keys_moved"))
+}
+
+#[test]
+fn set_distribution_on_one_proxy_switches_every_proxy_and_moves_the_keys() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url("placement");
+    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let p1 = pool_proxy(&url, &addrs, &[]);
+    let p2 = pool_proxy(&url, &[], &[]);
+    let p3 = pool_proxy(&url, &[], &[]);
+    let proxies = [p1.addr(), p2.addr(), p3.addr()];
+    for p in &proxies {
+        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 3), "{p} did not join");
+    }
+    let stored = keys(3000, "placed");
+    write_all(&proxies[0], &stored);
+    let before = routes(&proxies[0], &stored);
+
+    let reply = text(&Conn::connect(&proxies[1]).call(&["SET_DISTRIBUTION", "ketama", "MIGRATE"]));
+    assert_eq!(reply, "OK keys now placed by ketama with fnv1a_64, migrating keys (see MIGRATION)");
+    let again = text(&Conn::connect(&proxies[2]).call(&["SET_DISTRIBUTION", "ketama"]));
+    assert!(again.contains("already uses ketama"), "{again}");
+    assert!(
+        wait_until(Duration::from_secs(30), || proxies.iter().all(|p| info(p, "topology_migration") == "none")),
+        "the migration finished"
+    );
+    let after = routes(&proxies[0], &stored);
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    eprintln!("SET_DISTRIBUTION ketama: {changed} of {} keys changed owner", stored.len());
+    assert!(changed > 0, "ketama places keys elsewhere than the seed's ring");
+    for p in &proxies[1..] {
+        assert_eq!(routes(p, &stored), after, "{p} routes like the proxy that switched");
+    }
+    for p in &proxies {
+        let lost = missing(p, &stored);
+        assert!(lost.is_empty(), "{} keys not read back through {p}: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    }
+    // Each key is on the server the new placement names, and on no other.
+    let owner: HashMap<&String, &String> = stored.iter().zip(&after).collect();
+    for server in &addrs {
+        let Frame::Array(keys) = Conn::connect(server).call(&["KEYS", "*"]) else { panic!("KEYS on {server}") };
+        for key in keys.iter().map(text) {
+            assert_eq!(owner.get(&key).copied(), Some(server), "{key} left on {server}");
+        }
+    }
+    // A proxy started later with the default flags takes the pool's placement.
+    let p4 = pool_proxy(&url, &[], &[]);
+    assert_eq!(routes(&p4.addr(), &stored), after);
+}

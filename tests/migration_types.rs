@@ -1,5 +1,6 @@
 //! Migration moves keys of every type (strings with TTLs, hashes, lists, sets, sorted sets)
-//! with DUMP/RESTORE, from 3 to 4 real redis-servers, while a writer keeps writing.
+//! with MIGRATE, from 3 to 4 real redis-servers, while a writer keeps writing; and, on
+//! both kinds of server, replicated keys to servers that want a password.
 //!
 //! `cargo test -p e2e --test migration_types`; `MIGRATION_TYPES_KEYS=100000` for the full
 //! size of the issue (CI runs 20,000).
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use e2e::{bulk, redis_server, Cluster, Conn};
+use e2e::{bulk, redis_server, Cluster, Conn, Process};
 use resp::Frame;
 
 const DEFAULT_KEYS: usize = 20_000;
@@ -114,4 +115,81 @@ fn every_type_moves_with_its_ttl_from_three_to_four_redis_servers() {
     }
     assert_eq!(total, n + written, "keys in all servers after the move");
     println!("moved {n} keys of 5 types with {written} concurrent writes; all read back");
+}
+
+/// Four servers of one kind that want the password `pw`.
+fn protected_servers(ours: bool) -> Vec<Process> {
+    (0..4)
+        .map(|i| {
+            if ours {
+                e2e::server(&format!("cache-{i}"), &["--no-greeting", "--requirepass", "pw"])
+            } else {
+                let server = redis_server();
+                let mut conn = Conn::connect(&server.addr());
+                assert_eq!(conn.call(&["CONFIG", "SET", "requirepass", "pw"]), Frame::Simple("OK".into()));
+                server
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn replicated_keys_move_to_every_replica_on_servers_with_a_password() {
+    for ours in [true, false] {
+        let servers = protected_servers(ours);
+        let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+        let flags = ["--no-greeting", "--server-password", "pw", "--replication-factor", "2"];
+        let proxy = e2e::proxy(&addrs[..3], &flags);
+        let mut c = Conn::connect(&proxy.addr());
+        let keys: Vec<String> = (0..3000).map(|i| format!("rf:{i}")).collect();
+        let commands: Vec<Vec<&str>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| if i % 3 == 0 { vec!["SET", k, k, "EX", "100000"] } else { vec!["SET", k, k] })
+            .collect();
+        assert!(c.pipeline(&commands).iter().all(|r| !r.is_error()));
+        let reply = c.call(&["ADD_SERVER", &addrs[3], "MIGRATE"]);
+        assert!(matches!(&reply, Frame::Simple(_)), "{reply:?}");
+        assert_eq!(c.wait_for_migration(Duration::from_secs(60)), "done", "{:?}", c.call(&["MIGRATION"]));
+        let moved = c.field(&["MIGRATION"], "keys_moved").unwrap_or_default();
+
+        // Each key on exactly two servers, its TTL kept on both.
+        let mut copies = vec![0; keys.len()];
+        for addr in &addrs {
+            let mut direct = Conn::connect(addr);
+            assert_eq!(direct.call(&["AUTH", "pw"]), Frame::Simple("OK".into()));
+            let ttls: Vec<Vec<&str>> = keys.iter().map(|k| vec!["TTL", k.as_str()]).collect();
+            for (i, reply) in direct.pipeline(&ttls).into_iter().enumerate() {
+                match reply {
+                    Frame::Integer(-2) => {}
+                    Frame::Integer(-1) if i % 3 != 0 => copies[i] += 1,
+                    Frame::Integer(t) if i % 3 == 0 && t > 99_000 => copies[i] += 1,
+                    other => panic!("{} on {addr}: TTL {other:?}", keys[i]),
+                }
+            }
+        }
+        if !ours {
+            // The keys went with MIGRATE, not with the DUMP and RESTORE fallback.
+            let stats: String = addrs
+                .iter()
+                .map(|addr| {
+                    let mut direct = Conn::connect(addr);
+                    direct.call(&["AUTH", "pw"]);
+                    match direct.call(&["INFO", "commandstats"]) {
+                        Frame::Bulk(text) => String::from_utf8_lossy(&text).into_owned(),
+                        other => panic!("INFO on {addr}: {other:?}"),
+                    }
+                })
+                .collect();
+            assert!(stats.contains("cmdstat_migrate:") && !stats.contains("cmdstat_dump:"), "{stats}");
+        }
+        let wrong: Vec<(&String, usize)> = keys.iter().zip(copies).filter(|(_, n)| *n != 2).take(5).collect();
+        assert!(wrong.is_empty(), "keys not on exactly two servers: {wrong:?}");
+        for (key, reply) in
+            keys.iter().zip(c.pipeline(&keys.iter().map(|k| vec!["GET", k.as_str()]).collect::<Vec<_>>()))
+        {
+            assert_eq!(reply, bulk(key));
+        }
+        println!("{}: {moved} keys moved with replication factor 2 and AUTH", if ours { "ours" } else { "redis" });
+    }
 }

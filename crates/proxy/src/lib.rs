@@ -208,7 +208,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     };
     let proxy = Arc::new(Proxy {
         cluster,
-        migrator: Migrator::default(),
+        migrator: Migrator::new(migration::Transport::for_servers(
+            config.server_password.as_deref().map(Arc::from),
+            config.server_tls.is_some(),
+        )),
         migrate_by_default: config.migrate,
         stats: Stats::default(),
         port: local.port(),
@@ -284,11 +287,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 
 /// What this proxy's flags say about where keys land, as the pool's document records it.
 fn pool_placement(config: &Config) -> etcd::doc::Placement {
-    let distribution = config.placement.distribution;
     etcd::doc::Placement {
         vnodes: config.vnodes,
-        distribution: format!("{distribution:?}"),
-        hash: config.placement.hash.map_or_else(|| "default".into(), |h| format!("{h:?}")),
+        distribution: etcd::doc::Placement::distribution_name(config.placement.distribution),
+        hash: etcd::doc::Placement::hash_name(config.placement.hash),
         replication: config.replication,
         hash_tag: format!("{:?}", config.hash_tag),
     }

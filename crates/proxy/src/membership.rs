@@ -4,7 +4,6 @@
 //! Where the change goes depends on the topology store: without `--topology`, this proxy's
 //! ring changes at once (and its `--state-file`); with `--topology etcd://...`, the change is
 //! written to the pool's document in etcd, and every proxy, this one included, applies it.
-//! SET_DISTRIBUTION is not shared that way yet: with `--topology` it is refused.
 
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use resp::command::Command;
 use resp::{write, Request};
 
-use crate::etcd::doc::Change;
+use crate::etcd::doc::{Change, Placement};
 use crate::local::Flow;
 use crate::migration::Migrator;
 use crate::Proxy;
@@ -29,7 +28,7 @@ pub async fn run(proxy: &Arc<Proxy>, command: &Command, request: &Request, out: 
         }
         "add_server" => add(proxy, &request.args).await,
         "remove_server" => remove(proxy, &request.args).await,
-        "set_distribution" => set_distribution(proxy, &request.args),
+        "set_distribution" => set_distribution(proxy, &request.args).await,
         _ => rebalance(proxy).await,
     };
     match outcome {
@@ -116,7 +115,7 @@ const SET_DISTRIBUTION_USAGE: &str =
 /// `--migrate`) every key moves to where it now belongs while clients keep reading and
 /// writing (a key not moved yet is moved before a command uses it: no miss); without it,
 /// keys miss until REBALANCE, as after the seed's ADD_SERVER.
-fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
+async fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String> {
     let name = text(&args[1]).to_ascii_lowercase();
     let distribution = ring::Distribution::from_name(&name).ok_or_else(|| {
         format!("ERR unknown distribution '{name}' ({})", &SET_DISTRIBUTION_USAGE["ERR usage: ".len()..])
@@ -135,20 +134,35 @@ fn set_distribution(proxy: &Arc<Proxy>, args: &[Bytes]) -> Result<String, String
             hash = Some(known);
         }
     }
-    if proxy.shared.is_some() {
-        // The pool's document pins the placement every proxy must share: switching it on one
-        // proxy would split the pool.
-        return Err("ERR SET_DISTRIBUTION is not shared through --topology (etcd) yet: restart the pool's proxies \
-                    with the new --distribution and --hash"
-            .into());
-    }
     let current = proxy.cluster.snapshot().ring.distribution();
     if [distribution, current].contains(&ring::Distribution::Random) {
         // Random sends each request anywhere: there is no "where a key belongs" to move to
         // or from.
         return Err("ERR keys cannot be moved to or from the random distribution; restart the pool with it".into());
     }
-    change(proxy, migrate, |migrating| proxy.cluster.set_placement(distribution, hash, migrating))?;
+    let ring = proxy.cluster.snapshot().ring.clone();
+    let wanted = ring::HashRing::with_placement(ring.vnodes(), distribution, hash);
+    if (wanted.distribution(), wanted.hash_name()) == (ring.distribution(), ring.hash_name()) {
+        let same = crate::cluster::MembershipError::SamePlacement(format!(
+            "{} with {}",
+            distribution.name(),
+            ring.hash_name()
+        ));
+        return Err(same.reply_text());
+    }
+    match &proxy.shared {
+        // The pool's document holds the placement every proxy shares: the change goes there,
+        // and every proxy, this one included, rebuilds its ring from it.
+        Some(shared) => {
+            let change = Change::Place {
+                distribution: Placement::distribution_name(distribution),
+                hash: Placement::hash_name(hash),
+                migrate,
+            };
+            shared.propose(proxy, &change).await?
+        }
+        None => change(proxy, migrate, |migrating| proxy.cluster.set_placement(distribution, hash, migrating))?,
+    }
     let placed = proxy.cluster.snapshot();
     let now = format!("{} with {}", placed.ring.distribution().name(), placed.ring.hash_name());
     tracing::info!("[proxy] Distribution set to {now}");

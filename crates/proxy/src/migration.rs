@@ -2,16 +2,54 @@
 //! clients keep reading and writing.
 //!
 //! The migrator walks every source server with SCAN and moves each key that sits where the
-//! ring no longer puts it: PTTL and DUMP on the source, `RESTORE key ttl payload` (without
-//! REPLACE) on each owner, then DEL on the source. DUMP/RESTORE carry every type (strings,
-//! hashes, lists, sets, sorted sets, streams) with its TTL, on redis-server and on our
-//! server alike. A key is moved under a lock (one of [`STRIPES`], chosen by the key's hash)
-//! that client commands on keys left behind by a ring change take too: such a command first
-//! moves its key, then runs on the new owner. So a read never misses a value that is still
-//! on the old owner, a write is never overwritten by an older copy (RESTORE without REPLACE
-//! answers BUSYKEY when the owner already has the key: the owner's write is newer, and the
-//! old copy is dropped), a delete stays deleted (the old copy is moved, then deleted with
-//! the key), and TTLs travel with their keys.
+//! ring no longer puts it. A key is moved under a lock (one of [`STRIPES`], chosen by the
+//! key's hash) that client commands on keys left behind by a ring change take too: such a
+//! command first moves its key, then runs on the new owner. So a read never misses a value
+//! that is still on the old owner, a write is never overwritten by an older copy (the copy
+//! never replaces: the owner answers BUSYKEY when it already has the key, its write is the
+//! newer, and the old copy is dropped), a delete stays deleted (the old copy is moved, then
+//! deleted with the key), and TTLs travel with their keys.
+//!
+//! # Why MIGRATE, and not DUMP then RESTORE
+//!
+//! The locks are this proxy's own. With a shared topology (`--topology etcd://...`) the
+//! mover runs on one proxy while clients write through the others, and a move made of
+//! separate steps can undo a client's DEL: the mover reads `v` on the old owner (DUMP);
+//! a client on another proxy moves the key, deletes it and is answered; the mover's RESTORE
+//! then brings `v` back on the new owner. So keys travel with [`Transport::Migrate`]: one
+//! `MIGRATE host port "" 0 timeout [COPY] [AUTH pw] KEYS ...` on the source, without
+//! REPLACE. The source runs it as one command, ordered against every other command on the
+//! key (redis-server has one thread; our server holds the key's shard lock), and drops
+//! the key only once the target has it. Hence:
+//!
+//! - every write a MIGRATE makes on a target happens while the source still holds the key;
+//! - a client's command runs on the new owners only after its own move found the key
+//!   gone from the source (NOKEY), took it away itself, or deleted a stale copy after
+//!   BUSYKEY;
+//! - so whatever a mover (on any proxy) writes lands before the client's command, and
+//!   cannot undo it: a DEL stays deleted, a SET is not overwritten (RESTORE without
+//!   REPLACE would answer BUSYKEY anyway).
+//!
+//! With `--replication-factor` above 1 a key goes first with `COPY` to each replica but the
+//! first, then without `COPY` to the first: the source keeps the key until that last step,
+//! so the argument holds for every copy (each is made while the source still holds the
+//! key). BUSYKEY on a COPY means the replica already has the key (a newer write, or an
+//! earlier mover's copy); BUSYKEY on the last step means the same for the first replica,
+//! and the source's copy is stale: it is deleted.
+//!
+//! A source blocks while its MIGRATE waits for the target: two MIGRATEs in opposite
+//! directions (a SET_DISTRIBUTION or REBALANCE moves keys every way) would wait on each
+//! other until the timeout. One proxy runs one MIGRATE at a time, so its own never do;
+//! two proxies' can (a client's move on one, the mover on another), and then both sources
+//! stay blocked for [`MIGRATE_TIMEOUT_MS`], answer `IOERR`, and the batch falls back.
+//!
+//! MIGRATE cannot always be used, and then [`Transport::DumpRestore`] moves keys as before
+//! (PTTL and DUMP on the source, RESTORE on each owner, DEL on the source), with the race
+//! above between proxies (a single proxy's locks still order it): when the proxy reaches
+//! its servers over TLS (`--server-tls`; a redis-server dials MIGRATE's target in plain
+//! TCP unless it runs with `tls-cluster yes`), and, batch by batch, when a source refuses
+//! MIGRATE (an unknown command) or cannot reach the target at the address the proxy uses
+//! (`IOERR`). A password (`--server-password`) goes along as MIGRATE's `AUTH`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -21,7 +59,7 @@ use bytes::{Bytes, BytesMut};
 use resp::{write, Frame};
 use tokio::sync::MutexGuard;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::cluster::Topology;
 use crate::Proxy;
 
@@ -29,6 +67,70 @@ use crate::Proxy;
 const STRIPES: usize = 4096;
 /// Keys asked per SCAN call.
 const SCAN_COUNT: usize = 1000;
+/// Keys per MIGRATE: a redis-server serves nothing else while one runs.
+const MIGRATE_KEYS: usize = 100;
+/// MIGRATE's timeout, milliseconds (per connect, write and read on the source's side): how
+/// long a source may stay blocked when MIGRATEs from two proxies wait on each other.
+const MIGRATE_TIMEOUT_MS: &str = "1000";
+
+/// How keys travel from an old owner to a new one (see the module's doc).
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// `MIGRATE` on the source: the move is atomic there.
+    Migrate {
+        /// The servers' password (`--server-password`), sent as MIGRATE's `AUTH`.
+        password: Option<Arc<str>>,
+    },
+    /// PTTL and DUMP on the source, RESTORE on each owner, DEL on the source: for servers
+    /// reached over TLS.
+    DumpRestore,
+}
+
+impl Transport {
+    /// The transport for servers reached with `password`, over TLS or not.
+    pub fn for_servers(password: Option<Arc<str>>, tls: bool) -> Self {
+        if tls {
+            Transport::DumpRestore
+        } else {
+            Transport::Migrate { password }
+        }
+    }
+}
+
+/// What one MIGRATE answered.
+#[derive(Debug, PartialEq)]
+enum Migrated {
+    /// `+OK`: every key found reached the target.
+    Ok,
+    /// `+NOKEY`: none of the keys was on the source (moved or expired meanwhile).
+    NoKey,
+    /// The target already has a key (`BUSYKEY`).
+    Busy,
+    /// The source cannot run it here: MIGRATE unknown, or the target unreachable from it.
+    Unsupported(String),
+    /// Any other error.
+    Failed(String),
+}
+
+impl Migrated {
+    fn of(reply: &Frame) -> Self {
+        match reply {
+            Frame::Simple(text) if &text[..] == b"NOKEY" => Migrated::NoKey,
+            Frame::Simple(_) => Migrated::Ok,
+            Frame::Error(text) => {
+                let text = String::from_utf8_lossy(text).into_owned();
+                if text.contains("BUSYKEY") {
+                    Migrated::Busy
+                } else if text.starts_with("IOERR") || text.starts_with("ERR unknown command") {
+                    Migrated::Unsupported(text)
+                } else {
+                    Migrated::Failed(text)
+                }
+            }
+            other => Migrated::Failed(format!("unexpected MIGRATE reply {other:?}")),
+        }
+    }
+}
 
 /// Progress counters, readable while a migration runs.
 #[derive(Debug, Default)]
@@ -50,6 +152,12 @@ struct Times {
 
 /// The migrator: at most one migration at a time.
 pub struct Migrator {
+    transport: Transport,
+    /// Held while a MIGRATE runs: one at a time from this proxy. A source blocks until its
+    /// target answers (redis-server entirely, our server the key's shard), so MIGRATEs in
+    /// opposite directions (S1 to S2 while S2 to S1, or a longer cycle) would wait on each
+    /// other until the timeout; with this lock no two of this proxy's can.
+    migrating: tokio::sync::Mutex<()>,
     running: AtomicBool,
     /// A migration of the shared topology (`--topology etcd://...`) is under way, whoever
     /// moves its keys: client commands move their stranded keys first, and ring changes wait.
@@ -61,7 +169,16 @@ pub struct Migrator {
 
 impl Default for Migrator {
     fn default() -> Self {
+        Self::new(Transport::Migrate { password: None })
+    }
+}
+
+impl Migrator {
+    /// A migrator that moves keys with `transport`.
+    pub fn new(transport: Transport) -> Self {
         Self {
+            transport,
+            migrating: tokio::sync::Mutex::new(()),
             running: AtomicBool::new(false),
             shared: AtomicBool::new(false),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -69,9 +186,7 @@ impl Default for Migrator {
             times: Mutex::default(),
         }
     }
-}
 
-impl Migrator {
     /// Whether a migration is running, here or (with a shared topology) on any proxy.
     pub fn is_running(&self) -> bool {
         self.running.load(Relaxed) || self.shared.load(Relaxed)
@@ -212,9 +327,125 @@ impl Migrator {
     }
 
     /// Moves `keys` (locked by the caller) from `source` to their replicas under
-    /// `topology`: RESTORE without REPLACE and with the remaining TTL, then delete from the
-    /// source.
+    /// `topology`, never replacing a key an owner already has, TTLs kept.
     pub async fn transfer(&self, topology: &Topology, source: &Arc<Backend>, keys: &[Bytes]) -> Result<(), String> {
+        if let Transport::Migrate { password } = &self.transport {
+            match self.migrate(topology, source, keys, password.as_deref()).await? {
+                None => return Ok(()),
+                Some(why) => {
+                    tracing::warn!(backend = %source.addr(), reason = %why, "[proxy] migration: MIGRATE refused, moving this batch with DUMP and RESTORE");
+                }
+            }
+        }
+        self.dump_and_restore(topology, source, keys).await
+    }
+
+    /// Moves `keys` with MIGRATE: COPY to every replica but the first, then MIGRATE to the
+    /// first (see the module's doc for why in that order), then DEL of the source's stale
+    /// copies (the first replica answered BUSYKEY). `Some(reason)` when the source cannot
+    /// run MIGRATE towards a target: the caller falls back (nothing was lost, keys still on
+    /// the source are moved by the fallback).
+    async fn migrate(
+        &self,
+        topology: &Topology,
+        source: &Arc<Backend>,
+        keys: &[Bytes],
+        password: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        // The keys each target gets, as copies and as the last step.
+        let mut copies: Vec<(Arc<Backend>, Vec<Bytes>)> = Vec::new();
+        let mut moves: Vec<(Arc<Backend>, Vec<Bytes>)> = Vec::new();
+        let add = |lists: &mut Vec<(Arc<Backend>, Vec<Bytes>)>, target: &Arc<Backend>, key: &Bytes| match lists
+            .iter_mut()
+            .find(|(b, _)| b.addr() == target.addr())
+        {
+            Some((_, keys)) => keys.push(key.clone()),
+            None => lists.push((target.clone(), vec![key.clone()])),
+        };
+        for key in keys {
+            let replicas = topology.replicas(key);
+            let Some((first, others)) = replicas.split_first() else { continue };
+            for other in others {
+                add(&mut copies, topology.backend(*other), key);
+            }
+            add(&mut moves, topology.backend(*first), key);
+        }
+        for (target, keys) in &copies {
+            if let Err(why) = self.migrate_to(source, target, keys, true, password).await? {
+                return Ok(Some(why));
+            }
+        }
+        let mut stale = Vec::new();
+        for (target, keys) in &moves {
+            match self.migrate_to(source, target, keys, false, password).await? {
+                Ok(busy) => stale.extend(busy),
+                Err(why) => return Ok(Some(why)),
+            }
+        }
+        if !stale.is_empty() {
+            let mut delete = BytesMut::new();
+            for key in &stale {
+                write::command(&mut delete, &[&b"DEL"[..], key]);
+            }
+            request(source, delete, stale.len()).await?;
+            self.counters.moved.fetch_add(stale.len() as u64, Relaxed);
+        }
+        Ok(None)
+    }
+
+    /// MIGRATEs `keys` from `source` to `target` in batches of [`MIGRATE_KEYS`], pipelined;
+    /// a batch that answers an error is sent again key by key, to learn which keys the
+    /// target refused. The keys the target already had (BUSYKEY), or `Err(reason)` when the
+    /// source cannot run MIGRATE there.
+    async fn migrate_to(
+        &self,
+        source: &Arc<Backend>,
+        target: &Arc<Backend>,
+        keys: &[Bytes],
+        copy: bool,
+        password: Option<&str>,
+    ) -> Result<Result<Vec<Bytes>, String>, String> {
+        let Some((host, port)) = split_address(target.addr()) else {
+            return Ok(Err(format!("no host and port in {}", target.addr())));
+        };
+        let batches: Vec<&[Bytes]> = keys.chunks(MIGRATE_KEYS).collect();
+        let _one_at_a_time = self.migrating.lock().await;
+        let replies = request(source, migrate_commands(host, port, &batches, copy, password), batches.len()).await?;
+        let mut busy = Vec::new();
+        for (batch, reply) in batches.iter().zip(&replies) {
+            let singles: Vec<&[Bytes]>;
+            let (keys, replies) = match Migrated::of(reply) {
+                Migrated::Unsupported(why) => return Ok(Err(why)),
+                error @ (Migrated::Busy | Migrated::Failed(_)) if batch.len() > 1 => {
+                    tracing::debug!(backend = %source.addr(), ?error, "[proxy] migration: a batch failed, key by key");
+                    singles = batch.chunks(1).collect();
+                    let commands = migrate_commands(host, port, &singles, copy, password);
+                    (&singles[..], request(source, commands, singles.len()).await?)
+                }
+                _ => (std::slice::from_ref(batch), vec![reply.clone()]),
+            };
+            for (keys, reply) in keys.iter().zip(&replies) {
+                match Migrated::of(reply) {
+                    Migrated::Ok if !copy => {
+                        self.counters.moved.fetch_add(keys.len() as u64, Relaxed);
+                    }
+                    Migrated::Ok | Migrated::NoKey => {}
+                    Migrated::Busy if copy => {}
+                    Migrated::Busy => busy.extend(keys.iter().cloned()),
+                    Migrated::Unsupported(why) => return Ok(Err(why)),
+                    Migrated::Failed(error) => {
+                        return Err(format!("MIGRATE from {} to {} failed: {error}", source.addr(), target.addr()))
+                    }
+                }
+            }
+        }
+        Ok(Ok(busy))
+    }
+
+    /// Moves `keys` in separate steps: RESTORE without REPLACE and with the remaining TTL
+    /// on each replica, then delete from the source. Not atomic between proxies (see the
+    /// module's doc): for servers MIGRATE cannot serve.
+    async fn dump_and_restore(&self, topology: &Topology, source: &Arc<Backend>, keys: &[Bytes]) -> Result<(), String> {
         let mut read = BytesMut::new();
         for key in keys {
             write::command(&mut read, &[&b"PTTL"[..], key]);
@@ -313,11 +544,18 @@ impl Migrator {
     }
 
     /// Moves `keys` (locked by the caller) from wherever earlier rings left them.
+    ///
+    /// A source that was closed meanwhile is skipped: a server removed with MIGRATE is
+    /// closed only once the migration that drained it has finished (every key moved), and
+    /// `topology` may be a snapshot from before that.
     pub async fn move_stranded(&self, topology: &Topology, keys: &[Bytes]) -> Result<(), String> {
         for key in keys {
             let targets = topology.replicas(key);
             for source in topology.stranded_sources(key, &targets) {
-                self.transfer(topology, &source, std::slice::from_ref(key)).await?;
+                match self.transfer(topology, &source, std::slice::from_ref(key)).await {
+                    Err(error) if error == BackendError::Removed { addr: source.addr().to_string() }.reply_text() => {}
+                    outcome => outcome?,
+                }
             }
         }
         Ok(())
@@ -441,6 +679,31 @@ async fn request(backend: &Arc<Backend>, bytes: BytesMut, count: usize) -> Resul
         Ok(Err(error)) => Err(error.reply_text()),
         Err(_) => Err(format!("connection to {} lost", backend.addr())),
     }
+}
+
+/// `host` and `port` of a server's address (`[::1]:6379` gives `::1`).
+fn split_address(addr: &str) -> Option<(&str, &str)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+/// One MIGRATE per batch of keys (the KEYS form), without REPLACE.
+fn migrate_commands(host: &str, port: &str, batches: &[&[Bytes]], copy: bool, password: Option<&str>) -> BytesMut {
+    let mut out = BytesMut::new();
+    for batch in batches {
+        let mut args: Vec<&[u8]> =
+            vec![b"MIGRATE", host.as_bytes(), port.as_bytes(), b"", b"0", MIGRATE_TIMEOUT_MS.as_bytes()];
+        if copy {
+            args.push(b"COPY");
+        }
+        if let Some(password) = password {
+            args.extend([&b"AUTH"[..], password.as_bytes()]);
+        }
+        args.push(b"KEYS");
+        args.extend(batch.iter().map(|k| &k[..]));
+        write::command(&mut out, &args);
+    }
+    out
 }
 
 /// One command to `backend`.

@@ -26,8 +26,9 @@ pub struct PoolDoc {
     pub migration: Option<Migration>,
 }
 
-/// The flags that decide where a key lands. A proxy started with other values refuses to
-/// join the pool.
+/// The flags that decide where a key lands. A proxy started with other `vnodes`,
+/// `replication` or `hash_tag` refuses to join the pool; the distribution and hash are the
+/// pool's (SET_DISTRIBUTION changes them for every proxy), whatever a proxy's flags say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     /// Virtual nodes per server (`--replicas`).
@@ -42,6 +43,36 @@ pub struct Placement {
     pub hash_tag: String,
 }
 
+impl Placement {
+    /// How the document names a distribution.
+    pub fn distribution_name(distribution: ring::Distribution) -> String {
+        format!("{distribution:?}")
+    }
+
+    /// How the document names a key hash (`default`: the distribution's own).
+    pub fn hash_name(hash: Option<ring::Hash>) -> String {
+        hash.map_or_else(|| "default".into(), |h| format!("{h:?}"))
+    }
+
+    /// The distribution and key hash the document names, or `None` for names this build
+    /// does not know.
+    pub fn ring(&self) -> Option<(ring::Distribution, Option<ring::Hash>)> {
+        let distribution =
+            ring::Distribution::ALL.iter().copied().find(|d| Self::distribution_name(*d) == self.distribution)?;
+        let hash = match self.hash.as_str() {
+            "default" => None,
+            name => Some(ring::Hash::ALL.iter().copied().find(|h| Self::hash_name(Some(*h)) == name)?),
+        };
+        Some((distribution, hash))
+    }
+
+    /// Whether a proxy with placement `other` may serve this pool: the same virtual nodes,
+    /// replication factor and hash tag (the distribution and hash it takes from the pool).
+    pub fn admits(&self, other: &Placement) -> bool {
+        (self.vnodes, self.replication, &self.hash_tag) == (other.vnodes, other.replication, &other.hash_tag)
+    }
+}
+
 /// A migration of the pool: every proxy routes with the old and new rings until the mover
 /// (one proxy, elected) has moved every key and clears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +84,9 @@ pub struct Migration {
     pub previous: Vec<Server>,
     /// Servers removed with MIGRATE, still reachable until their keys are moved away.
     pub draining: Vec<String>,
+    /// The placement before a SET_DISTRIBUTION: the old ring is built with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_placement: Option<Placement>,
 }
 
 /// A change asked of the pool.
@@ -72,6 +106,16 @@ pub enum Change {
         /// `host:port`.
         addr: String,
         /// Drain its keys to their new owners.
+        migrate: bool,
+    },
+    /// SET_DISTRIBUTION name [hash] [MIGRATE]: the same servers, placed by another
+    /// distribution and key hash (named as [`Placement`] names them).
+    Place {
+        /// [`Placement::distribution_name`].
+        distribution: String,
+        /// [`Placement::hash_name`].
+        hash: String,
+        /// Move every key to where it now belongs.
         migrate: bool,
     },
     /// REBALANCE: move every key that is not where the ring puts it.
@@ -98,7 +142,12 @@ impl PoolDoc {
         }
         let mut next = self.clone();
         next.epoch += 1;
-        let migration = |draining: Vec<String>| Migration { id: next.epoch, previous: self.servers.clone(), draining };
+        let migration = |draining: Vec<String>| Migration {
+            id: next.epoch,
+            previous: self.servers.clone(),
+            draining,
+            previous_placement: None,
+        };
         match change {
             Change::Add { addr, weight, migrate } => {
                 if self.contains(addr) {
@@ -114,6 +163,15 @@ impl PoolDoc {
                 }
                 next.servers.retain(|s| &s.addr != addr);
                 next.migration = migrate.then(|| migration(vec![addr.clone()]));
+            }
+            Change::Place { distribution, hash, migrate } => {
+                if (distribution, hash) == (&self.placement.distribution, &self.placement.hash) {
+                    return Err(MembershipError::SamePlacement(format!("{distribution} with {hash}")));
+                }
+                next.placement.distribution = distribution.clone();
+                next.placement.hash = hash.clone();
+                next.migration = migrate
+                    .then(|| Migration { previous_placement: Some(self.placement.clone()), ..migration(Vec::new()) });
             }
             Change::Rebalance => next.migration = Some(migration(Vec::new())),
         }
@@ -172,6 +230,27 @@ mod tests {
         assert_eq!(done.migration, None);
         assert_eq!(done.epoch, moving.epoch + 1);
         assert!(done.apply(&Change::Rebalance).is_ok());
+    }
+
+    #[test]
+    fn a_placement_change_keeps_the_servers_and_remembers_the_old_placement() {
+        let doc = PoolDoc::new(placement(), vec![server("h:1"), server("h:2")]);
+        let ketama = Placement::distribution_name(ring::Distribution::Ketama);
+        let fnv = Placement::hash_name(Some(ring::Hash::Fnv1a_64));
+        let change = Change::Place { distribution: ketama.clone(), hash: fnv.clone(), migrate: true };
+        let placed = doc.apply(&change).unwrap();
+        assert_eq!(placed.servers, doc.servers);
+        assert_eq!(placed.placement.ring(), Some((ring::Distribution::Ketama, Some(ring::Hash::Fnv1a_64))));
+        assert_eq!(placed.migration.as_ref().and_then(|m| m.previous_placement.clone()), Some(doc.placement.clone()));
+        assert!(placed.placement.admits(&doc.placement), "vnodes, replication and hash tag unchanged");
+        let done = placed.finished(placed.migration.as_ref().unwrap().id).unwrap();
+        let again = Change::Place { distribution: ketama, hash: fnv, migrate: false };
+        assert!(matches!(done.apply(&again), Err(MembershipError::SamePlacement(_))));
+        let other = Placement { vnodes: 160, ..doc.placement.clone() };
+        assert!(!doc.placement.admits(&other));
+        // A document written before placements could change reads as before.
+        let text = serde_json::to_string(&placed).unwrap().replace(r#","previous_placement":null"#, "");
+        assert!(serde_json::from_str::<PoolDoc>(&text).is_ok());
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub struct Shared {
     prefix: String,
     /// This proxy, among the pool's (`host:port-pid`).
     id: String,
-    /// What this proxy's flags say about placement; the pool's document must agree.
+    /// What this proxy's flags say about placement; the pool's document must agree on
+    /// virtual nodes, replication and hash tag ([`Placement::admits`]).
     placement: Placement,
     lease_ttl: Duration,
     known: Mutex<Known>,
@@ -226,16 +227,18 @@ pub fn start(proxy: &Arc<Proxy>, shared: &Arc<Shared>, health_interval: Duration
     tokio::spawn(quorum::agree_forever(Arc::downgrade(proxy), shared.clone(), health_interval));
 }
 
-/// Reads the pool's topology before the proxy serves. A proxy whose placement flags differ
-/// from the pool's refuses to start; when etcd cannot be reached, it serves the ring of its
-/// state file (or `--servers`) and joins once etcd answers.
+/// Reads the pool's topology before the proxy serves. A proxy whose `--replicas`,
+/// `--replication-factor` or `--hash-tag` differ from the pool's refuses to start (its
+/// distribution and hash are the pool's, which SET_DISTRIBUTION may have changed); when
+/// etcd cannot be reached, it serves the ring of its state file (or `--servers`) and joins
+/// once etcd answers.
 pub async fn join(proxy: &Arc<Proxy>, shared: &Arc<Shared>) -> anyhow::Result<()> {
     match shared.read().await {
         Ok((Some(doc), revision, _)) => {
             anyhow::ensure!(
-                doc.placement == shared.placement,
+                doc.placement.admits(&shared.placement),
                 "the pool's topology in etcd places keys with {:?}, but this proxy's flags say {:?}: \
-                 start it with the pool's --replicas, --distribution, --hash, --replication-factor and --hash-tag",
+                 start it with the pool's --replicas, --replication-factor and --hash-tag",
                 doc.placement,
                 shared.placement
             );

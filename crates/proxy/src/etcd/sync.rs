@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
 
-use super::doc::PoolDoc;
+use super::doc::{Placement, PoolDoc};
 use super::{timed, Shared};
+use crate::cluster::{Cluster, MembershipError};
 use crate::Proxy;
 
 /// Pause before reading etcd again after a failure.
@@ -100,12 +101,13 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Arc<Shared>, doc: PoolDoc, revis
     if revision <= known.revision {
         return;
     }
-    if doc.placement != shared.placement {
+    if !doc.placement.admits(&shared.placement) || doc.placement.ring().is_none() {
         tracing::error!(
             pool = ?doc.placement,
             ours = ?shared.placement,
             revision,
-            "[proxy] the pool places keys differently from this proxy's flags; not applying its topology"
+            "[proxy] the pool places keys differently from this proxy's flags (or names a distribution or hash \
+             this build does not know); not applying its topology"
         );
         return;
     }
@@ -116,7 +118,11 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Arc<Shared>, doc: PoolDoc, revis
         // Clients move stranded keys from now on: before the ring changes.
         proxy.migrator.set_shared(true);
         if before.ring.is_empty() {
-            // Joining mid-migration: the old ring first, so keys are looked for there too.
+            // Joining mid-migration: the old ring first (placed as it was), so keys are
+            // looked for there too.
+            if let Some(previous) = &migration.previous_placement {
+                place(cluster, previous, revision);
+            }
             for server in &migration.previous {
                 let _ = cluster.add(&server.addr, server.weight, false);
             }
@@ -140,6 +146,8 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Arc<Shared>, doc: PoolDoc, revis
             }
         }
     }
+    // SET_DISTRIBUTION: the same servers, placed anew (the old ring joins the history).
+    place(cluster, &doc.placement, revision);
     let mut new_migration = false;
     match &doc.migration {
         None => {
@@ -173,6 +181,16 @@ pub async fn apply(proxy: &Arc<Proxy>, shared: &Arc<Shared>, doc: PoolDoc, revis
         crate::migration::wait_for_requests_on(before).await;
         acknowledge(&shared, revision).await;
     });
+}
+
+/// Makes the ring place keys as `placement` says; nothing when it already does.
+fn place(cluster: &Cluster, placement: &Placement, revision: i64) {
+    let Some((distribution, hash)) = placement.ring() else { return };
+    match cluster.set_placement(distribution, hash, false) {
+        Ok(()) => tracing::info!(revision, distribution = distribution.name(), "[proxy] Distribution set"),
+        Err(MembershipError::SamePlacement(_)) => {}
+        Err(error) => tracing::warn!(%error, revision, "[proxy] could not apply a placement"),
+    }
 }
 
 /// Records in etcd that this proxy applied `revision`.

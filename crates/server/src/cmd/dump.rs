@@ -22,17 +22,20 @@ const PAYLOAD_HEADER: &[u8] = b"chd\x01";
 pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], protocol: Protocol, out: &mut BytesMut) -> Outcome {
     match name {
         "dump" => ctx.store.get_with(&args[1], |value| match value {
-            Some(value) => {
-                let mut payload = Vec::with_capacity(PAYLOAD_HEADER.len() + value.len());
-                payload.extend_from_slice(PAYLOAD_HEADER);
-                payload.extend_from_slice(value);
-                write::bulk(out, &payload);
-            }
+            Some(value) => write::bulk(out, &payload(value)),
             None => write::null(out, protocol),
         }),
         _ => restore(ctx, args, out)?,
     }
     Ok(())
+}
+
+/// The DUMP payload of `value` (what RESTORE takes back; MIGRATE sends it too).
+pub fn payload(value: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(PAYLOAD_HEADER.len() + value.len());
+    payload.extend_from_slice(PAYLOAD_HEADER);
+    payload.extend_from_slice(value);
+    payload
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]

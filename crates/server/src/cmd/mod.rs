@@ -5,6 +5,7 @@ mod admin;
 mod bits;
 mod dump;
 mod keyspace;
+mod migrate;
 mod strings;
 
 use std::sync::LazyLock;
@@ -33,6 +34,7 @@ enum Family {
     Bits,
     Keyspace,
     Dump,
+    Migrate,
     Admin,
     /// The connection commands shared with the proxy (`service::common`).
     Connection,
@@ -50,6 +52,7 @@ fn claims() -> impl Iterator<Item = (&'static str, Family)> {
         .chain(family(bits::COMMANDS, Family::Bits))
         .chain(family(keyspace::COMMANDS, Family::Keyspace))
         .chain(family(dump::COMMANDS, Family::Dump))
+        .chain(family(migrate::COMMANDS, Family::Migrate))
         .chain(family(admin::COMMANDS, Family::Admin))
         .chain(shared)
         .chain(family(&["auth"], Family::Auth))
@@ -121,6 +124,7 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
         Family::Bits => bits::run(ctx, command.name, args, client.protocol, out),
         Family::Keyspace => keyspace::run(ctx, command.name, args, client.protocol, out),
         Family::Dump => dump::run(ctx, command.name, args, client.protocol, out),
+        Family::Migrate => migrate::run(ctx, command.name, args, client.protocol, out),
         Family::Admin => admin::run(ctx, command.name, args, client.protocol, out),
         Family::Connection => common::run(command, args, client, serves, out).map_err(Reply::Other),
         Family::Auth => Err(Reply::Other("ERR AUTH is answered before dispatch".into())),
