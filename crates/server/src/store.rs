@@ -772,6 +772,58 @@ impl Store {
         result
     }
 
+    /// The index of the shard that holds `key`: keys with the same index can be taken
+    /// together with [`Store::take_together`].
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        (self.hash(key) >> (64 - SHARD_BITS)) as usize
+    }
+
+    /// Runs `f` on the live values of `keys`, which must all be in one shard (the same
+    /// [`Store::shard_of`]), under that shard's one lock; then deletes the keys `f` names by
+    /// their index in `keys`. No command on any of them runs between the read and the delete
+    /// (MIGRATE sends them to another server in between). Keys of another shard are seen as
+    /// missing.
+    pub fn take_together<R>(&self, keys: &[Bytes], f: impl FnOnce(&[Option<View<'_>>]) -> (Vec<usize>, R)) -> R {
+        let Some(first) = keys.first() else { return f(&[]).1 };
+        let index = self.shard_of(first);
+        let mut guard = lock(&self.shards[index]);
+        let shard = &mut *guard;
+        let hashes: Vec<u64> = keys.iter().map(|key| self.hash(key)).collect();
+        // Expired keys go first, so the views below borrow a table that no longer changes.
+        let slots: Vec<Option<usize>> = keys
+            .iter()
+            .zip(&hashes)
+            .map(|(key, &hash)| {
+                let same_shard = (hash >> (64 - SHARD_BITS)) as usize == index;
+                same_shard.then(|| self.lookup(shard, hash, key, false)).flatten()
+            })
+            .collect();
+        let slots: Vec<Option<usize>> =
+            keys.iter().zip(&hashes).zip(slots).map(|((key, &hash), slot)| slot.and(shard.find(hash, key))).collect();
+        let views: Vec<Option<View<'_>>> = slots
+            .iter()
+            .map(|slot| {
+                slot.map(|slot| {
+                    let entry = &shard.slots[slot];
+                    let at = entry.expires_at();
+                    View { value: entry.value(), expires_at: (at != 0).then(|| self.to_unix(at)) }
+                })
+            })
+            .collect();
+        let (delete, result) = f(&views);
+        drop(views);
+        for i in delete {
+            // Found again by key: each removal may move the others' slots.
+            if let (Some(key), Some(&hash)) = (keys.get(i), hashes.get(i)) {
+                if let Some(slot) = shard.find(hash, key) {
+                    shard.remove_at(slot, &self.hasher);
+                }
+            }
+        }
+        self.settle(shard);
+        result
+    }
+
     /// Stores `value` under `key` with an expiry (Unix ms) or none, replacing what was there.
     pub fn put(&self, key: &[u8], value: &[u8], expires_at: Option<u64>) {
         let expiry = expires_at.map_or(Expiry::Persist, Expiry::At);
@@ -1165,6 +1217,30 @@ pub fn parse_memory(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_one_shard_are_taken_together_and_only_the_named_ones_deleted() {
+        let store = Store::new();
+        let first = Bytes::from_static(b"k0");
+        let shard = store.shard_of(&first);
+        let mut keys: Vec<Bytes> =
+            (0..100_000).map(|i| Bytes::from(format!("k{i}"))).filter(|k| store.shard_of(k) == shard).take(4).collect();
+        assert_eq!(keys.len(), 4);
+        for key in &keys[..3] {
+            store.put(key, b"v", None);
+        }
+        // keys[3] is missing; a key of another shard is seen as missing too.
+        let other = (0..100_000).map(|i| Bytes::from(format!("o{i}"))).find(|k| store.shard_of(k) != shard).unwrap();
+        store.put(&other, b"v", None);
+        keys.push(other.clone());
+        let seen = store.take_together(&keys, |views| {
+            let seen: Vec<bool> = views.iter().map(Option::is_some).collect();
+            (vec![0, 2, 3], seen)
+        });
+        assert_eq!(seen, [true, true, true, false, false]);
+        assert!(!store.contains(&keys[0]) && store.contains(&keys[1]) && !store.contains(&keys[2]));
+        assert!(store.contains(&other), "a key of another shard is never touched");
+    }
 
     #[test]
     fn set_get_remove() {

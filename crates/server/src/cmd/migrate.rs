@@ -5,10 +5,12 @@
 //! Like Redis, the command talks to the target synchronously (connect, send `RESTORE`, read
 //! the reply, each bounded by the timeout), and deletes a key here only after the target
 //! answered `+OK` for it. Redis gets its atomicity from its single thread; this server has
-//! several event loops, so each key is read, sent and deleted under its shard's lock
-//! ([`Store::update`](crate::store::Store::update)): no command on that key, on any event
-//! loop, runs between the read and the delete. The price is the same as Redis's (which
-//! blocks everything meanwhile): the keys of that shard wait for the target's answer.
+//! several event loops, so the keys of one shard are read, sent in one write, answered and
+//! deleted under that shard's lock
+//! ([`Store::take_together`](crate::store::Store::take_together)): no command on those keys,
+//! on any event loop, runs between the read and the delete. The price is the same as Redis's
+//! (which blocks everything meanwhile): the keys of that shard wait for the target's answer,
+//! one round trip per shard touched.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -18,7 +20,6 @@ use bytes::{Bytes, BytesMut};
 use resp::write;
 
 use super::{dump, int_arg, Outcome, Reply};
-use crate::store::Change;
 use crate::Ctx;
 
 /// The commands this module runs (table names).
@@ -84,36 +85,60 @@ pub fn run(ctx: &Ctx, _name: &str, args: &[Bytes], _protocol: resp::Protocol, ou
         }
     }
     let mut first_error: Option<Vec<u8>> = None;
+    // The keys of one shard go together: read, sent in one write, their replies read, and the
+    // accepted ones deleted, all under that shard's lock (one round trip per shard, not per
+    // key, as Redis pipelines its RESTOREs).
+    let mut groups: Vec<(usize, Vec<Bytes>)> = Vec::new();
     for key in migrate.keys {
-        let sent = ctx.store.update(key, |view| {
-            let Some(view) = view else { return (Change::Keep, Ok(())) };
-            // The time left, as Redis sends it: relative milliseconds, at least 1; 0 is none.
-            let ttl = match view.expires_at {
-                None => 0,
-                Some(at) => match at.checked_sub(ctx.store.unix_now_ms()) {
-                    Some(left) if left > 0 => left,
-                    _ => return (Change::Keep, Ok(())),
-                },
-            };
-            let mut restore = BytesMut::new();
-            let ttl = ttl.to_string();
-            let payload = dump::payload(view.value);
-            if migrate.replace {
-                write::command(&mut restore, &[&b"RESTORE"[..], key, ttl.as_bytes(), &payload, b"REPLACE"]);
-            } else {
-                write::command(&mut restore, &[&b"RESTORE"[..], key, ttl.as_bytes(), &payload]);
-            }
-            let reply = target.send(&restore).and_then(|()| target.read_line());
-            match reply {
-                Err(error) => (Change::Keep, Err(error)),
-                Ok(line) if line.first() == Some(&b'-') => {
-                    first_error.get_or_insert(line);
-                    (Change::Keep, Ok(()))
+        let shard = ctx.store.shard_of(key);
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, keys)) => keys.push(key.clone()),
+            None => groups.push((shard, vec![key.clone()])),
+        }
+    }
+    for (_, keys) in &groups {
+        let sent = ctx.store.take_together(keys, |views| {
+            let now = ctx.store.unix_now_ms();
+            let mut restores = BytesMut::new();
+            let mut sent: Vec<usize> = Vec::new();
+            for (i, (key, view)) in keys.iter().zip(views).enumerate() {
+                let Some(view) = view else { continue };
+                // The time left, as Redis sends it: relative milliseconds, at least 1; 0 is none.
+                let ttl = match view.expires_at {
+                    None => 0,
+                    Some(at) => match at.checked_sub(now) {
+                        Some(left) if left > 0 => left,
+                        _ => continue,
+                    },
+                };
+                let ttl = ttl.to_string();
+                let payload = dump::payload(view.value);
+                let mut restore: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), &payload];
+                if migrate.replace {
+                    restore.push(b"REPLACE");
                 }
-                Ok(_) if migrate.copy => (Change::Keep, Ok(())),
-                // The target has it: only now does it leave this server.
-                Ok(_) => (Change::Delete, Ok(())),
+                write::command(&mut restores, &restore);
+                sent.push(i);
             }
+            if sent.is_empty() {
+                return (Vec::new(), Ok(()));
+            }
+            if let Err(error) = target.send(&restores) {
+                return (Vec::new(), Err(error));
+            }
+            let mut accepted = Vec::new();
+            for i in sent {
+                match target.read_line() {
+                    // Keys whose reply never came stay here: the target may not have them.
+                    Err(error) => return (if migrate.copy { Vec::new() } else { accepted }, Err(error)),
+                    Ok(line) if line.first() == Some(&b'-') => {
+                        first_error.get_or_insert(line);
+                    }
+                    // The target has it: only now does it leave this server.
+                    Ok(_) => accepted.push(i),
+                }
+            }
+            (if migrate.copy { Vec::new() } else { accepted }, Ok(()))
         });
         sent?;
     }
