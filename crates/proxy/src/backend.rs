@@ -156,6 +156,13 @@ struct Slot {
     dialing: tokio::sync::Mutex<()>,
 }
 
+impl Slot {
+    /// The slot's link, while it is alive.
+    fn live_link(&self) -> Option<Arc<Link>> {
+        lock(&self.link).as_ref().filter(|l| l.is_alive()).cloned()
+    }
+}
+
 /// A cache server as the proxy sees it: its address, its pooled links and its counters.
 pub struct Backend {
     addr: String,
@@ -242,7 +249,7 @@ impl Backend {
 
     /// Links open now (of both protocols).
     pub fn open_connections(&self) -> usize {
-        self.all_slots().filter(|s| lock(&s.link).as_ref().is_some_and(|l| l.is_alive())).count()
+        self.all_slots().filter(|s| s.live_link().is_some()).count()
     }
 
     /// Closes every link and refuses new work: the server left the ring.
@@ -337,7 +344,7 @@ impl Backend {
         }
         let slots = self.slots_of(protocol);
         let slot = &slots[self.next_slot.load(Relaxed) % slots.len()];
-        let link = lock(&slot.link).as_ref().filter(|l| l.is_alive()).cloned();
+        let link = slot.live_link();
         if link.is_some() {
             self.next_slot.fetch_add(1, Relaxed);
         }
@@ -351,12 +358,12 @@ impl Backend {
         }
         let slots = self.slots_of(protocol);
         let slot = &slots[self.next_slot.fetch_add(1, Relaxed) % slots.len()];
-        if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
-            return Ok(link.clone());
+        if let Some(link) = slot.live_link() {
+            return Ok(link);
         }
         let _dialing = slot.dialing.lock().await;
-        if let Some(link) = lock(&slot.link).as_ref().filter(|l| l.is_alive()) {
-            return Ok(link.clone());
+        if let Some(link) = slot.live_link() {
+            return Ok(link);
         }
         let link = Arc::new(self.dial(protocol).await?);
         if self.removed.load(Relaxed) {

@@ -126,19 +126,21 @@ pub fn run(ctx: &Ctx, _name: &str, args: &[Bytes], _protocol: resp::Protocol, ou
             if let Err(error) = target.send(&restores) {
                 return (Vec::new(), Err(error));
             }
-            let mut accepted = Vec::new();
+            // The keys to delete here: those the target accepted, unless they are copies.
+            let mut moved = Vec::new();
             for i in sent {
                 match target.read_line() {
                     // Keys whose reply never came stay here: the target may not have them.
-                    Err(error) => return (if migrate.copy { Vec::new() } else { accepted }, Err(error)),
+                    Err(error) => return (moved, Err(error)),
                     Ok(line) if line.first() == Some(&b'-') => {
                         first_error.get_or_insert(line);
                     }
+                    Ok(_) if migrate.copy => {}
                     // The target has it: only now does it leave this server.
-                    Ok(_) => accepted.push(i),
+                    Ok(_) => moved.push(i),
                 }
             }
-            (if migrate.copy { Vec::new() } else { accepted }, Ok(()))
+            (moved, Ok(()))
         });
         sent?;
     }
