@@ -52,6 +52,25 @@ pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// CPU time every core of the machine spent busy (not idle, not waiting on I/O), in clock
+/// ticks: the first line of `/proc/stat`. Around a run, it shows what one request cost the
+/// whole machine: load generator, proxy and backends together.
+pub fn machine_busy_ticks() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine_busy_ticks(&stat).context("no cpu line in /proc/stat")
+}
+
+/// user + nice + system + irq + softirq + steal from the `cpu` line of `/proc/stat`'s text
+/// (idle and iowait left out; guest time is already inside user).
+pub fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let fields: Vec<u64> = line.split_whitespace().skip(1).map(|field| field.parse().ok()).collect::<Option<_>>()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = fields[..] else {
+        return None;
+    };
+    Some(user + nice + system + irq + softirq + steal)
+}
+
 /// Resident set size of process `pid`, in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -139,6 +158,14 @@ pub fn parse_listening(table: &str) -> Vec<(u16, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_busy_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 2 30 5000 7 1 4 9 0 0\ncpu0 50 1 15 2500 3 0 2 4 0 0\nintr 1\n";
+        assert_eq!(parse_machine_busy_ticks(stat), Some(100 + 2 + 30 + 1 + 4 + 9));
+        assert_eq!(parse_machine_busy_ticks("cpu  1 2 3\n"), None);
+        assert_eq!(parse_machine_busy_ticks("intr 1\n"), None);
+    }
 
     #[test]
     fn cpu_ticks_are_utime_plus_stime() {

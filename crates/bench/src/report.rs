@@ -130,8 +130,19 @@ pub struct Report {
 }
 
 /// The columns of the main table.
-const COLUMNS: [&str; 10] =
-    ["Test", "Target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU µs/req", "vs twemproxy", "vs redis", "reps"];
+const COLUMNS: [&str; 11] = [
+    "Test",
+    "Target",
+    "requests/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "CPU µs/req",
+    "machine µs/req",
+    "vs twemproxy",
+    "vs redis",
+    "reps",
+];
 
 /// One row of the main table, as text.
 struct Row {
@@ -139,7 +150,7 @@ struct Row {
     target: Target,
     /// The ratio to twemproxy, for colouring.
     vs_twemproxy: Option<f64>,
-    cells: [String; 10],
+    cells: [String; 11],
 }
 
 impl Report {
@@ -166,7 +177,7 @@ impl Report {
     }
 }
 
-fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [String; 10] {
+fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [String; 11] {
     let dash = || "-".to_string();
     [
         case.to_string(),
@@ -176,6 +187,7 @@ fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [Stri
         s.map_or_else(dash, |s| format!("{:.3}", s.p99_ms)),
         s.and_then(|s| s.p999_ms).map_or_else(dash, |ms| format!("{ms:.3}")),
         s.and_then(|s| s.cpu_us_per_request).map_or_else(dash, |us| format!("{us:.2}")),
+        s.and_then(|s| s.machine_us_per_request).map_or_else(dash, |us| format!("{us:.2}")),
         ratio(s.and_then(|s| s.vs_twemproxy)),
         ratio(s.and_then(|s| s.vs_redis)),
         format!("{}/{reps}", s.map_or(0, |s| s.reps)),
@@ -637,7 +649,9 @@ fn cpu_note(ticks: &ClockTicks) -> String {
         "CPU µs/req: user + system time of the process clients talk to (redis-server, \
          nutcracker, our proxy, our server; not the backends) from `/proc/<pid>/stat` around \
          each run, divided by its requests; {} clock ticks per second ({}), so one run's \
-         figure has a resolution of {:.0} ms.",
+         figure has a resolution of {:.0} ms. machine µs/req: busy time of every core \
+         (`/proc/stat`: the load generator, the target and its backends together) per request; \
+         no target can go past cores × 1,000,000 / that many requests/s.",
         ticks.per_second,
         if ticks.measured { "getconf CLK_TCK" } else { "assumed: getconf CLK_TCK could not be asked" },
         1000.0 / ticks.per_second
@@ -802,6 +816,7 @@ pub(crate) mod tests {
                             p99_ms: 0.5,
                             p999_ms: None,
                             cpu_us_per_request: Some(4.0),
+                            machine_us_per_request: Some(12.0),
                         },
                     );
                 }
@@ -903,7 +918,7 @@ pub(crate) mod tests {
         let row = lines.iter().find(|l| l.starts_with("SET P1   proxy/redis")).unwrap();
         assert_eq!(
             *row,
-            "SET P1   proxy/redis      90,000   0.250   0.500         -        4.00         1.20x     0.90x   2/2"
+            "SET P1   proxy/redis      90,000   0.250   0.500         -        4.00           12.00         1.20x     0.90x   2/2"
         );
         // Right-aligned numbers end in the same column as their header.
         let header_end = lines[0].find("requests/s").unwrap() + "requests/s".len();
@@ -916,9 +931,9 @@ pub(crate) mod tests {
         let md = markdown(&sample_report());
         for needle in [
             "# Benchmark results",
-            "| Test | Target | requests/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | vs twemproxy | vs redis | reps |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            "| GET P16 | **proxy/redis** | 900,000 | 0.250 | 0.500 | - | 4.00 | 1.20x | 0.90x | 2/2 |",
+            "| Test | Target | requests/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | machine µs/req | vs twemproxy | vs redis | reps |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| GET P16 | **proxy/redis** | 900,000 | 0.250 | 0.500 | - | 4.00 | 12.00 | 1.20x | 0.90x | 2/2 |",
             "## Memory per idle client",
             "| redis | 1,000 | 8,000 | 9,000 | 1,024 |",
             "| twemproxy | - | - | - | not measured: connection refused |",

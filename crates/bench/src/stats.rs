@@ -29,6 +29,9 @@ pub struct Measurement {
     pub p999_ms: Option<f64>,
     /// CPU time (user + system) the target's process spent per request, µs.
     pub cpu_us_per_request: Option<f64>,
+    /// Busy CPU time of the whole machine per request, µs: load generator, target and
+    /// backends together.
+    pub machine_us_per_request: Option<f64>,
 }
 
 /// The figures of one target in one case, over every repetition.
@@ -44,6 +47,8 @@ pub struct Summary {
     pub p999_ms: Option<f64>,
     /// Median CPU µs per request of the target's process.
     pub cpu_us_per_request: Option<f64>,
+    /// Median busy CPU µs per request of the whole machine.
+    pub machine_us_per_request: Option<f64>,
     /// Median over repetitions of (this target's rps / twemproxy's rps in the same one).
     pub vs_twemproxy: Option<f64>,
     /// Median over repetitions of (this target's rps / direct redis's rps in the same one).
@@ -104,6 +109,7 @@ impl Grid {
             p99_ms: median(measured.iter().map(|m| m.p99_ms))?,
             p999_ms: median(measured.iter().filter_map(|m| m.p999_ms)),
             cpu_us_per_request: median(measured.iter().filter_map(|m| m.cpu_us_per_request)),
+            machine_us_per_request: median(measured.iter().filter_map(|m| m.machine_us_per_request)),
             vs_twemproxy: self.ratio(case, target, Target::Twemproxy),
             vs_redis: self.ratio(case, target, Target::Redis),
             reps: measured.len(),
@@ -132,6 +138,7 @@ mod tests {
             p99_ms: rps / 100.0,
             p999_ms: Some(rps / 50.0),
             cpu_us_per_request: Some(rps / 10.0),
+            machine_us_per_request: Some(rps / 5.0),
         }
     }
 
@@ -164,6 +171,7 @@ mod tests {
         // 0.6, 0.6, 0.5
         assert_eq!(s.vs_redis, Some(0.6));
         assert_eq!(s.cpu_us_per_request, Some(4.5));
+        assert_eq!(s.machine_us_per_request, Some(9.0));
         assert_eq!(s.p999_ms, Some(0.9));
         let redis = grid.summary(0, Target::Redis).unwrap();
         assert_eq!(redis.vs_redis, Some(1.0));

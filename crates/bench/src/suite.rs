@@ -281,12 +281,14 @@ fn measure(
                     continue;
                 }
                 let cpu_before = procfs::cpu_ticks(front.pid()).ok();
+                let machine_before = procfs::machine_busy_ticks().ok();
                 let result = if case.test == Test::Mix {
                     run_mix(args, front.port)?
                 } else {
                     load::run(&tools.redis_benchmark, front.port, case, settings)?
                 };
                 let cpu_after = procfs::cpu_ticks(front.pid()).ok();
+                let machine_after = procfs::machine_busy_ticks().ok();
                 logs.entry(target).or_default().record(&case.to_string(), &result);
                 let Some(sample) = result.sample else {
                     eprintln!("FAILED: {}", result.failure.as_deref().unwrap_or("no figures"));
@@ -295,16 +297,21 @@ fn measure(
                 let p999_ms = sample.p999_ms;
                 // The mix's request count is what it sent, not fixed beforehand.
                 let requests = if case.test == Test::Mix { sample.rps * args.mix_secs } else { case.requests as f64 };
-                let cpu_us_per_request = cpu_before.zip(cpu_after).map(|(before, after)| {
-                    after.saturating_sub(before) as f64 / ticks.per_second * 1e6 / requests.max(1.0)
-                });
+                let per_request = |before: Option<u64>, after: Option<u64>| {
+                    before.zip(after).map(|(before, after)| {
+                        after.saturating_sub(before) as f64 / ticks.per_second * 1e6 / requests.max(1.0)
+                    })
+                };
+                let cpu_us_per_request = per_request(cpu_before, cpu_after);
+                let machine_us_per_request = per_request(machine_before, machine_after);
                 eprintln!(
-                    "{:>9} req/s  p50 {:.3} ms  p99 {:.3} ms{}{}{}",
+                    "{:>9} req/s  p50 {:.3} ms  p99 {:.3} ms{}{}{}{}",
                     report::thousands(sample.rps),
                     sample.p50_ms,
                     sample.p99_ms,
                     p999_ms.map(|ms| format!("  p99.9 {ms:.3} ms")).unwrap_or_default(),
                     cpu_us_per_request.map(|us| format!("  cpu {us:.2} µs/req")).unwrap_or_default(),
+                    machine_us_per_request.map(|us| format!("  machine {us:.2} µs/req")).unwrap_or_default(),
                     if result.errors.is_empty() {
                         String::new()
                     } else {
@@ -321,6 +328,7 @@ fn measure(
                         p99_ms: sample.p99_ms,
                         p999_ms,
                         cpu_us_per_request,
+                        machine_us_per_request,
                     },
                 );
             }
