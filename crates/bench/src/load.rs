@@ -118,6 +118,12 @@ pub struct Case {
 }
 
 impl Case {
+    /// Whether it is one of the core rows: SET or GET of the run's values, with the run's
+    /// connections and keyspace.
+    pub fn is_core(&self) -> bool {
+        matches!(self.test, Test::Set | Test::Get) && self.clients.is_none() && self.keyspace.is_none()
+    }
+
     /// A case with the run's connections and keyspace.
     pub fn new(test: Test, pipeline: u32, requests: u64) -> Self {
         Self { test, pipeline, requests, clients: None, keyspace: None }

@@ -459,6 +459,42 @@ fn idle_markdown(idle: &Idle) -> String {
     out
 }
 
+/// What logging costs at the defaults: for each target run with `RUST_LOG=warn` beside its
+/// twin at the defaults, the twin's requests/s over it, case by case (ratios within each
+/// repetition, then their median). `None` when the run has no such pair.
+pub fn logging_note(report: &Report) -> Option<String> {
+    let targets = report.grid.targets();
+    let pairs: Vec<(Target, Target)> = targets
+        .iter()
+        .filter_map(|&warn| warn.default_flags_twin().map(|twin| (twin, warn)))
+        .filter(|(twin, _)| targets.contains(twin))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (twin, warn) in pairs {
+        let cases: Vec<String> = report
+            .cases
+            .iter()
+            .enumerate()
+            .filter_map(|(c, case)| {
+                let value = report.grid.ratio(c, twin, warn)?;
+                Some(format!("{case} {}", ratio(Some(value))))
+            })
+            .collect();
+        if !cases.is_empty() {
+            parts.push(format!("{} {}", twin.label(), cases.join(", ")));
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Logging at the defaults (no `RUST_LOG`, stderr to a file) against `RUST_LOG=warn`, requests/s: {}.",
+            parts.join("; ")
+        )
+    })
+}
+
 /// How the wider rows are made, for the note under the table.
 fn shapes_note(report: &Report) -> Option<String> {
     let mix = report.mix_settings.as_ref()?;
@@ -676,6 +712,9 @@ pub fn terminal(report: &Report, palette: &Palette) -> String {
     );
     out.push_str(&table(report, palette));
     let _ = writeln!(out, "{}", palette.dim(&cpu_note(&report.ticks)));
+    if let Some(note) = logging_note(report) {
+        let _ = writeln!(out, "{note}");
+    }
     if let Some(note) = shapes_note(report) {
         let _ = writeln!(out, "{}", palette.dim(&note));
     }
@@ -739,6 +778,9 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "\n## Throughput and latency\n");
     out.push_str(&markdown_table(report));
     let _ = writeln!(out, "\n{}\n", cpu_note(&report.ticks));
+    if let Some(note) = logging_note(report) {
+        let _ = writeln!(out, "{note}\n");
+    }
     if let Some(note) = shapes_note(report) {
         let _ = writeln!(out, "{note}\n");
     }
@@ -994,6 +1036,37 @@ pub(crate) mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
+    }
+
+    #[test]
+    fn the_logging_note_compares_each_default_target_with_its_warn_twin() {
+        let mut report = sample_report();
+        assert_eq!(logging_note(&report), None);
+        let targets = [Target::Twemproxy, Target::ProxyRedis, Target::ProxyRedisWarn];
+        let mut grid = Grid::new(&targets, report.cases.len(), 1);
+        for (c, (defaults, warn)) in [(98_000.0, 100_000.0), (500_000.0, 400_000.0)].into_iter().enumerate() {
+            for (target, rps) in
+                [(Target::Twemproxy, 50_000.0), (Target::ProxyRedis, defaults), (Target::ProxyRedisWarn, warn)]
+            {
+                let m = Measurement {
+                    rps,
+                    p50_ms: 0.1,
+                    p99_ms: 0.2,
+                    p999_ms: None,
+                    cpu_us_per_request: None,
+                    machine_us_per_request: None,
+                };
+                grid.set(0, c, target, m);
+            }
+        }
+        report.grid = grid;
+        assert_eq!(
+            logging_note(&report).as_deref(),
+            Some(
+                "Logging at the defaults (no `RUST_LOG`, stderr to a file) against `RUST_LOG=warn`, requests/s: \
+                 proxy/redis SET P1 0.98x, GET P16 1.25x."
+            )
+        );
     }
 
     #[test]

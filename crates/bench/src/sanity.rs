@@ -84,7 +84,11 @@ pub fn benchmark_check(target: Target, log: &TargetLog) -> Check {
 /// twemproxy's, and DBSIZE on every store.
 pub fn fleet_checks(fleet: &Fleet) -> Vec<Check> {
     let mut checks = Vec::new();
-    for (target, proxy) in [(Target::ProxyRedis, &fleet.proxy_redis), (Target::ProxyOurs, &fleet.proxy_ours)] {
+    for (target, proxy) in [
+        (Target::ProxyRedis, &fleet.proxy_redis),
+        (Target::ProxyRedisWarn, &fleet.proxy_redis_warn),
+        (Target::ProxyOurs, &fleet.proxy_ours),
+    ] {
         let Some(proxy) = proxy else { continue };
         checks.push(match probe::info(&proxy.addr()) {
             Ok(info) => {

@@ -69,9 +69,14 @@ pub fn redis_server(tools: &Tools, label: &str, scratch: &ScratchDir) -> Result<
 
 /// Starts one of our servers (`--port 0`: the kernel picks the port, read back from /proc).
 pub fn our_server(binaries: &Binaries, label: &str, scratch: &ScratchDir) -> Result<Service> {
+    our_server_with(binaries, label, scratch, Logs::Defaults)
+}
+
+/// Starts one of our servers with the given logging.
+pub fn our_server_with(binaries: &Binaries, label: &str, scratch: &ScratchDir, logs: Logs) -> Result<Service> {
     let mut command = Command::new(&binaries.server);
     command.args(["--port", "0", "--no-greeting", "--name", label, "--max-clients", &MAX_CLIENTS.to_string()]);
-    ours(&mut command);
+    ours(&mut command, logs);
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
 
@@ -82,18 +87,42 @@ pub const PROXY_VNODES: &str = "160";
 
 /// Starts our proxy in front of `backends`.
 pub fn our_proxy(binaries: &Binaries, label: &str, backends: &[&Service], scratch: &ScratchDir) -> Result<Service> {
+    our_proxy_with(binaries, label, backends, scratch, Logs::Defaults)
+}
+
+/// Starts our proxy in front of `backends` with the given logging.
+pub fn our_proxy_with(
+    binaries: &Binaries,
+    label: &str,
+    backends: &[&Service],
+    scratch: &ScratchDir,
+    logs: Logs,
+) -> Result<Service> {
     let servers: Vec<String> = backends.iter().map(|b| b.addr()).collect();
     let mut command = Command::new(&binaries.proxy);
     command.args(["--port", "0", "--no-greeting", "--replicas", PROXY_VNODES, "--servers", &servers.join(",")]);
     command.args(["--max-clients", &MAX_CLIENTS.to_string()]);
-    ours(&mut command);
+    ours(&mut command, logs);
     start(label, &mut command, &log_path(scratch, label), None, Ready::Ping)
 }
 
-/// The environment of our processes under load: the defaults a user gets (no `RUST_LOG`, so
-/// `info`; stderr to a log file, so no line per request), and no colour codes.
-fn ours(command: &mut Command) {
-    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
+/// How our processes under load log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// The defaults a user gets: no `RUST_LOG`, so `info`; stderr to a log file, so no line
+    /// per request.
+    Defaults,
+    /// `RUST_LOG=warn`: the yardstick the defaults are held to.
+    WarnOnly,
+}
+
+/// The environment of our processes under load: `logs`, and no colour codes.
+fn ours(command: &mut Command, logs: Logs) {
+    match logs {
+        Logs::Defaults => command.env_remove("RUST_LOG"),
+        Logs::WarnOnly => command.env("RUST_LOG", "warn"),
+    };
+    command.env("NO_COLOR", "1");
 }
 
 /// twemproxy and the port of its statistics.
@@ -210,6 +239,8 @@ pub fn log_tail(log: &Path) -> String {
 pub struct Fleet {
     /// Our proxy in front of the three redis-servers.
     pub proxy_redis: Option<Service>,
+    /// Our proxy in front of the three redis-servers, with `RUST_LOG=warn`.
+    pub proxy_redis_warn: Option<Service>,
     /// Our proxy in front of our three servers.
     pub proxy_ours: Option<Service>,
     /// twemproxy in front of the three redis-servers.
@@ -218,6 +249,8 @@ pub struct Fleet {
     pub redis: Option<Service>,
     /// Our server alone.
     pub server: Option<Service>,
+    /// Our server alone, with `RUST_LOG=warn`.
+    pub server_warn: Option<Service>,
     /// The three redis-servers behind twemproxy and proxy/redis.
     pub redis_backends: Vec<Service>,
     /// Our three servers behind proxy/ours.
@@ -233,17 +266,19 @@ impl Fleet {
         let wants = |t: Target| targets.contains(&t);
         let mut fleet = Fleet {
             proxy_redis: None,
+            proxy_redis_warn: None,
             proxy_ours: None,
             twemproxy: None,
             redis: None,
             server: None,
+            server_warn: None,
             redis_backends: Vec::new(),
             our_backends: Vec::new(),
         };
         if wants(Target::Redis) {
             fleet.redis = Some(redis_server(tools, "redis", scratch)?);
         }
-        if wants(Target::Twemproxy) || wants(Target::ProxyRedis) {
+        if wants(Target::Twemproxy) || wants(Target::ProxyRedis) || wants(Target::ProxyRedisWarn) {
             for i in 1..=BACKENDS {
                 let label = format!("redis-backend-{i}");
                 fleet.redis_backends.push(redis_server(tools, &label, scratch)?);
@@ -256,6 +291,10 @@ impl Fleet {
         if wants(Target::ProxyRedis) {
             fleet.proxy_redis = Some(our_proxy(binaries, "proxy-redis", &redis_backends, scratch)?);
         }
+        if wants(Target::ProxyRedisWarn) {
+            let proxy = our_proxy_with(binaries, "proxy-redis-warn", &redis_backends, scratch, Logs::WarnOnly)?;
+            fleet.proxy_redis_warn = Some(proxy);
+        }
         if wants(Target::ProxyOurs) {
             for i in 0..BACKENDS {
                 let label = format!("cache-{}", char::from(b'A' + i as u8));
@@ -266,6 +305,9 @@ impl Fleet {
         }
         if wants(Target::Server) {
             fleet.server = Some(our_server(binaries, "server", scratch)?);
+        }
+        if wants(Target::ServerWarn) {
+            fleet.server_warn = Some(our_server_with(binaries, "server-warn", scratch, Logs::WarnOnly)?);
         }
         Ok(fleet)
     }
@@ -278,12 +320,20 @@ impl Fleet {
             Target::ProxyRedis => self.proxy_redis.as_ref(),
             Target::ProxyOurs => self.proxy_ours.as_ref(),
             Target::Server => self.server.as_ref(),
+            Target::ProxyRedisWarn => self.proxy_redis_warn.as_ref(),
+            Target::ServerWarn => self.server_warn.as_ref(),
         }
     }
 
     /// Every process that stores data: the backends and the servers used directly.
     pub fn stores(&self) -> Vec<&Service> {
-        self.redis.iter().chain(&self.redis_backends).chain(&self.our_backends).chain(&self.server).collect()
+        self.redis
+            .iter()
+            .chain(&self.redis_backends)
+            .chain(&self.our_backends)
+            .chain(&self.server)
+            .chain(&self.server_warn)
+            .collect()
     }
 }
 

@@ -280,6 +280,10 @@ fn measure(
                     eprintln!("not run: our server keeps strings only");
                     continue;
                 }
+                if target.default_flags_twin().is_some() && !case.is_core() {
+                    eprintln!("not run: the logging comparison runs the core rows only");
+                    continue;
+                }
                 let cpu_before = procfs::cpu_ticks(front.pid()).ok();
                 let machine_before = procfs::machine_busy_ticks().ok();
                 let result = if case.test == Test::Mix {

@@ -24,8 +24,10 @@ fn colour(target: Target) -> &'static str {
         Target::Redis => "#d62728",
         Target::Twemproxy => "#7f7f7f",
         Target::ProxyRedis => "#1f77b4",
+        Target::ProxyRedisWarn => "#aec7e8",
         Target::ProxyOurs => "#17becf",
         Target::Server => "#2ca02c",
+        Target::ServerWarn => "#98df8a",
     }
 }
 
