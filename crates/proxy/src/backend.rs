@@ -534,7 +534,7 @@ async fn read_replies(
         loop {
             if current.is_none() {
                 match in_flight.try_recv() {
-                    Ok(job) => current = Some((job, Vec::new(), 0)),
+                    Ok(job) => current = Some(started(job)),
                     Err(_) => break,
                 }
             }
@@ -567,7 +567,7 @@ async fn read_replies(
         if current.is_none() && !buf.is_empty() {
             // Bytes nobody asked for: the stream is out of step.
             if let Ok(job) = in_flight.try_recv() {
-                current = Some((job, Vec::new(), 0));
+                current = Some(started(job));
                 continue;
             }
             tracing::warn!(backend = %addr, "unexpected bytes from server; dropping the connection");
@@ -582,7 +582,7 @@ async fn read_replies(
             // and the writer gone, so the link was dropped.
             job = in_flight.recv(), if current.is_none() => match job {
                 Some(job) => {
-                    current = Some((job, Vec::new(), 0));
+                    current = Some(started(job));
                     continue;
                 }
                 None => return,
@@ -607,6 +607,17 @@ async fn read_replies(
             Ok(_) => {}
         }
     }
+}
+
+/// The most reply ends a job's list starts with room for; a larger job grows it.
+const MAX_ENDS_ROOM: usize = 1024;
+
+/// A job whose replies are about to be counted out: room for the end of each, so a pipeline's
+/// list is allocated once instead of regrown (a `Vec` push from empty regrew it three times
+/// for 16 replies: 2.5% of the proxy's instructions at pipeline 16, by callgrind).
+fn started(job: InFlight) -> (InFlight, Vec<usize>, usize) {
+    let ends = Vec::with_capacity(job.count.min(MAX_ENDS_ROOM));
+    (job, ends, 0)
 }
 
 /// Sleeps until `deadline`; never without one.

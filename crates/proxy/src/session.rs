@@ -482,7 +482,7 @@ async fn run_segment(
             Step::Error(text) => write::error(out, text.as_bytes()),
             Step::Frame(frame) => frame.encode(out),
             Step::Forward(part) => combine::forward(results, *part, out),
-            Step::Combine(how, parts) => combine::combine(how, parts, results, protocol, out),
+            Step::Combine(combined) => combine::combine(&combined.0, &combined.1, results, protocol, out),
             Step::Replicated(replicated) => replicated.write(protocol, out),
         }
     }
@@ -536,7 +536,7 @@ fn plan(
     }
     if session.is_subscribed() {
         match command.name {
-            "ping" => return Step::Frame(pubsub::pong(request.args.get(1))),
+            "ping" => return Step::Frame(Box::new(pubsub::pong(request.args.get(1)))),
             "quit" | "reset" => {}
             _ if pubsub::is_subscription(command) => {}
             _ => return Step::Error(pubsub::not_allowed(command)),
@@ -685,7 +685,7 @@ fn exec(multi: Multi, topology: &Topology, jobs: &mut Jobs) -> Step {
         return Step::Error("EXECABORT Transaction discarded because of previous errors.".into());
     }
     if multi.queued.is_empty() {
-        return Step::Combine(plan::Combine::Union, Vec::new());
+        return Step::Combine(Box::new((plan::Combine::Union, Vec::new())));
     }
     let server = match &multi.server {
         Some(addr) => match topology.ring.id_of(addr) {

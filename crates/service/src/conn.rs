@@ -28,6 +28,9 @@ const REPLY_BUDGET: usize = 1024 * 1024;
 /// Bytes of requests read ahead while the client waits on a long request ([`ClientConn::closed`]).
 pub const MAX_UNREAD_WHILE_WAITING: usize = 1024 * 1024;
 
+/// The most room a batch's reply buffer starts with; larger replies grow it as usual.
+const OUTPUT_START_ROOM: usize = 16 * 1024;
+
 /// Requests in a connection's first batch, before its replies have shown their size.
 const FIRST_BATCH: usize = 64;
 
@@ -53,6 +56,11 @@ pub struct ClientConn {
     batch_limit: usize,
     /// Requests handed out since the last flush.
     unanswered: usize,
+    /// Requests in the last batch and bytes of the last flush: the room a new batch list and
+    /// reply buffer start with, so a pipeline's are allocated once instead of regrown from
+    /// empty (both are given back whenever the client waits).
+    last_batch: usize,
+    last_flush: usize,
     /// Fires when the process shuts down.
     stopping: Stopping,
     /// The process is shutting down: no more waiting for input, only what already arrived.
@@ -76,6 +84,8 @@ impl ClientConn {
             pending_error: None,
             batch_limit: FIRST_BATCH,
             unanswered: 0,
+            last_batch: 0,
+            last_flush: 0,
             stopping,
             draining: false,
             idle_timeout: Duration::ZERO,
@@ -120,7 +130,12 @@ impl ClientConn {
         loop {
             while batch.len() < self.batch_limit {
                 match self.parser.parse(&mut self.input, &self.limits) {
-                    Ok(Some(request)) => batch.push(request),
+                    Ok(Some(request)) => {
+                        if batch.capacity() == 0 {
+                            batch.reserve(self.last_batch.clamp(1, self.batch_limit));
+                        }
+                        batch.push(request);
+                    }
                     Ok(None) => break,
                     Err(error) if batch.is_empty() => return Box::pin(self.fail(error)).await,
                     Err(error) => {
@@ -136,6 +151,10 @@ impl ClientConn {
                 }
                 crate::coalesce::note_batch();
                 self.unanswered += batch.len();
+                self.last_batch = batch.len();
+                if self.output.capacity() == 0 {
+                    self.output.reserve(self.last_flush.min(OUTPUT_START_ROOM));
+                }
                 return Ok(true);
             }
             // About to wait: an idle client keeps no room for requests either (a new batch
@@ -203,6 +222,7 @@ impl ClientConn {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
             crate::metrics::note_bytes_out(self.output.len());
+            self.last_flush = self.output.len();
             // TLS may hold back the end of what it encrypted (a no-op on plain TCP).
             self.stream.flush().await?;
             self.output.clear();
