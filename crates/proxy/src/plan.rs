@@ -97,6 +97,9 @@ pub struct Jobs {
     room: usize,
 }
 
+/// Bytes added to a server's share of a batch for the room its buffer starts with.
+const SHARE_SLACK: usize = 128;
+
 /// The most room a job's buffer starts with; a larger batch grows it as usual.
 const MAX_START_ROOM: usize = 64 * 1024;
 
@@ -106,10 +109,13 @@ impl Jobs {
         Self { jobs: SmallVec::new(), protocol, room: 0 }
     }
 
-    /// No requests yet, for requests of about `bytes` encoded bytes in all: each server's
-    /// buffer starts with room for them (up to [`MAX_START_ROOM`]).
-    pub fn with_room(protocol: Protocol, bytes: usize) -> Self {
-        Self { jobs: SmallVec::new(), protocol, room: bytes.min(MAX_START_ROOM) }
+    /// No requests yet, for requests of about `bytes` encoded bytes in all, spread over
+    /// `servers`: each server's buffer starts with room for twice its even share (all of it
+    /// with one server; up to [`MAX_START_ROOM`]). Room for the whole batch on every server
+    /// made a pipeline's buffers too large for glibc's per-thread cache.
+    pub fn with_room(protocol: Protocol, bytes: usize, servers: usize) -> Self {
+        let share = if servers > 2 { bytes * 2 / servers + SHARE_SLACK } else { bytes };
+        Self { jobs: SmallVec::new(), protocol, room: share.min(bytes).min(MAX_START_ROOM) }
     }
 
     /// Appends a request for `server`, encoded by `encode`; where its reply will be.

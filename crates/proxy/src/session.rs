@@ -464,7 +464,7 @@ async fn run_segment(
     }
     let protocol = session.client.protocol;
     let bytes = requests.iter().map(|r| r.raw.as_ref().map_or(64, |raw| raw.len())).sum();
-    let mut jobs = Jobs::with_room(protocol, bytes);
+    let mut jobs = Jobs::with_room(protocol, bytes, topology.ring.len());
     let mut steps: SmallVec<[Step; 1]> = requests
         .iter()
         .zip(resolved)

@@ -34,4 +34,4 @@ pub use error::ProtocolError;
 pub use frame::{frame_len, Frame};
 pub use limits::Limits;
 pub use protocol::Protocol;
-pub use request::{parse_request, Request, RequestParser};
+pub use request::{parse_request, Args, Request, RequestParser};

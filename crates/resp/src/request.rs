@@ -9,16 +9,22 @@ use crate::{inline, Limits, ProtocolError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The arguments, binary safe; `args[0]` is the command name as sent.
-    pub args: Vec<Bytes>,
+    pub args: Args,
     /// The exact bytes of the request when it arrived as a multibulk array: a proxy can
     /// forward them unchanged. `None` for inline requests.
     pub raw: Option<Bytes>,
 }
 
+/// A request's arguments: up to three inline (GET, SET and most keyed commands), so a
+/// request allocates nothing beyond the bytes it arrived in. A separate list per request
+/// was 5% of the proxy's instructions at pipeline 16 (callgrind): a pipeline frees more of
+/// them at once than glibc's per-thread cache keeps, and the rest took the slow path.
+pub type Args = smallvec::SmallVec<[Bytes; 3]>;
+
 impl Request {
     /// A request built from arguments (no raw bytes).
     pub fn new(args: Vec<Bytes>) -> Self {
-        Self { args, raw: None }
+        Self { args: Args::from_vec(args), raw: None }
     }
 
     /// The command name as sent (compare with [`Request::is`]).
