@@ -149,7 +149,7 @@ mod tests {
     use bytes::{Bytes, BytesMut};
 
     fn args(input: &str) -> Vec<Bytes> {
-        parse_request(&mut BytesMut::from(input.as_bytes()), &Limits::default()).unwrap().unwrap().args
+        parse_request(&mut BytesMut::from(input.as_bytes()), &Limits::default()).unwrap().unwrap().args.to_vec()
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! use bytes::BytesMut;
 //! let mut buf = BytesMut::from(&b"SET user:1001 Alice\r\n"[..]);
 //! let request = resp::parse_request(&mut buf, &resp::Limits::default()).unwrap().unwrap();
-//! assert_eq!(request.args, ["SET", "user:1001", "Alice"]);
+//! assert_eq!(&request.args[..], ["SET", "user:1001", "Alice"]);
 //! assert!(buf.is_empty());
 //! ```
 #![warn(missing_docs)]

@@ -440,9 +440,10 @@ fn check_structured(data: &[u8], rng: &mut Rng) -> Vec<u8> {
         let outcome = requests_in_pieces(&stream, &pieces, &limits);
         assert_eq!(outcome.error, None);
         assert!(outcome.rest.is_empty());
-        let got: Vec<(&Vec<Bytes>, Option<&[u8]>)> =
-            outcome.items.iter().map(|r| (&r.args, r.raw.as_deref())).collect();
-        assert_eq!(got, [(&args, Some(&multibulk[..])), (&args, None), (&args, Some(&multibulk[..]))], "{pieces:?}");
+        let got: Vec<(&[Bytes], Option<&[u8]>)> =
+            outcome.items.iter().map(|r| (&r.args[..], r.raw.as_deref())).collect();
+        let args = &args[..];
+        assert_eq!(got, [(args, Some(&multibulk[..])), (args, None), (args, Some(&multibulk[..]))], "{pieces:?}");
         encoded.extend_from_slice(&stream);
     }
     encoded
