@@ -111,7 +111,7 @@ impl Jobs {
 
     /// No requests yet, for requests of about `bytes` encoded bytes in all, spread over
     /// `servers`: each server's buffer starts with room for twice its even share (all of it
-    /// with one server; up to [`MAX_START_ROOM`]). Room for the whole batch on every server
+    /// with one or two servers; up to [`MAX_START_ROOM`]). Room for the whole batch on every server
     /// made a pipeline's buffers too large for glibc's per-thread cache.
     pub fn with_room(protocol: Protocol, bytes: usize, servers: usize) -> Self {
         let share = if servers > 2 { bytes * 2 / servers + SHARE_SLACK } else { bytes };
