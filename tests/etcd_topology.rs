@@ -98,6 +98,31 @@ fn text(frame: &Frame) -> String {
 }
 
 /// SERVERS of the proxy at `addr`, sorted.
+/// Three of our servers behind three proxies sharing the pool at `url`.
+struct Pool {
+    /// The servers, stopped when the pool is dropped.
+    servers: Vec<Process>,
+    /// Their addresses.
+    addrs: Vec<String>,
+    /// The proxies, stopped when the pool is dropped.
+    proxies: Vec<Process>,
+    /// Their addresses.
+    paddrs: Vec<String>,
+}
+
+/// Starts a [`Pool`]: the first proxy with the first `initial` servers, the other two joining
+/// through etcd; returns once every proxy routes over those servers.
+fn three_proxy_pool(url: &str, initial: usize) -> Pool {
+    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
+    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
+    let proxies = vec![pool_proxy(url, &addrs[..initial], &[]), pool_proxy(url, &[], &[]), pool_proxy(url, &[], &[])];
+    let paddrs: Vec<String> = proxies.iter().map(Process::addr).collect();
+    for p in &paddrs {
+        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == initial), "{p} did not join");
+    }
+    Pool { servers, addrs, proxies, paddrs }
+}
+
 fn servers_of(addr: &str) -> Vec<String> {
     match Conn::connect(addr).call(&["SERVERS"]) {
         Frame::Array(items) => items.iter().map(text).collect(),
@@ -277,15 +302,7 @@ fn dbsizes(servers: &[String]) -> Vec<i64> {
 fn killing_the_mover_mid_migration_loses_nothing() {
     let Some(etcd) = Etcd::start() else { return };
     let url = etcd.url("moving");
-    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
-    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-    let mut proxies: Vec<Process> = vec![pool_proxy(&url, &addrs[..2], &[])];
-    proxies.push(pool_proxy(&url, &[], &[]));
-    proxies.push(pool_proxy(&url, &[], &[]));
-    let paddrs: Vec<String> = proxies.iter().map(Process::addr).collect();
-    for p in &paddrs {
-        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 2), "{p} did not join");
-    }
+    let Pool { servers: _servers, addrs, mut proxies, paddrs } = three_proxy_pool(&url, 2);
     let before = keys(40_000, "before");
     write_all(&paddrs[0], &before);
 
@@ -576,14 +593,7 @@ fn a_proxy_whose_flags_place_keys_differently_refuses_to_join() {
 fn a_delete_on_one_proxy_racing_the_mover_on_another_stays_deleted() {
     let Some(etcd) = Etcd::start() else { return };
     let url = etcd.url("resurrect");
-    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
-    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-    let proxies: Vec<Process> =
-        vec![pool_proxy(&url, &addrs[..2], &[]), pool_proxy(&url, &[], &[]), pool_proxy(&url, &[], &[])];
-    let paddrs: Vec<String> = proxies.iter().map(Process::addr).collect();
-    for p in &paddrs {
-        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 2), "{p} did not join");
-    }
+    let Pool { servers: _servers, addrs, proxies: _proxies, paddrs } = three_proxy_pool(&url, 2);
     let (mut raced, mut back) = (0, Vec::new());
     for round in 0..RACE_ROUNDS {
         let change = if round % 2 == 0 { "ADD_SERVER" } else { "REMOVE_SERVER" };
@@ -685,15 +695,7 @@ fn race_one_migration(paddrs: &[String], change: &[&str], prefix: &str) -> (Vec<
 fn set_distribution_on_one_proxy_switches_every_proxy_and_moves_the_keys() {
     let Some(etcd) = Etcd::start() else { return };
     let url = etcd.url("placement");
-    let servers: Vec<Process> = (0..3).map(|i| server(&format!("cache-{i}"), &["--no-greeting"])).collect();
-    let addrs: Vec<String> = servers.iter().map(Process::addr).collect();
-    let p1 = pool_proxy(&url, &addrs, &[]);
-    let p2 = pool_proxy(&url, &[], &[]);
-    let p3 = pool_proxy(&url, &[], &[]);
-    let proxies = [p1.addr(), p2.addr(), p3.addr()];
-    for p in &proxies {
-        assert!(wait_until(Duration::from_secs(5), || servers_of(p).len() == 3), "{p} did not join");
-    }
+    let Pool { servers: _servers, addrs, proxies: _proxies, paddrs: proxies } = three_proxy_pool(&url, 3);
     let stored = keys(3000, "placed");
     write_all(&proxies[0], &stored);
     let before = routes(&proxies[0], &stored);
