@@ -8,8 +8,17 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::request::{Parsed, Request};
 use crate::{Limits, ProtocolError};
+
+/// What one look at the front of the buffer found.
+pub(crate) enum Line {
+    /// No newline yet.
+    Incomplete,
+    /// A line with nothing on it was consumed; look again.
+    Blank,
+    /// A line's arguments, the command name first.
+    Args(Vec<Bytes>),
+}
 
 /// One argument of an inline line.
 struct Token {
@@ -24,7 +33,7 @@ struct Token {
 /// Parses the inline line at the front of `buf`. `scanned` is how much of an incomplete line
 /// earlier calls already searched for its newline: the search resumes there, and the count
 /// is updated while the line stays incomplete and reset to 0 once it is taken.
-pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) -> Result<Parsed, ProtocolError> {
+pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) -> Result<Line, ProtocolError> {
     let limit = limits.max_inline_len + 1;
     let from = (*scanned).min(buf.len()).min(limit);
     let found = buf[from..buf.len().min(limit)].iter().position(|&b| b == b'\n');
@@ -33,21 +42,21 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) ->
             return Err(ProtocolError::InlineTooLong);
         }
         *scanned = buf.len();
-        return Ok(Parsed::Incomplete);
+        return Ok(Line::Incomplete);
     };
     *scanned = 0;
     let line = buf.split_to(newline + 1).freeze();
     let text = line.slice(..trim_end(&line));
     let tokens = tokenize(&text)?;
     if tokens.is_empty() {
-        return Ok(Parsed::Empty);
+        return Ok(Line::Blank);
     }
     let mut args: Vec<Bytes> = tokens.iter().map(|t| Bytes::from(t.value.clone())).collect();
     if is_set_with_spaced_value(&tokens) {
         args.truncate(2);
         args.push(text.slice(tokens[2].start..));
     }
-    Ok(Parsed::Request(Request::new(args)))
+    Ok(Line::Args(args))
 }
 
 fn trim_end(line: &[u8]) -> usize {

@@ -114,7 +114,11 @@ impl RequestParser {
             let parsed = match buf.first() {
                 None => return Ok(None),
                 Some(b'*') => self.multibulk(buf, limits)?,
-                Some(_) => inline::parse(buf, limits, &mut self.inline_scanned)?,
+                Some(_) => match inline::parse(buf, limits, &mut self.inline_scanned)? {
+                    inline::Line::Incomplete => Parsed::Incomplete,
+                    inline::Line::Blank => Parsed::Empty,
+                    inline::Line::Args(args) => Parsed::Request(Request::new(args)),
+                },
             };
             match parsed {
                 Parsed::Incomplete => return Ok(None),
@@ -233,7 +237,7 @@ fn take_request(buf: &mut BytesMut, len: usize, spans: &[(usize, usize)]) -> Req
 }
 
 /// What one parsing step found.
-pub(crate) enum Parsed {
+enum Parsed {
     /// Not enough bytes yet.
     Incomplete,
     /// An empty line or array was consumed; look again.
