@@ -24,6 +24,7 @@ pub mod machine;
 pub mod memory;
 pub mod microbench;
 pub mod migration;
+pub mod numbers;
 pub mod probe;
 pub mod processes;
 pub mod procfs;

@@ -22,9 +22,9 @@ use resp::Frame;
 
 use crate::load::{self, Test};
 use crate::memory;
+use crate::numbers::thousands;
 use crate::probe;
 use crate::processes::{Background, Ending, ScratchDir};
-use crate::report::thousands;
 use crate::sanity::Check;
 use crate::services::{our_proxy, our_server, redis_server, Service};
 use crate::setup::{Binaries, Tools};

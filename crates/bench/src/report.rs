@@ -12,6 +12,7 @@ use crate::load::Case;
 use crate::machine::Machine;
 use crate::memory::MemoryRow;
 use crate::migration::{self, Attempt};
+use crate::numbers::thousands;
 use crate::procfs::ClockTicks;
 use crate::sanity::Sanity;
 use crate::stats::{Grid, Summary};
@@ -192,22 +193,6 @@ fn cells(case: &Case, target: Target, s: Option<&Summary>, reps: usize) -> [Stri
         ratio(s.and_then(|s| s.vs_redis)),
         format!("{}/{reps}", s.map_or(0, |s| s.reps)),
     ]
-}
-
-/// `712345.6` -> `712,346`.
-pub fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < 0.0 && digits != "0" {
-        out.insert(0, '-');
-    }
-    out
 }
 
 /// `1 repetition`, `3 repetitions`.
@@ -932,16 +917,6 @@ pub(crate) mod tests {
             ticks: ClockTicks { per_second: 100.0, measured: true },
             elapsed_secs: 12.0,
         }
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(712_345.6), "712,346");
-        assert_eq!(thousands(1_234_567.0), "1,234,567");
-        assert_eq!(thousands(-1234.0), "-1,234");
     }
 
     #[test]

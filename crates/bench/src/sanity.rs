@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use crate::load::RunResult;
+use crate::numbers::thousands;
 use crate::probe;
-use crate::report::thousands;
 use crate::services::Fleet;
 use crate::target::Target;
 

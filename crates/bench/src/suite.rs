@@ -250,7 +250,7 @@ fn warm_up(
         let result = load::run(&tools.redis_benchmark, front.port, &case, settings)?;
         logs.entry(target).or_default().record(&format!("warm-up {case}"), &result);
         match (&result.sample, &result.failure) {
-            (Some(sample), _) => eprintln!("{} req/s", report::thousands(sample.rps)),
+            (Some(sample), _) => eprintln!("{} req/s", crate::numbers::thousands(sample.rps)),
             (None, failure) => eprintln!("FAILED: {}", failure.as_deref().unwrap_or("?")),
         }
     }
@@ -310,7 +310,7 @@ fn measure(
                 let machine_us_per_request = per_request(machine_before, machine_after);
                 eprintln!(
                     "{:>9} req/s  p50 {:.3} ms  p99 {:.3} ms{}{}{}{}",
-                    report::thousands(sample.rps),
+                    crate::numbers::thousands(sample.rps),
                     sample.p50_ms,
                     sample.p99_ms,
                     p999_ms.map(|ms| format!("  p99.9 {ms:.3} ms")).unwrap_or_default(),

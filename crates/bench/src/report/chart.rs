@@ -157,7 +157,7 @@ pub fn svg(report: &Report) -> String {
                         colour(target),
                         escape(target.label()),
                         case,
-                        super::thousands(rps)
+                        crate::numbers::thousands(rps)
                     );
                     let _ = writeln!(
                         out,
