@@ -12,6 +12,7 @@ pub mod dedicated;
 pub mod etcd;
 pub mod handoff;
 pub mod health;
+pub mod health_check;
 mod learned;
 mod local;
 mod membership;
@@ -39,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use cluster::{Cluster, ClusterConfig};
-use health::HealthConfig;
+use health_check::HealthConfig;
 use migration::Migrator;
 
 /// Everything [`run`] needs besides the listener.
@@ -198,7 +199,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     }
     // Servers given at start hold no keys yet: nothing to migrate.
     cluster.finish_migration();
-    tokio::spawn(health::check_forever(Arc::downgrade(&cluster), config.health));
+    tokio::spawn(health_check::check_forever(Arc::downgrade(&cluster), config.health));
     let shared = match &config.topology {
         Some(topology) => {
             let id = format!("{local}-{}", std::process::id());

@@ -329,7 +329,7 @@ fn build_config(
         hash_tag: args.hash_tag,
         max_hints: args.max_hints.max(1),
         max_blocking_connections: args.max_blocking_connections,
-        health: proxy::health::HealthConfig {
+        health: proxy::health_check::HealthConfig {
             enabled: !args.no_auto_eject,
             interval: Duration::from_millis(args.health_interval_ms.max(10)),
             failure_limit: args.server_failure_limit.max(1),
