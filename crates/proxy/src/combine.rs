@@ -4,7 +4,8 @@ use bytes::BytesMut;
 use resp::{write, Frame, Protocol};
 
 use crate::backend::{BackendError, Replies};
-use crate::plan::{Combine, Part, SCAN_SERVER_BITS};
+use crate::jobs::Part;
+use crate::plan::{Combine, SCAN_SERVER_BITS};
 
 /// The replies of a batch's jobs, indexed like [`Part::job`].
 pub type Results = [Result<Replies, BackendError>];

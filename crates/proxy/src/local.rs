@@ -7,7 +7,7 @@ use resp::{write, Request};
 use service::common;
 
 use crate::cluster::Topology;
-use crate::plan::NO_SERVERS;
+use crate::owners::NO_SERVERS;
 use crate::session::Session;
 use crate::Proxy;
 

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::cluster::Topology;
 use crate::dedicated::{Dedicated, Push, PushLink};
 use crate::local::Flow;
-use crate::plan::NO_SERVERS;
+use crate::owners::NO_SERVERS;
 use crate::Proxy;
 
 /// Pushes waiting for a slow client before the readers stop reading their servers.

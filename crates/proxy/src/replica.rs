@@ -8,12 +8,9 @@ use resp::command::{Command, Merge as Split, Route};
 use resp::{write, Frame, Request};
 use ring::ServerId;
 
-use crate::backend::{BackendError, Replies};
 use crate::cluster::Topology;
-use crate::plan::{Jobs, Part, NO_SERVERS};
-
-/// The replies of one round of jobs.
-pub type Round = smallvec::SmallVec<[Result<Replies, BackendError>; 1]>;
+use crate::jobs::{Jobs, Part, Round};
+use crate::owners::{any_server, cross_server, NO_SERVERS};
 
 /// What counts as "not here, ask the next replica".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,13 +201,13 @@ impl Replicated {
                 // One command on the replicas of its keys, which must be the same servers.
                 let targets = match positions.first() {
                     Some(&first) => topology.replicas(&args[first]),
-                    None => crate::plan::any_server(topology).map(|id| vec![id])?,
+                    None => any_server(topology).map(|id| vec![id])?,
                 };
                 if let Some(&other) = positions.iter().find(|&&i| topology.replicas(&args[i]) != targets) {
                     let others = topology.replicas(&args[other]);
                     let mut servers = targets.clone();
                     servers.extend(others.into_iter().filter(|id| !targets.contains(id)));
-                    return Err(crate::plan::cross_server(topology, &servers));
+                    return Err(cross_server(topology, &servers));
                 }
                 let mut out = BytesMut::new();
                 request.encode(&mut out);

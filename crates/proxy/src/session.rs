@@ -15,11 +15,12 @@ use smallvec::SmallVec;
 
 use crate::cluster::Topology;
 use crate::dedicated::{Dedicated, Push};
+use crate::jobs::{Jobs, Round};
 use crate::local::{self, Flow};
 use crate::membership;
-use crate::plan::{self, Jobs, Step};
+use crate::owners;
+use crate::plan::{self, Step};
 use crate::pubsub::{self, Subscriber};
-use crate::replica::Round;
 use crate::{combine, Proxy};
 
 /// What the proxy remembers about one client.
@@ -247,7 +248,7 @@ async fn blocking(
         write::error(conn.output(), text.as_bytes());
         return Flow::Continue;
     };
-    let owner = match plan::single_owner(topology, command, request) {
+    let owner = match owners::single_owner(topology, command, request) {
         Ok(owner) => owner,
         Err(text) => {
             write::error(conn.output(), text.as_bytes());
@@ -298,7 +299,7 @@ async fn watch(
     request: &Request,
     out: &mut BytesMut,
 ) {
-    let owner = match plan::single_owner(topology, command, request) {
+    let owner = match owners::single_owner(topology, command, request) {
         Ok(owner) => topology.backend(owner).addr(),
         Err(text) => return write::error(out, text.as_bytes()),
     };
@@ -571,7 +572,7 @@ fn plan(
         // SSUBSCRIBE of that channel go.
         Route::PubSub if matches!(command.name, "publish" | "spublish") => match topology.primary(&request.args[1]) {
             Some(owner) => Step::Forward(jobs.push(owner, |out| request.encode(out))),
-            None => Step::Error(plan::NO_SERVERS.into()),
+            None => Step::Error(owners::NO_SERVERS.into()),
         },
         Route::PubSub => Step::Error(format!("ERR {} is not supported through the proxy", command.display)),
         Route::Transaction => transaction(session, command, topology, jobs),
@@ -659,7 +660,7 @@ fn queue(
     }
     for i in owners {
         let Some(owner) = topology.primary(&request.args[i]) else {
-            return refuse(multi, plan::NO_SERVERS.into());
+            return refuse(multi, owners::NO_SERVERS.into());
         };
         let addr = topology.ring.server(owner).to_string();
         match &multi.server {
@@ -692,7 +693,7 @@ fn exec(multi: Multi, topology: &Topology, jobs: &mut Jobs) -> Step {
             Some(id) => id,
             None => return Step::Error(format!("EXECABORT server {addr} left the ring")),
         },
-        None => match plan::any_server(topology) {
+        None => match owners::any_server(topology) {
             Ok(id) => id,
             Err(text) => return Step::Error(text),
         },
