@@ -10,6 +10,7 @@ mod combine;
 pub mod config_file;
 pub mod dedicated;
 pub mod etcd;
+mod flow;
 pub mod handoff;
 pub mod health;
 pub mod health_check;
@@ -42,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use cluster::{Cluster, ClusterConfig};
+use flow::Flow;
 use health_check::HealthConfig;
 use migration::Migrator;
 
@@ -349,7 +351,7 @@ async fn handle_client(proxy: &Arc<Proxy>, config: &Config, stream: Stream, stop
             Box::pin(tokio::time::sleep(pause)).await;
         }
         conn.flush().await?;
-        if flow == local::Flow::Quit || service::auth::must_close(&session.client) {
+        if flow == Flow::Quit || service::auth::must_close(&session.client) {
             break;
         }
     }

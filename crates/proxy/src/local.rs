@@ -4,21 +4,11 @@
 use bytes::BytesMut;
 use resp::command::{Command, Route};
 use resp::{write, Request};
-use service::common;
+use service::common::{self, ClientState};
 
 use crate::cluster::Topology;
 use crate::owners::NO_SERVERS;
-use crate::session::Session;
 use crate::Proxy;
-
-/// What the connection does after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Read the next command.
-    Continue,
-    /// Flush and close (QUIT).
-    Quit,
-}
 
 /// The HELP line: the seed's list, then what was added since.
 const HELP: &str = "Commands: SET/GET/DEL/KEYS, ADD_SERVER/REMOVE_SERVER/SERVERS, ROUTE, PING, QUIT; \
@@ -34,7 +24,7 @@ fn serves(command: &Command) -> bool {
 /// Answers a command that needs no server; argument count checked.
 pub fn run(
     proxy: &Proxy,
-    session: &mut Session,
+    client: &mut ClientState,
     topology: &Topology,
     command: &Command,
     request: &Request,
@@ -71,7 +61,7 @@ pub fn run(
                 b"ERR the proxy was not started from a configuration file (-c nutcracker.yml); --state-file keeps its ring",
             ),
         },
-        "info" => write::verbatim(out, session.client.protocol, info(proxy, topology).as_bytes()),
+        "info" => write::verbatim(out, client.protocol, info(proxy, topology).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
         "scan" => {
             write::array_header(out, 2);
@@ -79,11 +69,11 @@ pub fn run(
             write::array_header(out, 0);
         }
         "reset" => {
-            session.client = common::ClientState::new();
+            *client = ClientState::new();
             write::simple(out, b"RESET");
         }
         _ => {
-            if let Err(text) = common::run(command, args, &mut session.client, serves, out) {
+            if let Err(text) = common::run(command, args, client, serves, out) {
                 let text = if text == "ERR unknown command" {
                     format!("ERR {} is not supported through the proxy", command.display)
                 } else {

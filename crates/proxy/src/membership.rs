@@ -12,7 +12,7 @@ use resp::command::Command;
 use resp::{write, Request};
 
 use crate::etcd::doc::{Change, Placement};
-use crate::local::Flow;
+use crate::flow::Flow;
 use crate::migration::Migrator;
 use crate::Proxy;
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::cluster::Topology;
 use crate::dedicated::{Dedicated, Push, PushLink};
-use crate::local::Flow;
+use crate::flow::Flow;
 use crate::owners::NO_SERVERS;
 use crate::Proxy;
 

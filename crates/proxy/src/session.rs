@@ -15,8 +15,9 @@ use smallvec::SmallVec;
 
 use crate::cluster::Topology;
 use crate::dedicated::{Dedicated, Push};
+use crate::flow::Flow;
 use crate::jobs::{Jobs, Round};
-use crate::local::{self, Flow};
+use crate::local;
 use crate::membership;
 use crate::owners;
 use crate::plan::{self, Step};
@@ -478,7 +479,7 @@ async fn run_segment(
     let results = &rounds[0];
     for (request, step) in requests.iter().zip(&steps) {
         match step {
-            Step::Local(command) => local::run(proxy, session, topology, command, request, out),
+            Step::Local(command) => local::run(proxy, &mut session.client, topology, command, request, out),
             Step::Status(text) => write::simple(out, text.as_bytes()),
             Step::Error(text) => write::error(out, text.as_bytes()),
             Step::Frame(frame) => frame.encode(out),
