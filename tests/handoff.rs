@@ -137,6 +137,7 @@ fn an_overflowing_hint_log_flushes_the_returning_server_instead() {
     let mut flags = HEALTH.to_vec();
     flags.extend(["--max-hints", "10"]);
     let cluster = Cluster::redis(3, &flags);
+    let _logs = LogsOnFailure(&cluster.proxy);
     let mut c = Conn::connect(&cluster.proxy.addr());
     let load: Vec<Vec<String>> = (0..KEYS).map(|i| vec!["SET".into(), format!("key:{i}"), "old".into()]).collect();
     c.pipeline(&load);
