@@ -1,4 +1,4 @@
-//! PREVIEW ADD host:port [weight] / PREVIEW REMOVE host:port: what a ring change would move,
+//! `PREVIEW ADD host:port [weight]` / `PREVIEW REMOVE host:port`: what a ring change would move,
 //! changing nothing. The ring's answer (which share of the key space changes owner, from
 //! whom to whom) is exact arithmetic on the two rings ([`ring::handoff`]); the keys' answer
 //! comes from the servers: each is walked with SCAN up to [`SAMPLE_PER_SERVER`] keys, and

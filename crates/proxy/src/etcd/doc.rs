@@ -92,7 +92,7 @@ pub struct Migration {
 /// A change asked of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// ADD_SERVER addr weight [MIGRATE].
+    /// `ADD_SERVER addr weight [MIGRATE]`.
     Add {
         /// `host:port`.
         addr: String,
@@ -101,14 +101,14 @@ pub enum Change {
         /// Move the keys that change owner.
         migrate: bool,
     },
-    /// REMOVE_SERVER addr [MIGRATE].
+    /// `REMOVE_SERVER addr [MIGRATE]`.
     Remove {
         /// `host:port`.
         addr: String,
         /// Drain its keys to their new owners.
         migrate: bool,
     },
-    /// SET_DISTRIBUTION name [hash] [MIGRATE]: the same servers, placed by another
+    /// `SET_DISTRIBUTION name [hash] [MIGRATE]`: the same servers, placed by another
     /// distribution and key hash (named as [`Placement`] names them).
     Place {
         /// [`Placement::distribution_name`].
