@@ -207,6 +207,30 @@ fn aggregate_len(line: &[u8], limits: &Limits, per_entry: usize) -> Result<usize
 /// Every RESP2 and RESP3 type is understood. An attribute (`|N`) and the reply it annotates
 /// count as one frame.
 pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+    // The replies a cache sends most, one bulk string or one status line, complete and well
+    // formed: measured without the general walk (which gives the same answers, and every
+    // error).
+    match buf.first() {
+        Some(b'$') => {
+            if let Some((n, line_end)) = quick_number(buf, 1, limits.max_bulk_len) {
+                let end = line_end + 2 + n;
+                if n <= limits.max_bulk_len && buf.get(end..end + 2) == Some(b"\r\n") {
+                    return Ok(Some(end + 2));
+                }
+            }
+        }
+        Some(b'+') => {
+            if let Ok(Some(line_end)) = find_crlf(buf, 1, limits.max_bulk_len) {
+                return Ok(Some(line_end + 2));
+            }
+        }
+        _ => {}
+    }
+    walk_frame(buf, limits)
+}
+
+/// [`frame_len`] for any frame: walks it line by line, aggregates by depth.
+fn walk_frame(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
     let mut pos = 0;
     // Elements still expected at each open aggregate level; a frame is complete at depth 0.
     let mut pending: [usize; Limits::MAX_DEPTH] = [0; Limits::MAX_DEPTH];
@@ -368,6 +392,33 @@ pub(crate) fn find_crlf(buf: &[u8], from: usize, max: usize) -> Result<Option<us
     }
 }
 
+/// The number on the line that starts at `from` (just past a `*` or a `$`) and where its
+/// `\r\n` begins, when that line is wholly in `buf` and is nothing but 1 to 18 digits within
+/// `max` bytes: the common case, read in one pass over the digits. Anything else (a line not
+/// yet complete, a sign, a stray byte, a longer number) gives `None`, and the caller takes the
+/// general path ([`find_crlf`], then [`parse_int`]), which knows every error. Parsing the
+/// line twice, a search for its newline and then its digits, cost our server 4% of its
+/// instructions at pipeline 16 (callgrind).
+#[inline]
+pub(crate) fn quick_number(buf: &[u8], from: usize, max: usize) -> Option<(usize, usize)> {
+    /// More digits than this take the general path, so the sum cannot overflow.
+    const MAX_DIGITS: usize = 18;
+    let mut value: u64 = 0;
+    let mut i = from;
+    loop {
+        match *buf.get(i)? {
+            digit @ b'0'..=b'9' if i - from < MAX_DIGITS => {
+                value = value * 10 + u64::from(digit - b'0');
+                i += 1;
+            }
+            b'\r' if i > from && i + 1 - from <= max && buf.get(i + 1) == Some(&b'\n') => {
+                return Some((usize::try_from(value).ok()?, i));
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// Parses a decimal `i64` the way Redis does: optional `-`, digits only, no overflow.
 pub(crate) fn parse_int(digits: &[u8]) -> Option<i64> {
     let (negative, digits) = match digits.split_first() {
@@ -390,6 +441,68 @@ pub(crate) fn parse_int(digits: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines and frames the quick paths must read exactly as the general ones do, whole and
+    /// cut short at every byte.
+    const TRICKY: &[&[u8]] = &[
+        b"$5\r\nhello\r\n",
+        b"$0\r\n\r\n",
+        b"$05\r\nhello\r\n",
+        b"$5\r\nhelloXX",
+        b"$-1\r\n",
+        b"$-0\r\n\r\n",
+        b"$+5\r\nhello\r\n",
+        b"$5\nhello\r\n",
+        b"$\r\n",
+        b"$ 5\r\nhello\r\n",
+        b"$999999999999999999\r\n",
+        b"$9999999999999999999\r\n",
+        b"$99999999999999999999\r\n",
+        b"$513\r\n",
+        b"$5\r\nhello\r\n$3\r\nabc\r\n",
+        b"+OK\r\n",
+        b"+\r\n",
+        b"+OK\n",
+        b"+O\rK\r\n",
+        b"+OK\r\n+PONG\r\n",
+    ];
+
+    #[test]
+    fn quick_bulk_lengths_agree_with_the_general_walk() {
+        for limits in [
+            Limits::default(),
+            Limits { max_bulk_len: 512, ..Limits::default() },
+            Limits { max_bulk_len: 3, ..Limits::default() },
+        ] {
+            for input in TRICKY {
+                for cut in 0..=input.len() {
+                    let part = &input[..cut];
+                    assert_eq!(
+                        frame_len(part, &limits),
+                        walk_frame(part, &limits),
+                        "{:?} with max_bulk_len {}",
+                        String::from_utf8_lossy(part),
+                        limits.max_bulk_len
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quick_numbers_agree_with_find_crlf_and_parse_int() {
+        for input in TRICKY {
+            for cut in 0..=input.len() {
+                let part = &input[..cut];
+                for max in [1, 2, 3, 20, 1024] {
+                    if let Some((n, end)) = quick_number(part, 1, max) {
+                        assert_eq!(find_crlf(part, 1, max), Ok(Some(end)), "{part:?}");
+                        assert_eq!(parse_int(&part[1..end]).and_then(|n| usize::try_from(n).ok()), Some(n), "{part:?}");
+                    }
+                }
+            }
+        }
+    }
 
     fn parse_all(input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         Frame::parse(&mut BytesMut::from(input), &Limits::default())

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::frame::{find_crlf, parse_int};
+use crate::frame::{find_crlf, parse_int, quick_number};
 use crate::{inline, Limits, ProtocolError};
 
 /// One command from a client: its arguments, the command name first.
@@ -132,10 +132,16 @@ impl RequestParser {
         let mut state = match self.multibulk.take() {
             Some(state) => *state,
             None => {
-                let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
-                    return Ok(Parsed::Incomplete);
+                let (count, header_end) = match quick_number(buf, 1, limits.max_inline_len) {
+                    Some((count, end)) => (i64::try_from(count).unwrap_or(i64::MAX), end),
+                    None => {
+                        let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
+                            return Ok(Parsed::Incomplete);
+                        };
+                        let count = parse_int(&buf[1..header_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                        (count, header_end)
+                    }
                 };
-                let count = parse_int(&buf[1..header_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
                 let pos = header_end + 2;
                 if count <= 0 {
                     let _ = buf.split_to(pos);
@@ -205,13 +211,21 @@ fn next_arg(
                 Some(b'$') => {}
                 Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
             }
-            let Some(line_end) = find_crlf(buf, *pos + 1, limits.max_inline_len)? else {
-                return Ok(None);
+            let (len, line_end) = match quick_number(buf, *pos + 1, limits.max_inline_len) {
+                Some(found) => found,
+                None => {
+                    let Some(line_end) = find_crlf(buf, *pos + 1, limits.max_inline_len)? else {
+                        return Ok(None);
+                    };
+                    let len = parse_int(&buf[*pos + 1..line_end])
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or(ProtocolError::InvalidBulkLength)?;
+                    (len, line_end)
+                }
             };
-            let len = parse_int(&buf[*pos + 1..line_end])
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n <= limits.max_bulk_len)
-                .ok_or(ProtocolError::InvalidBulkLength)?;
+            if len > limits.max_bulk_len {
+                return Err(ProtocolError::InvalidBulkLength);
+            }
             *pos = line_end + 2;
             *bulk_len = Some(len);
             len
