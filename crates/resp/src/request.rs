@@ -246,7 +246,10 @@ fn next_arg(
 /// Takes the request's `len` bytes off the front of `buf`: its arguments are `spans` of them.
 fn take_request(buf: &mut BytesMut, len: usize, spans: &[(usize, usize)]) -> Request {
     let raw = buf.split_to(len).freeze();
-    let args = spans.iter().map(|&(start, end)| raw.slice(start..end)).collect();
+    let mut args = Args::with_capacity(spans.len());
+    for &(start, end) in spans {
+        args.push(raw.slice(start..end));
+    }
     Request { args, raw: Some(raw) }
 }
 

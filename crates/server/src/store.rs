@@ -32,6 +32,15 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// SCAN cursors are the top 48 bits of a key's hash: small enough that a proxy can add a
 /// server index to them and still fit in a u64.
 const CURSOR_BITS: u32 = 48;
+/// The hash a shard's table files a key under: the key's hash turned left by
+/// [`SHARD_BITS`]. The top bits chose the shard, so they are the same for every key in it,
+/// and hashbrown keeps a hash's top 7 bits as the tag it checks before comparing keys: with
+/// the shard bits there, 6 of the 7 were the same everywhere, and a lookup compared 2.7 keys
+/// on average instead of about one (callgrind, GET at pipeline 16).
+fn table_hash(hash: u64) -> u64 {
+    hash.rotate_left(SHARD_BITS)
+}
+
 /// Header of an entry block: expiry (u64), key length (u32), access metadata (u32).
 const HEADER: usize = 16;
 /// Redis's `maxmemory-samples` default: candidates compared per eviction.
@@ -304,7 +313,7 @@ impl Shard {
 
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
-        self.index.find(hash, |&i| slots[i as usize].key() == key).map(|&i| i as usize)
+        self.index.find(table_hash(hash), |&i| slots[i as usize].key() == key).map(|&i| i as usize)
     }
 
     fn insert(&mut self, hash: u64, entry: Entry, hasher: &hashbrown::DefaultHashBuilder) -> usize {
@@ -314,7 +323,7 @@ impl Shard {
         self.slots.push(entry);
         self.sieve.push();
         let Shard { index, slots, .. } = self;
-        index.insert_unique(hash, slot as u32, |&i| hasher.hash_one(slots[i as usize].key()));
+        index.insert_unique(table_hash(hash), slot as u32, |&i| table_hash(hasher.hash_one(slots[i as usize].key())));
         slot
     }
 
@@ -332,7 +341,7 @@ impl Shard {
     }
 
     fn remove_at(&mut self, slot: usize, hasher: &hashbrown::DefaultHashBuilder) -> Entry {
-        let hash = hasher.hash_one(self.slots[slot].key());
+        let hash = table_hash(hasher.hash_one(self.slots[slot].key()));
         if let Ok(found) = self.index.find_entry(hash, |&i| i as usize == slot) {
             found.remove();
         }
@@ -340,7 +349,7 @@ impl Shard {
         let entry = self.slots.swap_remove(slot);
         self.sieve.swap_remove(slot as u32);
         if slot != last {
-            let moved = hasher.hash_one(self.slots[slot].key());
+            let moved = table_hash(hasher.hash_one(self.slots[slot].key()));
             if let Some(i) = self.index.find_mut(moved, |&i| i as usize == last) {
                 *i = slot as u32;
             }
@@ -359,7 +368,7 @@ impl Shard {
             self.slots.shrink_to((len * 2).max(MIN));
             self.sieve.shrink_to((len * 2).max(MIN));
             let Shard { index, slots, .. } = self;
-            index.shrink_to((len * 2).max(MIN), |&i| hasher.hash_one(slots[i as usize].key()));
+            index.shrink_to((len * 2).max(MIN), |&i| table_hash(hasher.hash_one(slots[i as usize].key())));
         }
     }
 
