@@ -454,9 +454,6 @@ pub fn logging_note(report: &Report) -> Option<String> {
         .filter_map(|&warn| warn.default_flags_twin().map(|twin| (twin, warn)))
         .filter(|(twin, _)| targets.contains(twin))
         .collect();
-    if pairs.is_empty() {
-        return None;
-    }
     let mut parts = Vec::new();
     for (twin, warn) in pairs {
         let cases: Vec<String> = report

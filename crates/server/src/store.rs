@@ -32,6 +32,11 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// SCAN cursors are the top 48 bits of a key's hash: small enough that a proxy can add a
 /// server index to them and still fit in a u64.
 const CURSOR_BITS: u32 = 48;
+/// The shard of a key's hash: its top [`SHARD_BITS`] bits.
+fn shard_index(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
 /// The hash a shard's table files a key under: the key's hash turned right by 7 bits.
 /// hashbrown keeps a hash's top 7 bits as each slot's tag, checked before comparing keys,
 /// and places a key by its low bits. The top bits of our hash chose the shard, so they are
@@ -484,7 +489,7 @@ impl Store {
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
-        let index = (hash >> (64 - SHARD_BITS)) as usize;
+        let index = shard_index(hash);
         // A panic while holding the lock cannot leave an entry half-written: recover the data.
         lock(&self.shards[index])
     }
@@ -788,7 +793,7 @@ impl Store {
     /// The index of the shard that holds `key`: keys with the same index can be taken
     /// together with [`Store::take_together`].
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        (self.hash(key) >> (64 - SHARD_BITS)) as usize
+        shard_index(self.hash(key))
     }
 
     /// Runs `f` on the live values of `keys`, which must all be in one shard (the same
@@ -807,7 +812,7 @@ impl Store {
             .iter()
             .zip(&hashes)
             .map(|(key, &hash)| {
-                let same_shard = (hash >> (64 - SHARD_BITS)) as usize == index;
+                let same_shard = shard_index(hash) == index;
                 same_shard.then(|| self.lookup(shard, hash, key, false)).flatten()
             })
             .collect();

@@ -259,7 +259,7 @@ async fn read_when_ready(stream: &mut Stream, input: &mut BytesMut, output: &mut
         }
     };
     // Into the buffer's spare room when a request is partly there (a large one arrives in
-    // many reads), else through a stack buffer.
+    // many reads), else through a per-thread block (`poll_read_scratch`).
     let read = if input.is_empty() {
         std::future::poll_fn(|cx| poll_read_scratch(stream, input, cx)).await?
     } else {
