@@ -66,6 +66,14 @@ impl Placement {
         Some((distribution, hash))
     }
 
+    /// The placement as a ring names it (`ketama with fnv1a_64`): the same words for
+    /// `default` and the hash it stands for. `None` for names this build does not know.
+    pub fn named(&self) -> Option<String> {
+        let (distribution, hash) = self.ring()?;
+        let ring = ring::HashRing::with_placement(self.vnodes, distribution, hash);
+        Some(format!("{} with {}", distribution.name(), ring.hash_name()))
+    }
+
     /// Whether a proxy with placement `other` may serve this pool: the same virtual nodes,
     /// replication factor and hash tag (the distribution and hash it takes from the pool).
     pub fn admits(&self, other: &Placement) -> bool {
@@ -136,7 +144,17 @@ impl PoolDoc {
 
     /// The document after `change`, or why it is refused (the same reasons as one proxy's
     /// ring gives).
+    ///
+    /// Asking for the placement the pool already has is answered as such even while a
+    /// migration runs: a proxy that has not yet seen the change it races with is told the
+    /// truth, not to wait.
     pub fn apply(&self, change: &Change) -> Result<PoolDoc, MembershipError> {
+        if let Change::Place { distribution, hash, .. } = change {
+            let wanted = Placement { distribution: distribution.clone(), hash: hash.clone(), ..self.placement.clone() };
+            if let Some(same) = self.placement.named().filter(|now| wanted.named().as_ref() == Some(now)) {
+                return Err(MembershipError::SamePlacement(same));
+            }
+        }
         if self.migration.is_some() {
             return Err(MembershipError::MigrationRunning);
         }
@@ -165,9 +183,6 @@ impl PoolDoc {
                 next.migration = migrate.then(|| migration(vec![addr.clone()]));
             }
             Change::Place { distribution, hash, migrate } => {
-                if (distribution, hash) == (&self.placement.distribution, &self.placement.hash) {
-                    return Err(MembershipError::SamePlacement(format!("{distribution} with {hash}")));
-                }
                 next.placement.distribution = distribution.clone();
                 next.placement.hash = hash.clone();
                 next.migration = migrate
@@ -239,6 +254,10 @@ mod tests {
         let fnv = Placement::hash_name(Some(ring::Hash::Fnv1a_64));
         let change = Change::Place { distribution: ketama.clone(), hash: fnv.clone(), migrate: true };
         let placed = doc.apply(&change).unwrap();
+        // The same placement again, even named by its default hash, is answered as such
+        // while the migration runs, not with "a migration is running".
+        let same = Change::Place { distribution: ketama.clone(), hash: Placement::hash_name(None), migrate: true };
+        assert_eq!(placed.apply(&same), Err(MembershipError::SamePlacement("ketama with fnv1a_64".into())),);
         assert_eq!(placed.servers, doc.servers);
         assert_eq!(placed.placement.ring(), Some((ring::Distribution::Ketama, Some(ring::Hash::Fnv1a_64))));
         assert_eq!(placed.migration.as_ref().and_then(|m| m.previous_placement.clone()), Some(doc.placement.clone()));
