@@ -447,6 +447,46 @@ fn a_running_cluster_moves_from_the_seed_ring_to_ketama_with_no_miss() {
     }
 }
 
+/// `SET_DISTRIBUTION ketama` without MIGRATE switches placement at once, and the keys
+/// already stored miss where the new placement looks elsewhere (as after the seed's
+/// ADD_SERVER), until `REBALANCE` moves each one to its ketama server; then every key reads
+/// back and sits there only.
+#[test]
+fn rebalance_after_a_placement_switch_without_migrate_moves_every_key() {
+    let cluster = e2e::Cluster::redis(3, &["--no-greeting"]);
+    let mut c = Conn::connect(&cluster.proxy.addr());
+    let keys: Vec<String> = (0..2_000).map(|i| format!("placed:{i}")).collect();
+    let sets: Vec<Vec<String>> = keys.iter().map(|k| vec!["SET".into(), k.clone(), format!("v-{k}")]).collect();
+    assert!(c.pipeline(&sets).iter().all(|r| *r == Frame::Simple("OK".into())));
+
+    let reply = c.call(&["SET_DISTRIBUTION", "ketama"]);
+    assert_eq!(
+        reply,
+        Frame::Simple("OK keys now placed by ketama with fnv1a_64; REBALANCE moves the keys already stored".into())
+    );
+    let gets: Vec<Vec<String>> = keys.iter().map(|k| vec!["GET".into(), k.clone()]).collect();
+    let misses = c.pipeline(&gets).iter().filter(|r| **r == Frame::Null).count();
+    assert!(misses > 0, "no key changed owner with the new placement");
+    eprintln!("after SET_DISTRIBUTION ketama without MIGRATE: {misses} of {} keys miss", keys.len());
+
+    assert_eq!(c.call(&["REBALANCE"]), Frame::Simple("OK rebalancing (see MIGRATION)".into()));
+    assert_eq!(c.wait_for_migration(Duration::from_secs(60)), "done");
+    for (key, reply) in keys.iter().zip(c.pipeline(&gets)) {
+        assert_eq!(reply, e2e::bulk(&format!("v-{key}")), "{key} after REBALANCE");
+    }
+    let mut ketama = ring::HashRing::with_placement(160, ring::Distribution::Ketama, None);
+    for server in cluster.addrs() {
+        ketama.add(&server);
+    }
+    for server in cluster.addrs() {
+        let Frame::Array(held) = Conn::connect(&server).call(&["KEYS", "*"]) else { panic!("KEYS on {server}") };
+        for key in held {
+            let Frame::Bulk(key) = key else { panic!("KEYS on {server}: {key:?}") };
+            assert_eq!(ketama.get(&key), Some(server.as_str()), "{} left on {server}", String::from_utf8_lossy(&key));
+        }
+    }
+}
+
 /// The ring written back to the file: with `--write-config` after every ring change, else
 /// on `CONFIG REWRITE` only; only the pool's `servers:` list changes, and a proxy restarted
 /// from the file serves the same ring.
