@@ -522,12 +522,20 @@ impl Store {
         self.over.load(Relaxed) > 0
     }
 
-    /// Evicts every shard down to its budget (after the bound or policy changed).
+    /// Evicts every shard down to its budget (after the bound or policy changed). The slab
+    /// and table give back capacity as keys go: sized for the old key count, they would
+    /// otherwise count against the new bound until nearly every key was evicted.
     fn enforce(&self) {
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
             // Unbounded here: an operator lowered the bound and asked for it.
-            while !self.make_room(&mut shard, 0) && self.budget() != 0 && shard.used() > self.budget() {}
+            loop {
+                let stuck = self.make_room(&mut shard, 0);
+                shard.shrink(&self.hasher);
+                if stuck || self.budget() == 0 || shard.used() <= self.budget() {
+                    break;
+                }
+            }
             self.settle(&mut shard);
         }
     }
@@ -1345,6 +1353,22 @@ mod tests {
             assert!(store.counters().evicted > 40_000, "{policy:?}");
             assert!(!store.refuses_writes());
         }
+    }
+
+    /// Lowering `maxmemory` under a full store evicts down to the new bound and no further:
+    /// the tables sized for the old key count give their capacity back as keys go, instead
+    /// of counting against the bound until every key is evicted.
+    #[test]
+    fn lowering_maxmemory_keeps_what_fits_under_the_new_bound() {
+        let store = Store::new();
+        for i in 0..200_000 {
+            store.set(format!("key:{i}").as_bytes(), &[b'x'; 100], SetOptions::default(), false);
+        }
+        let full = store.memory_estimate();
+        store.set_maxmemory(full / 5);
+        let used = store.memory_estimate();
+        assert!(used <= full / 5, "{used} bytes over the bound {}", full / 5);
+        assert!(store.len() > 200_000 / 5 / 2, "only {} of 200,000 keys kept under a fifth of the memory", store.len());
     }
 
     #[test]
