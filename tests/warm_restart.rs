@@ -54,6 +54,49 @@ fn a_restarted_server_serves_every_key_it_held_with_its_ttl() {
     assert_eq!(c.call(&["EXISTS", "short-lived"]), Frame::Integer(0), "an expired key is not brought back");
 }
 
+/// `redis-cli SHUTDOWN` stops the server as SIGTERM does and writes the snapshot;
+/// `SHUTDOWN NOSAVE` stops it without writing; what does not go ahead gets redis-server's
+/// replies.
+#[test]
+fn shutdown_from_a_client_stops_the_server_and_writes_the_snapshot_unless_nosave() {
+    assert!(e2e::have("redis-cli"), "redis-cli is not installed (apt-get install -y redis-tools)");
+    let dir = TempDir::new("snapshot-shutdown");
+    let file = dir.path().join("cache.snapshot");
+    let file_arg = file.to_string_lossy().into_owned();
+    let flags = ["--no-greeting", "--snapshot", file_arg.as_str()];
+    let mut first = server("cache-A", &flags);
+    let mut c = Conn::connect(&first.addr());
+    set_keys(&mut c);
+    for (args, error) in [
+        (&["SHUTDOWN", "ABORT"][..], "ERR No shutdown in progress."),
+        (&["SHUTDOWN", "NOSAVE", "SAVE"][..], "ERR syntax error"),
+        (&["SHUTDOWN", "NOW", "ABORT"][..], "ERR syntax error"),
+        (&["SHUTDOWN", "LATER"][..], "ERR syntax error"),
+    ] {
+        assert_eq!(c.call(args), Frame::Error(error.into()), "{args:?}");
+    }
+    let port = first.addr().rsplit(':').next().unwrap_or_default().to_string();
+    let mut cli = Command::new("redis-cli");
+    cli.args(["-p", port.as_str(), "SHUTDOWN"]);
+    let output = run_bounded(&mut cli, PROGRAM_TIMEOUT).expect("redis-cli SHUTDOWN");
+    assert!(output.status.success(), "redis-cli SHUTDOWN: {output:?}");
+    let status = first.wait_exit(Duration::from_secs(20)).expect("waiting").expect("exited after SHUTDOWN");
+    assert!(status.success(), "SHUTDOWN exits 0: {status:?}");
+    assert!(first.logs().iter().any(|line| line.contains("SHUTDOWN from a client")), "{:?}", first.logs());
+
+    let mut second = server("cache-A", &flags);
+    assert!(second.wait_for_log(&format!("loaded {KEYS} keys"), Duration::from_secs(5)), "{:?}", second.logs());
+    let mut c = Conn::connect(&second.addr());
+    assert_eq!(c.call(&["SET", "written-after", "x"]), Frame::Simple("OK".into()));
+    c.send_raw(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+    let status = second.wait_exit(Duration::from_secs(20)).expect("waiting").expect("exited after SHUTDOWN NOSAVE");
+    assert!(status.success(), "SHUTDOWN NOSAVE exits 0: {status:?}");
+    assert!(second.logs().iter().any(|line| line.contains("is not written")), "{:?}", second.logs());
+    let third = server("cache-A", &flags);
+    assert!(third.wait_for_log(&format!("loaded {KEYS} keys"), Duration::from_secs(5)), "{:?}", third.logs());
+    assert_eq!(Conn::connect(&third.addr()).call(&["EXISTS", "written-after"]), Frame::Integer(0));
+}
+
 #[test]
 fn a_damaged_snapshot_is_refused_and_nothing_starts() {
     let dir = TempDir::new("snapshot-bad");

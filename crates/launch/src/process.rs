@@ -135,6 +135,12 @@ impl Process {
     /// killed, so the caller can report a process that ignores the signal).
     pub fn stop_with(&mut self, signal: &str, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         self.signal(signal)?;
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself (after a SHUTDOWN, say); its
+    /// exit status, or `None` if it did not exit in time (it is then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.exited() {

@@ -10,6 +10,7 @@ mod glob;
 pub mod metrics;
 pub mod sieve;
 pub mod snapshot;
+pub mod stop;
 pub mod store;
 
 use std::future::Future;
@@ -86,6 +87,10 @@ pub struct Ctx {
     pub started: Instant,
     /// Who may connect and run commands.
     pub auth: service::auth::Auth,
+    /// SHUTDOWN from a client.
+    pub stop: stop::StopRequest,
+    /// Whether the server writes a snapshot when it stops (`--snapshot`).
+    pub has_snapshot: bool,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves.
@@ -131,6 +136,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         port: address.port(),
         started: Instant::now(),
         auth: config.auth.clone(),
+        stop: stop::StopRequest::default(),
+        has_snapshot: config.snapshot.is_some(),
     });
     if let Some(addr) = &config.metrics {
         let metrics = TcpListener::bind(addr).await?;
@@ -163,6 +170,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     if stoppers.len() == threads.len() {
         tokio::select! {
             _ = shutdown => {}
+            _ = ctx.stop.asked() => {}
             _ = ended.recv() => {
                 tracing::error!("an event loop ended; stopping the server");
                 running -= 1;
@@ -184,7 +192,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
             Err(_) => return Err(std::io::Error::other("an event loop panicked")),
         }
     }
-    if let Some(path) = &config.snapshot {
+    if let (Some(path), stop::Save::NoSave) = (&config.snapshot, ctx.stop.save()) {
+        tracing::warn!(
+            "[{}] SHUTDOWN NOSAVE: the snapshot {} is not written; the next start loads what an earlier stop wrote there",
+            config.name,
+            path.display()
+        );
+    } else if let Some(path) = &config.snapshot {
         // Every client is answered and gone: the keys are final.
         let started = Instant::now();
         let count = snapshot::save(path, &ctx.store)

@@ -1,6 +1,6 @@
 //! Server commands: WHOAMI, INFO, TIME, CONFIG GET/SET/RESETSTAT (with `maxmemory` and
 //! `maxmemory-policy` at run time), FUNCTION FLUSH and SCRIPT FLUSH (no functions or scripts
-//! here: OK), DEBUG SLEEP. The connection commands are shared with the proxy
+//! here: OK), DEBUG SLEEP, SHUTDOWN. The connection commands are shared with the proxy
 //! ([`common::COMMANDS`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +11,7 @@ use service::common;
 
 use super::{Outcome, Reply};
 use crate::glob::glob_match;
+use crate::stop::Save;
 use crate::store::{parse_memory, Policy};
 use crate::Ctx;
 
@@ -58,6 +59,49 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], proto: Protocol, out: &mut Byt
         }
         _ => return Err(Reply::Other(format!("ERR {name} is not an admin command"))),
     }
+    Ok(())
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`, with Redis's replies to what does not go
+/// ahead. `NOW` and `FORCE` change nothing here (no replicas to wait for, no save to fail
+/// before the stop); `SAVE` needs `--snapshot`, the file it saves to.
+pub fn shutdown(ctx: &Ctx, args: &[Bytes]) -> Outcome {
+    let (mut save, mut abort, mut others) = (Save::AsConfigured, false, false);
+    for arg in &args[1..] {
+        let word = arg.to_ascii_uppercase();
+        let wanted = match &word[..] {
+            b"NOSAVE" => Save::NoSave,
+            b"SAVE" => Save::Save,
+            b"NOW" | b"FORCE" => {
+                others = true;
+                continue;
+            }
+            b"ABORT" => {
+                abort = true;
+                continue;
+            }
+            _ => return Err(Reply::Syntax),
+        };
+        if save != Save::AsConfigured && save != wanted {
+            return Err(Reply::Syntax);
+        }
+        save = wanted;
+    }
+    if abort {
+        // A stop here is not paused for anything, so there is never one to abort.
+        return Err(if others || save != Save::AsConfigured {
+            Reply::Syntax
+        } else {
+            Reply::Other("ERR No shutdown in progress.".into())
+        });
+    }
+    if save == Save::Save && !ctx.has_snapshot {
+        return Err(Reply::Other(
+            "ERR SHUTDOWN SAVE needs a file to save to: start the server with --snapshot FILE".into(),
+        ));
+    }
+    tracing::info!("[{}] SHUTDOWN from a client: no new clients, answering what the connected ones sent", ctx.name);
+    ctx.stop.ask(save);
     Ok(())
 }
 

@@ -36,6 +36,8 @@ enum Family {
     Dump,
     Migrate,
     Admin,
+    /// SHUTDOWN: stops the server; no reply, as Redis (the connection closes).
+    Shutdown,
     /// The connection commands shared with the proxy (`service::common`).
     Connection,
     /// AUTH, answered by `service::auth`'s gate before dispatch.
@@ -54,6 +56,7 @@ fn claims() -> impl Iterator<Item = (&'static str, Family)> {
         .chain(family(dump::COMMANDS, Family::Dump))
         .chain(family(migrate::COMMANDS, Family::Migrate))
         .chain(family(admin::COMMANDS, Family::Admin))
+        .chain(family(&["shutdown"], Family::Shutdown))
         .chain(shared)
         .chain(family(&["auth"], Family::Auth))
         .chain(family(&["quit"], Family::Quit))
@@ -119,6 +122,16 @@ pub fn execute(ctx: &Ctx, client: &mut ClientState, request: &Request, out: &mut
             // The seed's `+BYE` to a person typing, Redis's `+OK` to programs.
             resp::write::simple(out, if request.raw.is_none() { b"BYE" } else { b"OK" });
             return Flow::Quit;
+        }
+        Family::Shutdown => {
+            return match admin::shutdown(ctx, args) {
+                // Redis answers a SHUTDOWN that goes ahead by closing the connection.
+                Ok(()) => Flow::Quit,
+                Err(error) => {
+                    resp::write::error(out, error.text().as_bytes());
+                    Flow::Continue
+                }
+            };
         }
         Family::Strings => strings::run(ctx, command.name, args, client.protocol, out),
         Family::Bits => bits::run(ctx, command.name, args, client.protocol, out),
