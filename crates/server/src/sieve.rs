@@ -107,6 +107,9 @@ impl Sieve {
         Some(at)
     }
 
+    /// Bytes the queue spends on each entry it holds.
+    pub const BYTES_PER_ENTRY: usize = std::mem::size_of::<Link>();
+
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.links.capacity() * std::mem::size_of::<Link>()

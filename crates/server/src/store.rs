@@ -698,6 +698,17 @@ impl Store {
         Some((Bytes::copy_from_slice(entry.value()), (at != 0).then(|| self.to_unix(at))))
     }
 
+    /// Bytes `key` costs (MEMORY USAGE): its block as the allocator rounds it, and its
+    /// slot in the slab, the table and the SIEVE queue (without their spare capacity, which
+    /// `used_memory` counts too). Not counted as an access.
+    pub fn memory_usage(&self, key: &[u8]) -> Option<usize> {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let slot = self.lookup(&mut shard, hash, key, false)?;
+        let table_slot = (std::mem::size_of::<u32>() + 1) * 8 / 7;
+        Some(shard.slots[slot].cost() + std::mem::size_of::<Entry>() + Sieve::BYTES_PER_ENTRY + table_slot)
+    }
+
     /// Access metadata of `key` (OBJECT IDLETIME, OBJECT FREQ), not counted as an access.
     pub fn access(&self, key: &[u8]) -> Option<Access> {
         let hash = self.hash(key);

@@ -181,7 +181,8 @@ impl Command {
     pub fn arity_error(&self, inline: bool) -> String {
         match self.usage {
             Some(usage) if inline => format!("ERR usage: {usage}"),
-            _ => format!("ERR wrong number of arguments for '{}' command", self.name.replace('|', " ")),
+            // A subcommand is named as Redis 7.0 names it: `'config|get'`.
+            _ => format!("ERR wrong number of arguments for '{}' command", self.name),
         }
     }
 
@@ -387,6 +388,8 @@ mod tests {
         assert!(get.accepts(2) && !get.accepts(3));
         let hset = lookup(&args("HSET")).unwrap();
         assert_eq!(hset.arity_error(true), "ERR wrong number of arguments for 'hset' command");
+        let config_get = lookup(&args("CONFIG GET")).unwrap();
+        assert_eq!(config_get.arity_error(false), "ERR wrong number of arguments for 'config|get' command");
         assert!(lookup(&args("KEYS")).unwrap().accepts(1), "the seed's bare KEYS");
         assert!(set.is_write() && !get.is_write());
         assert!(lookup(&args("EVAL")).unwrap().is_write(), "a script may write its keys");

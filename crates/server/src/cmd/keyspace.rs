@@ -39,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
     "object|idletime",
     "object|refcount",
     "object|help",
+    "memory|usage",
     "wait",
 ];
 
@@ -116,6 +117,24 @@ pub fn run(ctx: &Ctx, name: &str, args: &[Bytes], proto: Protocol, out: &mut Byt
             int_arg(&args[1])?;
             int_arg(&args[2])?;
             write::integer(out, 0);
+        }
+        "memory|usage" => {
+            // MEMORY USAGE key [SAMPLES count]: the count is checked, as Redis does; a
+            // string has nothing to sample.
+            for option in args[3..].chunks(2) {
+                match option {
+                    [word, count] if word.eq_ignore_ascii_case(b"SAMPLES") => {
+                        if int_arg(count)? < 0 {
+                            return Err(Reply::Syntax);
+                        }
+                    }
+                    _ => return Err(Reply::Syntax),
+                }
+            }
+            match store.memory_usage(&args[2]) {
+                Some(bytes) => write::integer(out, bytes as i64),
+                None => write::null(out, proto),
+            }
         }
         "object|help" => {
             write::array_header(out, OBJECT_HELP.len());
