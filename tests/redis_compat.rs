@@ -108,8 +108,29 @@ fn data_command_suite(proxy: &str, addrs: &[String]) {
     let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
     assert!(info.contains("redis_version:"));
+    info_sections_as_redis_gives_them(&mut c);
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     assert_eq!(redis::cmd("DBSIZE").query::<usize>(&mut c).unwrap(), 0);
+}
+
+/// `INFO section...` gives those sections only, as Redis does: `INFO keyspace` the servers'
+/// keys summed (what monitoring and redis-py's `info("keyspace")` read), an unknown section
+/// nothing, no section or `all` every one.
+fn info_sections_as_redis_gives_them(c: &mut redis::Connection) {
+    let mut headers = |args: &[&str]| -> Vec<String> {
+        let text: String = redis::cmd("INFO").arg(args).query(c).unwrap();
+        text.lines().filter(|l| l.starts_with('#')).map(str::to_string).collect()
+    };
+    assert_eq!(headers(&["keyspace"]), ["# Keyspace"]);
+    assert_eq!(headers(&["SERVER", "clients"]), ["# Server", "# Clients"]);
+    assert!(headers(&["nosuchsection"]).is_empty());
+    let all = headers(&[]);
+    assert_eq!(all.first().map(String::as_str), Some("# Server"));
+    assert_eq!(all.last().map(String::as_str), Some("# Keyspace"));
+    assert_eq!(headers(&["all"]), all);
+    let keyspace: String = redis::cmd("INFO").arg("keyspace").query(c).unwrap();
+    let keys: usize = redis::cmd("DBSIZE").query(c).unwrap();
+    assert!(keyspace.contains(&format!("db0:keys={keys},")), "DBSIZE {keys}: {keyspace}");
 }
 
 #[test]
@@ -122,6 +143,9 @@ fn client_library_through_the_proxy_over_our_servers() {
 fn client_library_through_the_proxy_over_real_redis() {
     let cluster = Cluster::redis(3, &["--no-greeting"]);
     data_command_suite(&cluster.proxy.addr(), &cluster.addrs());
+    // The proxy's own sections answer alone, without asking the servers.
+    let ring: String = redis::cmd("INFO").arg("ring").query(&mut client(&cluster.proxy.addr())).unwrap();
+    assert!(ring.starts_with("# Ring\r\n") && ring.contains("servers:3\r\n") && !ring.contains("# Keyspace"), "{ring}");
 }
 
 #[test]

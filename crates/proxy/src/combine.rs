@@ -143,7 +143,10 @@ fn write_combined(combine: &Combine, frames: Vec<Frame>, protocol: Protocol, out
                 }
             }
             let mut text = own.clone();
-            text.push_str("\r\n# Keyspace\r\n");
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            text.push_str("# Keyspace\r\n");
             if keys > 0 {
                 text.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
             }

@@ -1,7 +1,7 @@
 //! Commands the proxy answers itself without changing anything: SERVERS, ROUTE, MIGRATION,
 //! HELP, INFO, and the connection commands shared with the server.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use resp::command::{Command, Route};
 use resp::{write, Request};
 use service::common::{self, ClientState};
@@ -61,7 +61,7 @@ pub fn run(
                 b"ERR the proxy was not started from a configuration file (-c nutcracker.yml); --state-file keeps its ring",
             ),
         },
-        "info" => write::verbatim(out, client.protocol, info(proxy, topology).as_bytes()),
+        "info" => write::verbatim(out, client.protocol, info(proxy, topology, &args[1..]).as_bytes()),
         // SCAN past the last server, or on an empty ring: the scan is over.
         "scan" => {
             write::array_header(out, 2);
@@ -158,22 +158,56 @@ fn route_detail(topology: &Topology, key: &[u8], out: &mut BytesMut) {
     lines.iter().for_each(|line| write::text(out, line.as_bytes()));
 }
 
-/// The proxy's own INFO sections (the servers' keyspace is added by the caller).
-pub fn info(proxy: &Proxy, topology: &Topology) -> String {
+/// The proxy's own INFO sections that `wanted` (INFO's arguments) asks for; the servers'
+/// `# Keyspace` is added by the caller when asked for (see [`crate::plan::plan_info`]).
+pub fn info(proxy: &Proxy, topology: &Topology, wanted: &[Bytes]) -> String {
     // Clients waiting in a blocking command, each holding a permit (Redis's blocked_clients).
     let blocked = proxy.max_blocking_connections.saturating_sub(proxy.blocking.available_permits());
+    let mut sections = vec![
+        (
+            "server",
+            format!(
+                "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
+                 uptime_in_seconds:{}\r\n",
+                common::REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                proxy.port,
+                proxy.started.elapsed().as_secs(),
+            ),
+        ),
+        ("clients", format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:{blocked}\r\n", proxy.stats.clients())),
+        (
+            "stats",
+            format!(
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
+                proxy.stats.connections(),
+                proxy.stats.commands(),
+            ),
+        ),
+        ("ring", ring_section(topology)),
+        ("handoff", format!("# Handoff\r\nhinted_keys:{}\r\n", proxy.cluster.hints.len())),
+        ("migration", format!("# Migration\r\n{}", proxy.migrator.report())),
+    ];
+    if let Some(shared) = &proxy.shared {
+        let pool_down: Vec<&str> = topology.backends().filter(|b| b.health.is_pool_down()).map(|b| b.addr()).collect();
+        sections.push((
+            "topology",
+            format!(
+                "# Topology\r\n{}topology_moving:{}\r\ntopology_pool_down:{}\r\n",
+                shared.report(),
+                u8::from(proxy.migrator.is_moving()),
+                pool_down.join(",")
+            ),
+        ));
+    }
+    common::info_text(sections, wanted)
+}
+
+/// INFO's `# Ring`: the ring's settings and a line per server.
+fn ring_section(topology: &Topology) -> String {
     let mut text = format!(
-        "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
-         uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\nblocked_clients:{blocked}\r\n\r\n# Stats\r\ntotal_connections_received:{}\r\n\
-         total_commands_processed:{}\r\n\r\n# Ring\r\nvnodes:{}\r\nreplication_factor:{}\r\nservers:{}\r\n",
-        common::REDIS_VERSION,
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        proxy.port,
-        proxy.started.elapsed().as_secs(),
-        proxy.stats.clients(),
-        proxy.stats.connections(),
-        proxy.stats.commands(),
+        "# Ring\r\nvnodes:{}\r\nreplication_factor:{}\r\nservers:{}\r\n",
         topology.ring.vnodes(),
         topology.replication,
         topology.ring.len(),
@@ -192,19 +226,6 @@ pub fn info(proxy: &Proxy, topology: &Topology) -> String {
             backend.open_connections(),
             load(&stats.requests),
             load(&stats.errors),
-        ));
-    }
-    text.push_str(&format!("\r\n# Handoff\r\nhinted_keys:{}\r\n", proxy.cluster.hints.len()));
-    text.push_str("\r\n# Migration\r\n");
-    text.push_str(&proxy.migrator.report());
-    if let Some(shared) = &proxy.shared {
-        text.push_str("\r\n# Topology\r\n");
-        text.push_str(&shared.report());
-        let pool_down: Vec<&str> = topology.backends().filter(|b| b.health.is_pool_down()).map(|b| b.addr()).collect();
-        text.push_str(&format!(
-            "topology_moving:{}\r\ntopology_pool_down:{}\r\n",
-            u8::from(proxy.migrator.is_moving()),
-            pool_down.join(",")
         ));
     }
     text

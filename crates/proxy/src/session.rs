@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use resp::command::{Command, LookupError, Route};
 use resp::{write, Protocol, Request};
 use service::auth::Gate;
-use service::common::ClientState;
+use service::common::{self, ClientState};
 use service::ClientConn;
 use smallvec::SmallVec;
 
@@ -564,9 +564,9 @@ fn plan(
         Route::FanOut(merge) => plan::plan_fan_out(command, merge, request, topology, jobs),
         Route::AnyServer => plan::plan_any(request, topology, jobs),
         Route::Scan => plan::plan_scan(command, request, topology, jobs),
-        // INFO adds the servers' keys, summed, to the proxy's own sections.
-        Route::Local if command.name == "info" && request.args.len() == 1 => {
-            plan::plan_info(local::info(proxy, topology), topology, jobs)
+        // INFO adds the servers' keys, summed, to the proxy's own sections, when asked.
+        Route::Local if command.name == "info" && common::info_wants(&request.args[1..], "keyspace") => {
+            plan::plan_info(local::info(proxy, topology, &request.args[1..]), topology, jobs)
         }
         Route::Local | Route::Ring | Route::Inspect => Step::Local(command),
         // PUBLISH and SPUBLISH are routed by their channel, to where SUBSCRIBE and

@@ -8,6 +8,26 @@ use resp::{write, Frame, Protocol};
 /// The Redis version reported to clients (HELLO, INFO): the command set follows Redis 7.
 pub const REDIS_VERSION: &str = "7.0.0";
 
+/// Whether `INFO wanted...` asks for every section: no section, `all`, `everything` or
+/// `default`.
+pub fn info_wants_all(wanted: &[Bytes]) -> bool {
+    wanted.is_empty()
+        || wanted.iter().any(|w| ["all", "everything", "default"].iter().any(|a| w.eq_ignore_ascii_case(a.as_bytes())))
+}
+
+/// Whether `INFO wanted...` asks for the section `name` (lower case, as Redis's).
+pub fn info_wants(wanted: &[Bytes], name: &str) -> bool {
+    info_wants_all(wanted) || wanted.iter().any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// INFO's text: the `sections` (name, text from its `# Title` line) that `wanted` asks for,
+/// a blank line between them, as Redis joins them.
+pub fn info_text(sections: impl IntoIterator<Item = (&'static str, String)>, wanted: &[Bytes]) -> String {
+    let chosen: Vec<String> =
+        sections.into_iter().filter(|(name, _)| info_wants(wanted, name)).map(|(_, text)| text).collect();
+    chosen.join("\r\n")
+}
+
 /// The commands [`run`] answers (table names).
 pub const COMMANDS: &[&str] = &[
     "ping",

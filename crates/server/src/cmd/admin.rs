@@ -270,12 +270,5 @@ fn info(ctx: &Ctx, wanted: &[Bytes]) -> String {
             ),
         ),
     ];
-    let all = wanted.is_empty()
-        || wanted.iter().any(|w| ["all", "everything", "default"].iter().any(|a| w.eq_ignore_ascii_case(a.as_bytes())));
-    let chosen: Vec<String> = sections
-        .into_iter()
-        .filter(|(name, _)| all || wanted.iter().any(|w| w.eq_ignore_ascii_case(name.as_bytes())))
-        .map(|(_, text)| text)
-        .collect();
-    chosen.join("\r\n")
+    common::info_text(sections, wanted)
 }
