@@ -230,6 +230,8 @@ pub struct Cluster {
     pool: Mutex<HashMap<String, Arc<Backend>>>,
     config: ClusterConfig,
     any_down: Arc<AtomicBool>,
+    /// Orders changes of servers' health against `any_down` (see [`Cluster::change_health`]).
+    health_changes: Mutex<()>,
     /// Writes that landed elsewhere while their server was down.
     pub hints: Hints,
 }
@@ -249,7 +251,14 @@ impl Cluster {
             log_requests: config.log_requests,
         };
         let hints = Hints::new(config.max_hints);
-        Self { current: ArcSwap::from_pointee(empty), pool: Mutex::default(), config, any_down, hints }
+        Self {
+            current: ArcSwap::from_pointee(empty),
+            pool: Mutex::default(),
+            config,
+            any_down,
+            health_changes: Mutex::default(),
+            hints,
+        }
     }
 
     /// The current snapshot: cheap, lock-free.
@@ -275,9 +284,18 @@ impl Cluster {
         .with_tls(self.config.server_tls.clone())
     }
 
-    /// Records whether any server is marked down (health checks call this).
-    pub fn set_any_down(&self, any: bool) {
-        self.any_down.store(any, Relaxed);
+    /// Runs `change`, which may mark servers of `topology` down or up (a health check's
+    /// verdict, the pool's), and keeps the flag routing reads in step with it: routing looks
+    /// at each server's health only while some server is down. The flag is raised before the
+    /// change, so nobody who sees a server down (SERVERS DETAIL, INFO) can still have a
+    /// request routed to it, and set from the servers' states after it; changes from the
+    /// health checks and from the pool's verdicts take turns.
+    pub fn change_health<R>(&self, topology: &Topology, change: impl FnOnce() -> R) -> R {
+        let _turn = self.health_changes.lock().unwrap_or_else(|p| p.into_inner());
+        self.any_down.store(true, Relaxed);
+        let result = change();
+        self.any_down.store(topology.backends().any(|b| !b.health.is_up()), Relaxed);
+        result
     }
 
     /// Adds a server with `weight` units of virtual nodes.
@@ -511,10 +529,11 @@ mod tests {
         assert_eq!(topology.primary(b"user:1001"), Some(replicas[0]));
         // Mark the primary down: the key is served by the next server clockwise.
         let down = topology.backend(replicas[0]);
-        for _ in 0..3 {
-            down.health.record_for_test(false);
-        }
-        cluster.set_any_down(true);
+        cluster.change_health(&topology, || {
+            for _ in 0..3 {
+                down.health.record_for_test(false);
+            }
+        });
         assert_eq!(topology.primary(b"user:1001"), Some(replicas[1]));
         assert!(!topology.replicas(b"user:1001").contains(&replicas[0]));
     }

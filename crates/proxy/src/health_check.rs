@@ -45,12 +45,12 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
                     if ok && !backend.health.is_locally_up() && cluster.hints.overflowed(backend.addr()) {
                         ok = flush_before_return(&cluster, &backend, timeout).await;
                     }
-                    if backend.health.record(ok, config.failure_limit) {
+                    let topology = cluster.snapshot();
+                    let changed = cluster.change_health(&topology, || backend.health.record(ok, config.failure_limit));
+                    if changed {
                         if backend.health.is_locally_up() {
                             tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());
                         } else {
-                            // Route around it from now on, not from the end of the round.
-                            cluster.set_any_down(true);
                             tracing::warn!(
                                 backend = %backend.addr(),
                                 "[proxy] server {} is down after {} failed checks; its keys go to the next server",
@@ -66,7 +66,6 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
         for check in running {
             let _ = check.await;
         }
-        cluster.set_any_down(topology.backends().any(|b| !b.health.is_up()));
     }
 }
 

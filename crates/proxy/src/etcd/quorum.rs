@@ -74,14 +74,15 @@ async fn agree_once(proxy: &Proxy, shared: &Shared, reported: &mut HashSet<Strin
         }
     }
     let quorum = quorum(members);
-    for backend in topology.backends() {
-        let count = votes.get(backend.addr()).copied().unwrap_or(0);
-        if backend.health.set_pool_down(count >= quorum) {
-            let verdict = if count >= quorum { "down" } else { "up" };
-            tracing::warn!(backend = %backend.addr(), reports = count, members, quorum, "[proxy] the pool marks a server {verdict}");
+    proxy.cluster.change_health(&topology, || {
+        for backend in topology.backends() {
+            let count = votes.get(backend.addr()).copied().unwrap_or(0);
+            if backend.health.set_pool_down(count >= quorum) {
+                let verdict = if count >= quorum { "down" } else { "up" };
+                tracing::warn!(backend = %backend.addr(), reports = count, members, quorum, "[proxy] the pool marks a server {verdict}");
+            }
         }
-    }
-    proxy.cluster.set_any_down(topology.backends().any(|b| !b.health.is_up()));
+    });
     Ok(())
 }
 
