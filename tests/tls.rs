@@ -325,16 +325,14 @@ fn the_proxy_speaks_tls_to_its_servers() {
         "keys: {on_redis} on redis-server, {on_ours} on ours; {:?}",
         client.call(&["SERVERS", "DETAIL"])
     );
-    // A blocking command travels on a dedicated connection, over TLS as well.
-    let mut list_key = None;
-    for i in 0..50 {
-        let key = format!("list{i}");
-        if client.call(&["RPUSH", &key, "item"]) == Frame::Integer(1) {
-            list_key = Some(key);
-            break;
-        }
-    }
-    let key = list_key.expect("RPUSH answered");
+    // A blocking command travels on a dedicated connection, over TLS as well: on a list that
+    // the redis-server owns (ours holds strings only), found with ROUTE.
+    let on_redis_server = Frame::Simple(redis_addr.clone().into());
+    let key = (0..10_000_u64)
+        .map(|i| format!("list-{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .find(|key| client.call(&["ROUTE", key]) == on_redis_server)
+        .expect("a key the redis-server owns");
+    assert_eq!(client.call(&["RPUSH", &key, "item"]), Frame::Integer(1));
     assert_eq!(client.call(&["BLPOP", &key, "1"]), Frame::Array(vec![bulk(&key), bulk("item")]));
 }
 
