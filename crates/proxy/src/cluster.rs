@@ -284,15 +284,18 @@ impl Cluster {
         .with_tls(self.config.server_tls.clone())
     }
 
-    /// Runs `change`, which may mark servers of `topology` down or up (a health check's
-    /// verdict, the pool's), and keeps the flag routing reads in step with it: routing looks
-    /// at each server's health only while some server is down. The flag is raised before the
-    /// change, so nobody who sees a server down (SERVERS DETAIL, INFO) can still have a
-    /// request routed to it, and set from the servers' states after it; changes from the
-    /// health checks and from the pool's verdicts take turns.
-    pub fn change_health<R>(&self, topology: &Topology, change: impl FnOnce() -> R) -> R {
+    /// Runs `change`, which may mark servers of `topology` up or, when `may_mark_down`, down
+    /// (a health check's verdict, the pool's), and keeps the flag routing reads in step with
+    /// it: routing looks at each server's health only while some server is down. The flag is
+    /// raised before a change that may mark a server down, so nobody who sees a server down
+    /// (SERVERS DETAIL, INFO) can still have a request routed to it, and set from the
+    /// servers' states after it; changes from the health checks and from the pool's verdicts
+    /// take turns.
+    pub fn change_health<R>(&self, topology: &Topology, may_mark_down: bool, change: impl FnOnce() -> R) -> R {
         let _turn = self.health_changes.lock().unwrap_or_else(|p| p.into_inner());
-        self.any_down.store(true, Relaxed);
+        if may_mark_down {
+            self.any_down.store(true, Relaxed);
+        }
         let result = change();
         self.any_down.store(topology.backends().any(|b| !b.health.is_up()), Relaxed);
         result
@@ -529,7 +532,7 @@ mod tests {
         assert_eq!(topology.primary(b"user:1001"), Some(replicas[0]));
         // Mark the primary down: the key is served by the next server clockwise.
         let down = topology.backend(replicas[0]);
-        cluster.change_health(&topology, || {
+        cluster.change_health(&topology, true, || {
             for _ in 0..3 {
                 down.health.record_for_test(false);
             }

@@ -46,7 +46,8 @@ pub async fn check_forever(cluster: std::sync::Weak<Cluster>, config: HealthConf
                         ok = flush_before_return(&cluster, &backend, timeout).await;
                     }
                     let topology = cluster.snapshot();
-                    let changed = cluster.change_health(&topology, || backend.health.record(ok, config.failure_limit));
+                    let changed =
+                        cluster.change_health(&topology, !ok, || backend.health.record(ok, config.failure_limit));
                     if changed {
                         if backend.health.is_locally_up() {
                             tracing::info!(backend = %backend.addr(), "[proxy] server {} is up again", backend.addr());

@@ -257,7 +257,7 @@ mod tests {
         // The same placement again, even named by its default hash, is answered as such
         // while the migration runs, not with "a migration is running".
         let same = Change::Place { distribution: ketama.clone(), hash: Placement::hash_name(None), migrate: true };
-        assert_eq!(placed.apply(&same), Err(MembershipError::SamePlacement("ketama with fnv1a_64".into())),);
+        assert_eq!(placed.apply(&same), Err(MembershipError::SamePlacement("ketama with fnv1a_64".into())));
         assert_eq!(placed.servers, doc.servers);
         assert_eq!(placed.placement.ring(), Some((ring::Distribution::Ketama, Some(ring::Hash::Fnv1a_64))));
         assert_eq!(placed.migration.as_ref().and_then(|m| m.previous_placement.clone()), Some(doc.placement.clone()));

@@ -74,7 +74,8 @@ async fn agree_once(proxy: &Proxy, shared: &Shared, reported: &mut HashSet<Strin
         }
     }
     let quorum = quorum(members);
-    proxy.cluster.change_health(&topology, || {
+    let marks_down = votes.values().any(|&count| count >= quorum);
+    proxy.cluster.change_health(&topology, marks_down, || {
         for backend in topology.backends() {
             let count = votes.get(backend.addr()).copied().unwrap_or(0);
             if backend.health.set_pool_down(count >= quorum) {
