@@ -132,16 +132,10 @@ impl RequestParser {
         let mut state = match self.multibulk.take() {
             Some(state) => *state,
             None => {
-                let (count, header_end) = match quick_number(buf, 1, limits.max_inline_len) {
-                    Some((count, end)) => (i64::try_from(count).unwrap_or(i64::MAX), end),
-                    None => {
-                        let Some(header_end) = find_crlf(buf, 1, limits.max_inline_len)? else {
-                            return Ok(Parsed::Incomplete);
-                        };
-                        let count = parse_int(&buf[1..header_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-                        (count, header_end)
-                    }
+                let Some((count, header_end)) = length_line(buf, 1, limits.max_inline_len)? else {
+                    return Ok(Parsed::Incomplete);
                 };
+                let count = count.ok_or(ProtocolError::InvalidMultibulkLength)?;
                 let pos = header_end + 2;
                 if count <= 0 {
                     let _ = buf.split_to(pos);
@@ -211,21 +205,13 @@ fn next_arg(
                 Some(b'$') => {}
                 Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
             }
-            let (len, line_end) = match quick_number(buf, *pos + 1, limits.max_inline_len) {
-                Some(found) => found,
-                None => {
-                    let Some(line_end) = find_crlf(buf, *pos + 1, limits.max_inline_len)? else {
-                        return Ok(None);
-                    };
-                    let len = parse_int(&buf[*pos + 1..line_end])
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or(ProtocolError::InvalidBulkLength)?;
-                    (len, line_end)
-                }
+            let Some((len, line_end)) = length_line(buf, *pos + 1, limits.max_inline_len)? else {
+                return Ok(None);
             };
-            if len > limits.max_bulk_len {
-                return Err(ProtocolError::InvalidBulkLength);
-            }
+            let len = len
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= limits.max_bulk_len)
+                .ok_or(ProtocolError::InvalidBulkLength)?;
             *pos = line_end + 2;
             *bulk_len = Some(len);
             len
@@ -241,6 +227,19 @@ fn next_arg(
     *pos = start + len + 2;
     *bulk_len = None;
     Ok(Some((start, start + len)))
+}
+
+/// The number on the length line that starts at `from` (just past a `*` or a `$`), and where
+/// its `\r\n` begins; `None` while the line is incomplete, a number of `None` when the line
+/// is not an integer. The one-pass [`quick_number`] reads the common line; anything else
+/// takes [`find_crlf`] and [`parse_int`], which know every error.
+#[inline]
+fn length_line(buf: &[u8], from: usize, max: usize) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    if let Some((n, end)) = quick_number(buf, from, max) {
+        return Ok(Some((i64::try_from(n).ok(), end)));
+    }
+    let Some(end) = find_crlf(buf, from, max)? else { return Ok(None) };
+    Ok(Some((parse_int(&buf[from..end]), end)))
 }
 
 /// Takes the request's `len` bytes off the front of `buf`: its arguments are `spans` of them.
