@@ -164,19 +164,11 @@ pub fn info(proxy: &Proxy, topology: &Topology, wanted: &[Bytes]) -> String {
     // Clients waiting in a blocking command, each holding a permit (Redis's blocked_clients).
     let blocked = proxy.max_blocking_connections.saturating_sub(proxy.blocking.available_permits());
     let mut sections = vec![
+        ("server", common::info_server_section("proxy", proxy.port, proxy.started)),
         (
-            "server",
-            format!(
-                "# Server\r\nredis_version:{}\r\nserver_name:proxy\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
-                 uptime_in_seconds:{}\r\n",
-                common::REDIS_VERSION,
-                env!("CARGO_PKG_VERSION"),
-                std::process::id(),
-                proxy.port,
-                proxy.started.elapsed().as_secs(),
-            ),
+            "clients",
+            format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:{blocked}\r\n", proxy.stats.clients()),
         ),
-        ("clients", format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:{blocked}\r\n", proxy.stats.clients())),
         (
             "stats",
             format!(

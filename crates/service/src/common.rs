@@ -8,6 +8,18 @@ use resp::{write, Frame, Protocol};
 /// The Redis version reported to clients (HELLO, INFO): the command set follows Redis 7.
 pub const REDIS_VERSION: &str = "7.0.0";
 
+/// INFO's `# Server` section as both binaries start it: Redis's version, the
+/// `server_name`, ours, the process, port and uptime. The caller adds its own fields.
+pub fn info_server_section(server_name: &str, port: u16, started: std::time::Instant) -> String {
+    format!(
+        "# Server\r\nredis_version:{REDIS_VERSION}\r\nserver_name:{server_name}\r\nchd_version:{}\r\n\
+         process_id:{}\r\ntcp_port:{port}\r\nuptime_in_seconds:{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        started.elapsed().as_secs(),
+    )
+}
+
 /// Whether `INFO wanted...` asks for every section: no section, `all`, `everything` or
 /// `default`.
 pub fn info_wants_all(wanted: &[Bytes]) -> bool {

@@ -213,19 +213,7 @@ fn info(ctx: &Ctx, wanted: &[Bytes]) -> String {
     let (expire_ms, expire_step_us) = store.expire_times();
     let pauses = store.expire_pauses();
     let sections = [
-        (
-            "server",
-            format!(
-                "# Server\r\nredis_version:{}\r\nserver_name:{}\r\nchd_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\n\
-                 uptime_in_seconds:{}\r\nhz:10\r\n",
-                common::REDIS_VERSION,
-                ctx.name,
-                env!("CARGO_PKG_VERSION"),
-                std::process::id(),
-                ctx.port,
-                ctx.started.elapsed().as_secs(),
-            ),
-        ),
+        ("server", common::info_server_section(&ctx.name, ctx.port, ctx.started) + "hz:10\r\n"),
         ("clients", format!("# Clients\r\nconnected_clients:{}\r\n", ctx.stats.clients())),
         (
             "memory",
